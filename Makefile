@@ -1,0 +1,49 @@
+# circlegate: the two quickstart commands are `make run` and `make test`.
+GO        ?= go
+BIN       := bin/circlegate
+GOFLAGS_T ?= -race -count=1 -timeout 15m
+# Programs the tests start, as program:debian-package (installed by `make deps`).
+TEST_DEPS :=
+
+.PHONY: all build run test check fuzz bench deps clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/circlegate
+
+## run: start the gateway on the embedded default with a demo tenant (key pair printed).
+run: build
+	./$(BIN) serve --demo
+
+## deps: install what the tests need (apt-get when root), or say what to install.
+deps:
+	@CIRCLEGATE_DEPS="$(TEST_DEPS)" ./scripts/deps.sh
+
+## test: every test, with the race detector.
+test: deps
+	$(GO) test $(GOFLAGS_T) ./...
+
+## check: formatting, vet, go.mod tidiness, then the tests.
+check:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)
+	$(GO) vet ./...
+	$(GO) mod tidy -diff
+	$(MAKE) test
+
+## fuzz: run every fuzzer for FUZZTIME each (default 20s).
+FUZZTIME ?= 20s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+## bench: the load scenarios (prints a table) and the Go micro-benchmarks.
+bench: build
+	$(GO) run ./bench/cmd/cgbench -gateway $(BIN)
+	$(GO) test -run '^$$' -bench . -benchmem ./rpc/ ./tenant/
+
+clean:
+	rm -rf bin data

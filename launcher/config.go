@@ -1,0 +1,188 @@
+package launcher
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/circlegate/circlegate/errs"
+	"github.com/circlegate/circlegate/rpc"
+	"github.com/circlegate/circlegate/tenant"
+	"github.com/circlegate/circlegate/ws"
+)
+
+// Config is the whole gateway configuration: the TOML file, then flags on top.
+// configs/circlegate.toml documents every key with its default.
+type Config struct {
+	// Listen is the HTTP listen address. Empty means 127.0.0.1:8080.
+	Listen string `toml:"listen"`
+	// Data is the data directory (node secret, storage). Empty means ./data.
+	Data string `toml:"data"`
+	// ShutdownTimeout bounds a graceful shutdown. Zero means 10s.
+	ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
+	// Demo adds a demo tenant whose key pair is kept in <data>/demo-tenant.json and
+	// printed at start. False by default.
+	Demo bool `toml:"demo"`
+
+	Log      LogConfig         `toml:"log"`
+	TLS      TLSConfig         `toml:"tls"`
+	Auth     tenant.AuthConfig `toml:"auth"`
+	RPC      rpc.Config        `toml:"rpc"`
+	Sessions ws.Config         `toml:"sessions"`
+	Tenants  []TenantConfig    `toml:"tenants"`
+
+	file string // where the config came from, for error messages
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	// Level is debug, info, warn or error. Empty means info.
+	Level string `toml:"level"`
+	// Format is text or json. Empty means text.
+	Format string `toml:"format"`
+}
+
+// TLSConfig configures HTTPS/WSS.
+type TLSConfig struct {
+	// Enabled serves TLS with Cert and Key. False by default.
+	Enabled bool `toml:"enabled"`
+	// Cert is the PEM certificate chain file.
+	Cert string `toml:"cert"`
+	// Key is the PEM private key file.
+	Key string `toml:"key"`
+}
+
+// TenantConfig is one [[tenants]] entry.
+type TenantConfig struct {
+	// PubKey is the tenant's secp256k1 public key (compressed or uncompressed hex).
+	PubKey string `toml:"pubkey"`
+	// Name is a label for logs; empty by default.
+	Name string `toml:"name"`
+	// Admins are keys that act as owner of this tenant; none by default.
+	Admins []string `toml:"admins"`
+}
+
+func (c *Config) setDefaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.Data == "" {
+		c.Data = "./data"
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+}
+
+// LoadConfig reads a TOML config file. Unknown keys are errors naming the key.
+func LoadConfig(path string) (*Config, error) {
+	cfg := &Config{file: path}
+	md, err := toml.DecodeFile(path, cfg)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return nil, fmt.Errorf("%s: line %d: %s", path, perr.Position.Line, perr.Message)
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return nil, fmt.Errorf("%s: %s: unknown key", path, und[0].String())
+	}
+	return cfg, nil
+}
+
+// Validate applies defaults and checks every section, naming the file, the key and
+// the reason of the first problem.
+func (c *Config) Validate() error {
+	c.setDefaults()
+	file := c.file
+	if file == "" {
+		file = "flags"
+	}
+	fail := func(key, reason string) error { return fmt.Errorf("%s: %s: %s", file, key, reason) }
+	switch {
+	case !strings.Contains(c.Listen, ":"):
+		return fail("listen", fmt.Sprintf("%q is not host:port", c.Listen))
+	case c.ShutdownTimeout < 0:
+		return fail("shutdown_timeout", "must not be negative")
+	case !oneOf(c.Log.Level, "debug", "info", "warn", "error"):
+		return fail("log.level", fmt.Sprintf("%q is not debug, info, warn or error", c.Log.Level))
+	case !oneOf(c.Log.Format, "text", "json"):
+		return fail("log.format", fmt.Sprintf("%q is not text or json", c.Log.Format))
+	}
+	if c.TLS.Enabled {
+		for key, path := range map[string]string{"tls.cert": c.TLS.Cert, "tls.key": c.TLS.Key} {
+			if path == "" {
+				return fail(key, "required when tls.enabled is true")
+			}
+			if _, err := os.Stat(path); err != nil {
+				return fail(key, fmt.Sprintf("cannot read %s", path))
+			}
+		}
+	}
+	sections := []struct {
+		name string
+		err  error
+	}{
+		{"auth", c.Auth.WithDefaults().Validate()},
+		{"rpc", c.RPC.WithDefaults().Validate()},
+		{"sessions", c.Sessions.WithDefaults().Validate()},
+	}
+	for _, s := range sections {
+		if s.err != nil {
+			return fail(s.name+"."+paramOf(s.err), reasonOf(s.err))
+		}
+	}
+	if len(c.Tenants) == 0 && !c.Demo {
+		return fail("tenants", "no tenant configured: pass -k <tenant_pk>, add [[tenants]] or use --demo")
+	}
+	for i, t := range c.Tenants {
+		if _, err := tenant.NormalizePubKey(t.PubKey); err != nil {
+			return fail(fmt.Sprintf("tenants[%d].pubkey", i), reasonOf(err))
+		}
+		for j, a := range t.Admins {
+			if _, err := tenant.NormalizePubKey(a); err != nil {
+				return fail(fmt.Sprintf("tenants[%d].admins[%d]", i, j), reasonOf(err))
+			}
+		}
+	}
+	return nil
+}
+
+// paramOf returns the config key an errs.Param error names.
+func paramOf(err error) string {
+	var e *errs.Error
+	if errors.As(err, &e) && e.Param != "" {
+		return e.Param
+	}
+	return "?"
+}
+
+func reasonOf(err error) string {
+	var e *errs.Error
+	if errors.As(err, &e) && e.Param != "" {
+		return strings.TrimPrefix(e.Message, "invalid param "+e.Param+": ")
+	}
+	return err.Error()
+}
+
+func oneOf(v string, options ...string) bool {
+	for _, o := range options {
+		if v == o {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Config) demoPath() string { return filepath.Join(c.Data, "demo-tenant.json") }

@@ -1,0 +1,149 @@
+package launcher
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/circlegate/circlegate"
+	"github.com/circlegate/circlegate/rpc"
+	"github.com/circlegate/circlegate/tenant"
+	"github.com/circlegate/circlegate/ws"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Gateway is a running circlegate server.
+type Gateway struct {
+	cfg      *Config
+	log      *slog.Logger
+	Registry *tenant.Registry
+	Auth     *tenant.Auth
+	RPC      *rpc.Server
+	Hub      *ws.Hub
+	Metrics  *prometheus.Registry
+
+	ln       net.Listener
+	http     *http.Server
+	served   chan error
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start wires every component from cfg (validated here) and starts serving. The
+// listener is bound when Start returns; Addr tells where.
+func Start(cfg *Config, log *slog.Logger) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, log: log, Metrics: prometheus.NewRegistry(), served: make(chan error, 1)}
+	g.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "circlegate"}))
+	if err := g.wire(); err != nil {
+		return nil, err
+	}
+	if err := g.listen(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+func (g *Gateway) wire() error {
+	cfg := g.cfg
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	secret, err := tenant.LoadOrCreateSecret(cfg.Data)
+	if err != nil {
+		return err
+	}
+	if g.Auth, err = tenant.NewAuth(cfg.Auth, tenant.NewTokens(secret, nil), nil); err != nil {
+		return err
+	}
+	g.Registry = tenant.NewRegistry()
+	for _, t := range cfg.Tenants {
+		if _, err := g.Registry.Add(tenant.Tenant{PubKey: t.PubKey, Name: t.Name, Admins: t.Admins}); err != nil {
+			return err
+		}
+	}
+	spec, err := rpc.ParseSpec(circlegate.OpenRPC)
+	if err != nil {
+		return err
+	}
+	if g.RPC, err = rpc.NewServer(cfg.RPC, spec, g.log, g.Metrics); err != nil {
+		return err
+	}
+	rpc.RegisterAuth(g.RPC, g.Auth, circlegate.OpenRPC)
+	if g.Hub, err = ws.NewHub(cfg.Sessions, g.RPC, g.Auth, g.log, g.Metrics); err != nil {
+		return err
+	}
+	httpRPC := &rpc.HTTP{Server: g.RPC, Auth: g.Auth, MaxBodyBytes: g.Hub.Config().MaxMessageBytes}
+	g.http = &http.Server{
+		Handler:           newRouter(g.Registry, g.Hub, httpRPC, g.Metrics),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+	}
+	return nil
+}
+
+func (g *Gateway) listen() error {
+	ln, err := net.Listen("tcp", g.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", g.cfg.Listen, err)
+	}
+	if g.cfg.TLS.Enabled {
+		cert, err := tls.LoadX509KeyPair(g.cfg.TLS.Cert, g.cfg.TLS.Key)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("tls: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+	g.ln = ln
+	go func() { g.served <- g.http.Serve(ln) }()
+	g.log.Info("listening", "addr", ln.Addr().String(), "tls", g.cfg.TLS.Enabled,
+		"tenants", g.Registry.Len(), "max_connections", g.Hub.Config().MaxConnections)
+	return nil
+}
+
+// Addr returns the address the gateway listens on.
+func (g *Gateway) Addr() string { return g.ln.Addr().String() }
+
+// URL returns the base URL of the gateway, http or https.
+func (g *Gateway) URL() string {
+	if g.cfg.TLS.Enabled {
+		return "https://" + g.Addr()
+	}
+	return "http://" + g.Addr()
+}
+
+// Done yields the error of the HTTP server if it stops on its own.
+func (g *Gateway) Done() <-chan error { return g.served }
+
+// Shutdown stops accepting, closes every session with 1001 going away, waits for
+// in-flight HTTP requests and session goroutines until ctx ends. It runs once.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.stopOnce.Do(func() {
+		httpErr := g.http.Shutdown(ctx)
+		hubErr := g.Hub.Shutdown(ctx)
+		g.stopErr = errors.Join(httpErr, hubErr)
+		g.log.Info("stopped", "err", g.stopErr)
+	})
+	return g.stopErr
+}
+
+func writeJSONFile(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o600)
+}

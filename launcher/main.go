@@ -1,0 +1,49 @@
+package launcher
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+// Version is the circlegate version, set at build time with
+// -ldflags "-X github.com/circlegate/circlegate/launcher.Version=...".
+var Version = "0.1.0-dev"
+
+const usage = `circlegate: a multi-tenant gateway for WASM applications
+
+usage:
+  circlegate serve   [-k TENANT_PK ...] [--config FILE] [--listen ADDR] [--data DIR]
+                     [--tls --cert FILE --key FILE] [--demo] [--check-config]
+  circlegate keygen  print a new secp256k1 key pair as JSON
+  circlegate call    --url ws://HOST/TENANT_PK [--key PRIVATE_HEX] METHOD [JSON_PARAMS]
+  circlegate version
+
+Run 'circlegate COMMAND -h' for the flags of a command.
+`
+
+// Main runs the circlegate command line with args (without the program name) and
+// returns the process exit code. ctx ending (SIGINT, SIGTERM) stops a running server.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return runServe(ctx, rest, stdout, stderr)
+	case "keygen":
+		return runKeygen(rest, stdout, stderr)
+	case "call":
+		return runCall(ctx, rest, stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "circlegate %s\n", Version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "circlegate: unknown command %q\n\n%s", cmd, usage)
+	return 2
+}

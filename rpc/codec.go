@@ -1,0 +1,120 @@
+package rpc
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// Request is one decoded JSON-RPC request or notification.
+type Request struct {
+	// ID is the raw id: nil for a notification, `null` for an explicit null id.
+	ID     json.RawMessage
+	Method string
+	// Params is the raw params: nil when absent or null, else an object or an array.
+	Params json.RawMessage
+}
+
+// IsNotification reports whether the request has no id and so gets no reply.
+func (r *Request) IsNotification() bool { return r.ID == nil }
+
+var nullID = json.RawMessage("null")
+
+type wireRequest struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Method  *string         `json:"method"`
+	Params  json.RawMessage `json:"params"`
+}
+
+// DecodeRequest validates one JSON value as a request object. On failure it returns
+// the error to send and the id to send it with (null when none could be read).
+func DecodeRequest(raw []byte) (*Request, json.RawMessage, *Error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, nullID, invalidRequest("request must be an object")
+	}
+	var w wireRequest
+	typeErr := json.Unmarshal(raw, &w)
+	if typeErr != nil {
+		if _, ok := typeErr.(*json.UnmarshalTypeError); !ok {
+			return nil, nullID, &Error{Code: CodeParseError, Message: "parse error"}
+		}
+	}
+	id := w.ID
+	if id != nil && !validID(id) {
+		return nil, nullID, invalidRequest("id must be a string, a number or null")
+	}
+	replyID := id
+	if replyID == nil {
+		replyID = nullID
+	}
+	switch {
+	case typeErr != nil:
+		return nil, replyID, invalidRequest(typeErr.(*json.UnmarshalTypeError).Field + " has the wrong type")
+	case w.JSONRPC != "2.0":
+		return nil, replyID, invalidRequest(`jsonrpc must be "2.0"`)
+	case w.Method == nil || *w.Method == "":
+		return nil, replyID, invalidRequest("method must be a non-empty string")
+	}
+	params := w.Params
+	if len(params) > 0 && params[0] != '{' && params[0] != '[' {
+		if string(params) != "null" {
+			return nil, replyID, invalidRequest("params must be an object or an array")
+		}
+		params = nil
+	}
+	return &Request{ID: id, Method: *w.Method, Params: params}, replyID, nil
+}
+
+func validID(id json.RawMessage) bool {
+	switch id[0] {
+	case '"', 'n':
+		return true
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		return true
+	}
+	return false
+}
+
+func invalidRequest(msg string) *Error {
+	return &Error{Code: CodeInvalidRequest, Message: "invalid request: " + msg}
+}
+
+// appendResult appends a success response to buf.
+func appendResult(buf *bytes.Buffer, id json.RawMessage, result []byte) {
+	buf.WriteString(`{"jsonrpc":"2.0","id":`)
+	buf.Write(id)
+	buf.WriteString(`,"result":`)
+	buf.Write(result)
+	buf.WriteByte('}')
+}
+
+// appendError appends an error response to buf.
+func appendError(buf *bytes.Buffer, id json.RawMessage, e *Error) {
+	body, err := json.Marshal(e)
+	if err != nil {
+		body = []byte(`{"code":-32603,"message":"internal error"}`)
+	}
+	buf.WriteString(`{"jsonrpc":"2.0","id":`)
+	buf.Write(id)
+	buf.WriteString(`,"error":`)
+	buf.Write(body)
+	buf.WriteByte('}')
+}
+
+// Notification encodes a server-to-client notification (no id).
+func Notification(method string, params any) ([]byte, error) {
+	p, err := json.Marshal(params)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(p) + len(method) + 40)
+	buf.WriteString(`{"jsonrpc":"2.0","method":`)
+	m, _ := json.Marshal(method)
+	buf.Write(m)
+	buf.WriteString(`,"params":`)
+	buf.Write(p)
+	buf.WriteByte('}')
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,125 @@
+package ws
+
+import (
+	"syscall"
+	"time"
+
+	"github.com/circlegate/circlegate/errs"
+)
+
+// Config configures WebSocket sessions. Each zero value means the default in its
+// comment; NewHub applies defaults and then Validate.
+type Config struct {
+	// MaxConnections bounds the sessions of this process across all tenants. Zero means
+	// the process's open-file limit (RLIMIT_NOFILE) minus FDReserve: every session holds
+	// one file descriptor, and on hosts where one process may hold at most 20,000 files
+	// that is 19,488 sessions. Past it, upgrades are refused with HTTP 503.
+	MaxConnections int `toml:"max_connections"`
+	// FDReserve is the number of file descriptors kept back from sessions for storage,
+	// Redis and listeners when MaxConnections is derived. Zero means 512.
+	FDReserve int `toml:"fd_reserve"`
+	// MaxConnectionsPerTenant bounds the sessions of one tenant. Zero means no bound
+	// beyond MaxConnections.
+	MaxConnectionsPerTenant int `toml:"max_connections_per_tenant"`
+	// MaxMessageBytes bounds one incoming message; larger closes the session with
+	// 1009 (message too big). Zero means 1 MiB.
+	MaxMessageBytes int64 `toml:"max_message_bytes"`
+	// OutboundQueueBytes bounds the replies and events waiting to be written to one
+	// session; past it the session is closed as "slow". Zero means 1 MiB.
+	OutboundQueueBytes int `toml:"outbound_queue_bytes"`
+	// WriteTimeout is the deadline for writing queued frames. Zero means 10s.
+	WriteTimeout time.Duration `toml:"write_timeout"`
+	// PingInterval is how often the server pings a session. Zero means 25s.
+	PingInterval time.Duration `toml:"ping_interval"`
+	// PongTimeout is how long past PingInterval the server waits for any frame (a pong
+	// or a message) before closing the session as "no_pong". Zero means 10s.
+	PongTimeout time.Duration `toml:"pong_timeout"`
+	// AuthTimeout closes a session that has not authenticated within it. Zero means 30s.
+	AuthTimeout time.Duration `toml:"auth_timeout"`
+	// MaxConcurrentRequests bounds the requests of one session running at once; the
+	// reader waits for a slot. Zero means 16.
+	MaxConcurrentRequests int `toml:"max_concurrent_requests"`
+	// RequestRate is the sustained requests per second one session may make; past it
+	// requests fail with -32005. Zero means unlimited.
+	RequestRate float64 `toml:"request_rate"`
+	// RequestBurst is the burst allowed above RequestRate. Zero means RequestRate
+	// rounded up, at least 1.
+	RequestBurst int `toml:"request_burst"`
+	// ReadBufferSize is the per-session read buffer. Zero means 1024 bytes; larger
+	// messages are read in pieces.
+	ReadBufferSize int `toml:"read_buffer_size"`
+	// AllowedOrigins lists the browser origins allowed to connect. Empty means any
+	// origin: sessions authenticate by signature, never by cookie.
+	AllowedOrigins []string `toml:"allowed_origins"`
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.FDReserve == 0 {
+		c.FDReserve = 512
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = fdLimit() - c.FDReserve
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = 1 << 20
+	}
+	if c.OutboundQueueBytes == 0 {
+		c.OutboundQueueBytes = 1 << 20
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = 25 * time.Second
+	}
+	if c.PongTimeout == 0 {
+		c.PongTimeout = 10 * time.Second
+	}
+	if c.AuthTimeout == 0 {
+		c.AuthTimeout = 30 * time.Second
+	}
+	if c.MaxConcurrentRequests == 0 {
+		c.MaxConcurrentRequests = 16
+	}
+	if c.RequestRate > 0 && c.RequestBurst == 0 {
+		c.RequestBurst = max(1, int(c.RequestRate+0.999))
+	}
+	if c.ReadBufferSize == 0 {
+		c.ReadBufferSize = 1024
+	}
+	return c
+}
+
+// Validate reports the first invalid field, by its config key.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxConnections <= 0:
+		return errs.Param("max_connections", "must be positive (the open-file limit leaves no room after fd_reserve)")
+	case c.MaxConnectionsPerTenant < 0:
+		return errs.Param("max_connections_per_tenant", "must not be negative")
+	case c.MaxMessageBytes < 256:
+		return errs.Param("max_message_bytes", "must be at least 256")
+	case c.OutboundQueueBytes < 1024:
+		return errs.Param("outbound_queue_bytes", "must be at least 1024")
+	case c.WriteTimeout < 0, c.PingInterval < 0, c.PongTimeout < 0, c.AuthTimeout < 0:
+		return errs.Param("write_timeout", "durations must not be negative")
+	case c.MaxConcurrentRequests < 0:
+		return errs.Param("max_concurrent_requests", "must not be negative")
+	case c.RequestRate < 0:
+		return errs.Param("request_rate", "must not be negative")
+	case c.ReadBufferSize < 256:
+		return errs.Param("read_buffer_size", "must be at least 256")
+	}
+	return nil
+}
+
+// fdLimit returns the soft open-file limit (the Go runtime raises it to the hard limit
+// at start-up).
+func fdLimit() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<30 {
+		return 1 << 20
+	}
+	return int(rl.Cur)
+}

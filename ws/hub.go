@@ -1,0 +1,168 @@
+package ws
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/circlegate/circlegate/errs"
+	"github.com/circlegate/circlegate/rpc"
+	"github.com/circlegate/circlegate/tenant"
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Hub owns every WebSocket session of a process: it admits them within the limits,
+// finds them by id or tenant, and closes them all at shutdown.
+type Hub struct {
+	cfg     Config
+	rpc     *rpc.Server
+	auth    *tenant.Auth
+	log     *slog.Logger
+	metrics *metrics
+	upgrade *websocket.Upgrader
+
+	root   context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	sessions  map[uint64]*session
+	perTenant map[string]int
+	reserved  int
+	closed    bool
+	nextID    atomic.Uint64
+}
+
+// NewHub returns a hub that dispatches session messages to srv. reg may be nil.
+func NewHub(cfg Config, srv *rpc.Server, auth *tenant.Auth, log *slog.Logger, reg prometheus.Registerer) (*Hub, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	root, cancel := context.WithCancel(context.Background())
+	h := &Hub{
+		cfg: cfg, rpc: srv, auth: auth, log: log, metrics: m,
+		root: root, cancel: cancel,
+		sessions: make(map[uint64]*session), perTenant: make(map[string]int),
+	}
+	h.upgrade = h.upgrader()
+	return h, nil
+}
+
+// Config returns the configuration with defaults applied.
+func (h *Hub) Config() Config { return h.cfg }
+
+// reserve admits one more session of tenant pk, or says why not.
+func (h *Hub) reserve(pk string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.closed:
+		h.metrics.refused.WithLabelValues("shutdown").Inc()
+		return errs.E(errs.Overloaded, "server is shutting down")
+	case h.reserved >= h.cfg.MaxConnections:
+		h.metrics.refused.WithLabelValues("connection_limit").Inc()
+		return errs.E(errs.Overloaded, "connection limit of this node reached")
+	case h.cfg.MaxConnectionsPerTenant > 0 && h.perTenant[pk] >= h.cfg.MaxConnectionsPerTenant:
+		h.metrics.refused.WithLabelValues("tenant_connection_limit").Inc()
+		return errs.E(errs.Overloaded, "connection limit of this tenant reached")
+	}
+	h.reserved++
+	h.perTenant[pk]++
+	return nil
+}
+
+// release undoes reserve.
+func (h *Hub) release(pk string) {
+	h.mu.Lock()
+	h.reserved--
+	if h.perTenant[pk]--; h.perTenant[pk] <= 0 {
+		delete(h.perTenant, pk)
+	}
+	h.mu.Unlock()
+}
+
+// add registers a session admitted by reserve; it fails once Shutdown has begun.
+func (h *Hub) add(s *session) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.sessions[s.id] = s
+	h.wg.Add(1)
+	h.metrics.sessions.Inc()
+	h.metrics.connections.Inc()
+	return true
+}
+
+// remove unregisters a session when its reader ends.
+func (h *Hub) remove(s *session) {
+	h.mu.Lock()
+	delete(h.sessions, s.id)
+	h.mu.Unlock()
+	h.release(s.peer.Tenant.PubKey)
+	h.metrics.sessions.Dec()
+	h.wg.Done()
+}
+
+// Len returns the number of open sessions.
+func (h *Hub) Len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.sessions)
+}
+
+// TenantLen returns the number of sessions of tenant pk, reserved ones included.
+func (h *Hub) TenantLen(pk string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.perTenant[pk]
+}
+
+// CloseTenant closes every session of tenant pk with reason d.
+func (h *Hub) CloseTenant(pk string, d Disconnect) int {
+	return h.closeWhere(func(s *session) bool { return s.peer.Tenant.PubKey == pk }, d)
+}
+
+func (h *Hub) closeWhere(match func(*session) bool, d Disconnect) int {
+	h.mu.Lock()
+	var victims []*session
+	for _, s := range h.sessions {
+		if match(s) {
+			victims = append(victims, s)
+		}
+	}
+	h.mu.Unlock()
+	for _, s := range victims {
+		s.close(d)
+	}
+	return len(victims)
+}
+
+// Shutdown refuses new sessions, closes every open one with 1001 going away and waits
+// for their goroutines until ctx ends.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	h.closeWhere(func(*session) bool { return true }, DisconnectShutdown)
+	h.cancel()
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

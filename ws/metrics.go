@@ -1,0 +1,55 @@
+package ws
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	sessions    prometheus.Gauge
+	connections prometheus.Counter
+	refused     *prometheus.CounterVec
+	disconnects *prometheus.CounterVec
+	received    prometheus.Counter
+	sent        prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "circlegate", Subsystem: "ws", Name: "sessions",
+			Help: "Open WebSocket sessions.",
+		}),
+		connections: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "circlegate", Subsystem: "ws", Name: "connections_total",
+			Help: "WebSocket sessions accepted.",
+		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "circlegate", Subsystem: "ws", Name: "refused_total",
+			Help: "WebSocket upgrades refused, by reason.",
+		}, []string{"reason"}),
+		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "circlegate", Subsystem: "ws", Name: "disconnects_total",
+			Help: "WebSocket sessions closed, by reason.",
+		}, []string{"reason"}),
+		received: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "circlegate", Subsystem: "ws", Name: "messages_received_total",
+			Help: "WebSocket messages received.",
+		}),
+		sent: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "circlegate", Subsystem: "ws", Name: "messages_sent_total",
+			Help: "WebSocket messages sent.",
+		}),
+	}
+	for _, d := range AllDisconnects {
+		m.disconnects.WithLabelValues(d.Reason)
+	}
+	for _, r := range []string{"connection_limit", "tenant_connection_limit", "bad_token", "shutdown"} {
+		m.refused.WithLabelValues(r)
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.sessions, m.connections, m.refused, m.disconnects, m.received, m.sent} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,227 @@
+package ws
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/circlegate/circlegate/rpc"
+	"github.com/circlegate/circlegate/tenant"
+	"github.com/gorilla/websocket"
+)
+
+// session is one WebSocket connection. Its reader goroutine lives as long as the
+// connection; its writer goroutine exists only while frames are queued.
+type session struct {
+	id     uint64
+	hub    *Hub
+	conn   *websocket.Conn
+	peer   *rpc.Peer
+	ctx    context.Context
+	cancel context.CancelFunc
+	slots  chan struct{} // one per running request
+
+	mu        sync.Mutex
+	queue     [][]byte
+	queued    int // bytes in queue
+	writing   bool
+	closed    bool
+	reason    Disconnect
+	authTimer *time.Timer
+	pingTimer *time.Timer
+}
+
+func (h *Hub) newSession(conn *websocket.Conn, peer *rpc.Peer) *session {
+	ctx, cancel := context.WithCancel(h.root)
+	s := &session{
+		id: h.nextID.Add(1), hub: h, conn: conn, peer: peer,
+		ctx: ctx, cancel: cancel,
+		slots: make(chan struct{}, h.cfg.MaxConcurrentRequests),
+	}
+	peer.OnAuthenticated = func(*tenant.Principal) { s.stopAuthTimer() }
+	return s
+}
+
+// start arms the timers and runs the reader in its own goroutine.
+func (s *session) start() {
+	cfg := &s.hub.cfg
+	s.mu.Lock()
+	s.pingTimer = time.AfterFunc(cfg.PingInterval, s.ping)
+	if s.peer.Principal() == nil {
+		s.authTimer = time.AfterFunc(cfg.AuthTimeout, s.authExpired)
+	}
+	s.mu.Unlock()
+	go s.read()
+}
+
+func (s *session) read() {
+	defer s.finish()
+	cfg := &s.hub.cfg
+	c := s.conn
+	c.SetReadLimit(cfg.MaxMessageBytes)
+	idle := cfg.PingInterval + cfg.PongTimeout
+	_ = c.SetReadDeadline(time.Now().Add(idle))
+	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(idle)) })
+	for {
+		_, msg, err := c.ReadMessage()
+		if err != nil {
+			s.close(readDisconnect(err))
+			return
+		}
+		_ = c.SetReadDeadline(time.Now().Add(idle))
+		s.hub.metrics.received.Inc()
+		select {
+		case s.slots <- struct{}{}:
+		case <-s.ctx.Done():
+			return
+		}
+		go s.serve(msg)
+	}
+}
+
+func (s *session) serve(msg []byte) {
+	defer func() { <-s.slots }()
+	if reply := s.hub.rpc.Handle(s.ctx, s.peer, msg); reply != nil {
+		s.send(reply)
+	}
+}
+
+// send queues one text frame. Past the outbound bound the session is closed as slow.
+func (s *session) send(msg []byte) bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	if s.queued+len(msg) > s.hub.cfg.OutboundQueueBytes {
+		s.mu.Unlock()
+		s.close(DisconnectSlow)
+		return false
+	}
+	s.queue = append(s.queue, msg)
+	s.queued += len(msg)
+	start := !s.writing
+	s.writing = true
+	s.mu.Unlock()
+	if start {
+		go s.write()
+	}
+	return true
+}
+
+// write drains the queue, then exits; send starts it again when needed.
+func (s *session) write() {
+	var batch [][]byte
+	for {
+		s.mu.Lock()
+		if s.closed || len(s.queue) == 0 {
+			s.writing = false
+			s.queue = nil
+			s.mu.Unlock()
+			return
+		}
+		batch, s.queue = s.queue, batch[:0]
+		s.queued = 0
+		s.mu.Unlock()
+		_ = s.conn.SetWriteDeadline(time.Now().Add(s.hub.cfg.WriteTimeout))
+		for i, m := range batch {
+			if err := s.conn.WriteMessage(websocket.TextMessage, m); err != nil {
+				s.close(DisconnectWriteError)
+				return
+			}
+			batch[i] = nil
+		}
+		s.hub.metrics.sent.Add(float64(len(batch)))
+	}
+}
+
+func (s *session) ping() {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return
+	}
+	if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.hub.cfg.WriteTimeout)); err != nil {
+		s.close(DisconnectWriteError)
+		return
+	}
+	s.mu.Lock()
+	if !s.closed {
+		s.pingTimer.Reset(s.hub.cfg.PingInterval)
+	}
+	s.mu.Unlock()
+}
+
+func (s *session) authExpired() {
+	if s.peer.Principal() == nil {
+		s.close(DisconnectAuthTimeout)
+	}
+}
+
+func (s *session) stopAuthTimer() {
+	s.mu.Lock()
+	if s.authTimer != nil {
+		s.authTimer.Stop()
+	}
+	s.mu.Unlock()
+}
+
+// close ends the session once, with reason d: a close frame when the peer can still
+// read one, then the connection. The reader notices and finishes.
+func (s *session) close(d Disconnect) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed, s.reason, s.queue = true, d, nil
+	if s.pingTimer != nil {
+		s.pingTimer.Stop()
+	}
+	if s.authTimer != nil {
+		s.authTimer.Stop()
+	}
+	s.mu.Unlock()
+	if sendsFrame(d) {
+		msg := websocket.FormatCloseMessage(d.Code, d.Reason)
+		_ = s.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+	}
+	_ = s.conn.Close()
+}
+
+// sendsFrame reports whether a close frame should be sent for d: not when the peer
+// already closed, the connection broke, or gorilla sent one itself.
+func sendsFrame(d Disconnect) bool {
+	switch d {
+	case DisconnectNormal, DisconnectConnectionLost, DisconnectWriteError, DisconnectMessageTooBig, DisconnectProtocolError:
+		return false
+	}
+	return true
+}
+
+func (s *session) finish() {
+	s.cancel()
+	s.mu.Lock()
+	reason := s.reason
+	s.mu.Unlock()
+	s.hub.remove(s)
+	s.hub.metrics.disconnects.WithLabelValues(reason.Reason).Inc()
+	s.hub.log.Debug("session closed", "session", s.id, "tenant", s.peer.Tenant.PubKey, "reason", reason.Reason)
+}
+
+func readDisconnect(err error) Disconnect {
+	var ce *websocket.CloseError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ce):
+		return DisconnectNormal
+	case errors.Is(err, websocket.ErrReadLimit):
+		return DisconnectMessageTooBig
+	case errors.As(err, &ne) && ne.Timeout():
+		return DisconnectNoPong
+	}
+	return DisconnectConnectionLost
+}
