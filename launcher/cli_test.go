@@ -1,0 +1,257 @@
+package launcher
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/circlegate/circlegate/client"
+	"github.com/circlegate/circlegate/internal/testutil"
+	"github.com/circlegate/circlegate/tenant"
+	"github.com/gorilla/websocket"
+)
+
+func runMain(ctx context.Context, args ...string) (int, string, string) {
+	var out, errOut bytes.Buffer
+	code := Main(ctx, args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	if code, out, _ := runMain(context.Background(), "version"); code != 0 || !strings.HasPrefix(out, "circlegate ") {
+		t.Fatalf("version: %d %q", code, out)
+	}
+	if code, _, errOut := runMain(context.Background(), "frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
+		t.Fatalf("unknown command: %d %q", code, errOut)
+	}
+	if code, _, _ := runMain(context.Background()); code != 2 {
+		t.Fatalf("no command: %d", code)
+	}
+}
+
+func TestKeygen(t *testing.T) {
+	code, out, _ := runMain(context.Background(), "keygen")
+	var kp KeyPair
+	if err := json.Unmarshal([]byte(out), &kp); code != 0 || err != nil {
+		t.Fatalf("keygen: %d %q %v", code, out, err)
+	}
+	priv, err := client.ParsePrivateKey(kp.PrivateKey)
+	if err != nil || tenant.PubKeyHex(priv.PubKey()) != kp.PublicKey {
+		t.Fatalf("key pair does not match: %+v", kp)
+	}
+}
+
+func writeFile(t *testing.T, name, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestCheckConfig(t *testing.T) {
+	k := testutil.NewKey(t)
+	tenantTOML := "[[tenants]]\npubkey = \"" + k.Pub + "\"\n"
+	for _, tc := range []struct {
+		name, body string
+		code       int
+		want       string
+	}{
+		{"valid", tenantTOML, 0, "config ok"},
+		{"unknown key", "[sessions]\nmax_conections = 5\n" + tenantTOML, 2, "sessions.max_conections: unknown key"},
+		{"bad value", "[sessions]\nmax_message_bytes = 10\n" + tenantTOML, 2, "sessions.max_message_bytes: must be at least 256"},
+		{"bad duration", "[auth]\ntoken_ttl = \"soon\"\n" + tenantTOML, 2, "circlegate.toml"},
+		{"bad tenant key", "[[tenants]]\npubkey = \"02abcd\"\n", 2, "tenants[0].pubkey"},
+		{"bad admin key", tenantTOML + "admins = [\"nope\"]\n", 2, "tenants[0].admins[0]"},
+		{"no tenant", "listen = \"127.0.0.1:9\"\n", 2, "tenants: no tenant configured"},
+		{"bad log level", "[log]\nlevel = \"loud\"\n" + tenantTOML, 2, "log.level"},
+		{"tls without cert", "[tls]\nenabled = true\n" + tenantTOML, 2, "tls.cert: required"},
+		{"syntax error", "listen = \n", 2, "line 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeFile(t, "circlegate.toml", tc.body)
+			code, out, errOut := runMain(context.Background(), "serve", "--config", path, "--check-config")
+			if code != tc.code || !strings.Contains(out+errOut, tc.want) {
+				t.Fatalf("exit %d, output %q %q; want exit %d containing %q", code, out, errOut, tc.code, tc.want)
+			}
+			if tc.code != 0 && !strings.Contains(errOut, path) {
+				t.Fatalf("error does not name the file: %q", errOut)
+			}
+		})
+	}
+	// Flags override the file.
+	path := writeFile(t, "circlegate.toml", "listen = \"nonsense\"\n"+tenantTOML)
+	if code, _, errOut := runMain(context.Background(), "serve", "--config", path, "--listen", "127.0.0.1:0", "--check-config"); code != 0 {
+		t.Fatalf("flag did not override the file: %q", errOut)
+	}
+}
+
+func TestExampleConfigIsValid(t *testing.T) {
+	code, out, errOut := runMain(context.Background(), "serve", "--config", "../configs/circlegate.toml", "--check-config")
+	if code != 0 {
+		t.Fatalf("configs/circlegate.toml: %d %s %s", code, out, errOut)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var listenRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
+
+// serveMain runs `circlegate serve args...` in a goroutine until the returned cancel
+// is called; it returns the address and a channel with the exit code.
+func serveMain(t *testing.T, args ...string) (addr string, stdout *syncBuffer, cancel context.CancelFunc, exit chan int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	exit = make(chan int, 1)
+	go func() { exit <- Main(ctx, append([]string{"serve"}, args...), stdout, stderr) }()
+	testutil.CheckFor(t, 5*time.Second, func() error {
+		if m := listenRE.FindStringSubmatch(stderr.String()); m != nil {
+			addr = m[1]
+			return nil
+		}
+		select {
+		case code := <-exit:
+			t.Fatalf("serve exited %d: %s", code, stderr.String())
+		default:
+		}
+		return os.ErrNotExist
+	})
+	return addr, stdout, cancel, exit
+}
+
+func TestServeAndCallCommands(t *testing.T) {
+	owner := testutil.NewKey(t)
+	addr, _, cancel, exit := serveMain(t, "-k", owner.Pub, "--listen", "127.0.0.1:0", "--data", t.TempDir())
+	url := "ws://" + addr + "/" + owner.Pub
+	privHex := hex.EncodeToString(owner.Priv.Serialize())
+
+	code, out, errOut := runMain(context.Background(), "call", "--url", url, "--key", privHex, "whoami")
+	var w whoami
+	if code != 0 || json.Unmarshal([]byte(out), &w) != nil || w.Role != "owner" || w.PubKey != owner.Pub {
+		t.Fatalf("call whoami: %d %q %q", code, out, errOut)
+	}
+	code, _, errOut = runMain(context.Background(), "call", "--url", url, "whoami")
+	if code != 1 || !strings.Contains(errOut, "error -32001") {
+		t.Fatalf("call without key: %d %q", code, errOut)
+	}
+	code, out, _ = runMain(context.Background(), "call", "--url", url, "fetch_nonce", `["`+owner.Pub+`"]`)
+	if code != 0 || !strings.Contains(out, `"nonce"`) {
+		t.Fatalf("call with positional params: %d %q", code, out)
+	}
+	if code, _, _ := runMain(context.Background(), "call", "--url", url, "whoami", "{not json"); code != 2 {
+		t.Fatalf("bad params JSON: exit %d", code)
+	}
+
+	// A session open at SIGTERM gets 1001 going away, and serve exits 0.
+	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cancel()
+	if code := closeCode(t, conn); code != websocket.CloseGoingAway {
+		t.Fatalf("close code = %d", code)
+	}
+	select {
+	case code := <-exit:
+		if code != 0 {
+			t.Fatalf("serve exit %d", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not exit")
+	}
+}
+
+func TestDemoTenantIsKept(t *testing.T) {
+	data := t.TempDir()
+	_, out, cancel, exit := serveMain(t, "--demo", "--listen", "127.0.0.1:0", "--data", data)
+	cancel()
+	<-exit
+	first := out.String()
+	if !strings.Contains(first, "public key:") {
+		t.Fatalf("demo key pair not printed: %q", first)
+	}
+	_, out, cancel, exit = serveMain(t, "--demo", "--listen", "127.0.0.1:0", "--data", data)
+	cancel()
+	<-exit
+	if out.String() != first {
+		t.Fatalf("demo tenant changed across restarts:\n%s\n%s", first, out.String())
+	}
+}
+
+func TestTLS(t *testing.T) {
+	certFile, keyFile, pool := selfSignedCert(t)
+	e := startEnv(t, func(c *Config) { c.TLS = TLSConfig{Enabled: true, Cert: certFile, Key: keyFile} })
+	if !strings.HasPrefix(e.baseURL, "https://") {
+		t.Fatalf("base URL %s", e.baseURL)
+	}
+	d := &websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: pool}, HandshakeTimeout: 5 * time.Second}
+	c, err := client.Dial(ctxT(t), "wss://"+e.g.Addr()+"/"+e.A.Pub, client.WithDialer(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Authenticate(ctxT(t), e.A.Priv); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func selfSignedCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	certFile = writeFile(t, "cert.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	keyFile = writeFile(t, "key.pem", string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})))
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}

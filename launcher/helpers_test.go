@@ -1,0 +1,163 @@
+package launcher
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/circlegate/circlegate/client"
+	"github.com/circlegate/circlegate/internal/testutil"
+	"github.com/gorilla/websocket"
+)
+
+// env is a running gateway with two tenants (A and B) and an admin key of A.
+type env struct {
+	t       *testing.T
+	g       *Gateway
+	A, B    testutil.Key
+	AdminA  testutil.Key
+	baseURL string
+}
+
+// startEnv starts a gateway on port 0 in a temp dir; mutate adjusts the config.
+func startEnv(t *testing.T, mutate ...func(*Config)) *env {
+	t.Helper()
+	e := &env{t: t, A: testutil.NewKey(t), B: testutil.NewKey(t), AdminA: testutil.NewKey(t)}
+	cfg := &Config{
+		Listen: "127.0.0.1:0",
+		Data:   t.TempDir(),
+		Tenants: []TenantConfig{
+			{PubKey: e.A.Pub, Name: "a", Admins: []string{e.AdminA.Pub}},
+			{PubKey: e.B.Pub, Name: "b"},
+		},
+	}
+	for _, m := range mutate {
+		m(cfg)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	g, err := Start(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.g = g
+	e.baseURL = g.URL()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := g.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return e
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+
+// wsURL returns the WebSocket URL of a tenant key as given (any spelling).
+func (e *env) wsURL(tenantKey string) string {
+	return "ws" + strings.TrimPrefix(e.baseURL, "http") + "/" + tenantKey
+}
+
+// dial connects a client to tenant key.
+func (e *env) dial(tenantKey string, opts ...client.Option) *client.Client {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, e.wsURL(tenantKey), opts...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// login dials tenant and authenticates as k.
+func (e *env) login(tenantKey string, k testutil.Key) (*client.Client, client.AuthResult) {
+	e.t.Helper()
+	c := e.dial(tenantKey)
+	res, err := c.Authenticate(ctxT(e.t), k.Priv)
+	if err != nil {
+		e.t.Fatalf("authenticate: %v", err)
+	}
+	return c, res
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// rawWS dials without the client library, for protocol-level tests.
+func (e *env) rawWS(path string, header http.Header) (*websocket.Conn, *http.Response, error) {
+	return websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(e.baseURL, "http")+path, header)
+}
+
+// post sends a JSON body and returns the status and body.
+func (e *env) post(path, token string, body string) (int, []byte) {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.baseURL+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return e.do(req)
+}
+
+func (e *env) get(path string) (int, []byte) {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, e.baseURL+path, nil)
+	return e.do(req)
+}
+
+func (e *env) do(req *http.Request) (int, []byte) {
+	e.t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// metric returns the value of one sample of /metrics, e.g.
+// `circlegate_ws_disconnects_total{reason="slow"}`.
+func (e *env) metric(sample string) (float64, error) {
+	_, body := e.get("/metrics")
+	for _, line := range strings.Split(string(body), "\n") {
+		if rest, ok := strings.CutPrefix(line, sample+" "); ok {
+			var v float64
+			_, err := fmt.Sscan(rest, &v)
+			return v, err
+		}
+	}
+	return 0, fmt.Errorf("no sample %s", sample)
+}
+
+// rpcCode returns the code of a *client.Error, or 0.
+func rpcCode(err error) int {
+	if ce, ok := err.(*client.Error); ok {
+		return ce.Code
+	}
+	return 0
+}
+
+func mustJSON(t *testing.T, b []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(bytes.TrimSpace(b), v); err != nil {
+		t.Fatalf("not JSON (%v): %s", err, b)
+	}
+}

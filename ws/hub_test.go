@@ -1,0 +1,133 @@
+package ws
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/circlegate/circlegate/rpc"
+	"github.com/circlegate/circlegate/tenant"
+	"github.com/gorilla/websocket"
+)
+
+// newTestHub serves a hub whose only method is "sleep {ms}" (from the rpc package's
+// test spec), for tenant "t".
+func newTestHub(t *testing.T, cfg Config) (*Hub, string) {
+	t.Helper()
+	doc, err := os.ReadFile("../rpc/testdata/test_openrpc.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := rpc.ParseSpec(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := rpc.NewServer(rpc.Config{}, spec, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rpc.Register(srv, "sleep", rpc.Public, func(ctx context.Context, _ *rpc.Call, p struct {
+		MS int `json:"ms"`
+	}) (int, error) {
+		select {
+		case <-time.After(time.Duration(p.MS) * time.Millisecond):
+			return p.MS, nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	})
+	hub, err := NewHub(cfg, srv, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := &tenant.Tenant{PubKey: "t"}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hub.ServeHTTP(w, r.WithContext(tenant.NewContext(r.Context(), tn)))
+	}))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hub.Shutdown(ctx)
+		hs.Close()
+	})
+	return hub, "ws" + strings.TrimPrefix(hs.URL, "http")
+}
+
+func TestRequestsRunConcurrently(t *testing.T) {
+	_, url := newTestHub(t, Config{})
+	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.WriteMessage(websocket.TextMessage, []byte(`{"jsonrpc":"2.0","id":"slow","method":"sleep","params":[300]}`))
+	_ = conn.WriteMessage(websocket.TextMessage, []byte(`{"jsonrpc":"2.0","id":"fast","method":"sleep","params":[1]}`))
+	var first struct{ ID string }
+	if err := conn.ReadJSON(&first); err != nil {
+		t.Fatal(err)
+	}
+	if first.ID != "fast" {
+		t.Fatalf("first reply id = %q: requests ran one after another", first.ID)
+	}
+}
+
+func TestConcurrencyLimitPerSession(t *testing.T) {
+	_, url := newTestHub(t, Config{MaxConcurrentRequests: 1})
+	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.WriteMessage(websocket.TextMessage, []byte(`{"jsonrpc":"2.0","id":"slow","method":"sleep","params":[200]}`))
+	_ = conn.WriteMessage(websocket.TextMessage, []byte(`{"jsonrpc":"2.0","id":"fast","method":"sleep","params":[1]}`))
+	var first struct{ ID string }
+	if err := conn.ReadJSON(&first); err != nil {
+		t.Fatal(err)
+	}
+	if first.ID != "slow" {
+		t.Fatalf("first reply id = %q: more than one request ran at once", first.ID)
+	}
+}
+
+func TestCloseTenant(t *testing.T) {
+	hub, url := newTestHub(t, Config{})
+	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(2 * time.Second)
+	for hub.Len() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := hub.CloseTenant("t", DisconnectTenantRemoved); n != 1 {
+		t.Fatalf("closed %d sessions", n)
+	}
+	_, _, err = conn.ReadMessage()
+	ce, ok := err.(*websocket.CloseError)
+	if !ok || ce.Code != 4503 || ce.Text != "tenant_removed" {
+		t.Fatalf("err = %v, want close 4503 tenant_removed", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for key, cfg := range map[string]Config{
+		"max_message_bytes":          {MaxMessageBytes: 10},
+		"outbound_queue_bytes":       {OutboundQueueBytes: 5},
+		"request_rate":               {RequestRate: -1},
+		"max_connections_per_tenant": {MaxConnectionsPerTenant: -1},
+		"read_buffer_size":           {ReadBufferSize: 10},
+	} {
+		err := cfg.WithDefaults().Validate()
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: err = %v", key, err)
+		}
+	}
+	if err := (Config{}).WithDefaults().Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+}
