@@ -63,7 +63,10 @@ func startEnv(t *testing.T, mutate ...func(*Config)) *env {
 
 type testWriter struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 // wsURL returns the WebSocket URL of a tenant key as given (any spelling).
 func (e *env) wsURL(tenantKey string) string {
