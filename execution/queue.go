@@ -1,0 +1,96 @@
+package execution
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/circlegate/circlegate/errs"
+)
+
+// JobKind says what a job runs.
+type JobKind string
+
+// The kinds of job.
+const (
+	JobMutate JobKind = "mutate" // an app method on a context
+	JobPlay   JobKind = "play"   // a caller-supplied script with the caller's rights
+)
+
+// Job is one mutation travelling through a queue to a worker. It is plain data, so it
+// can be serialized into a Redis stream.
+type Job struct {
+	ID        string          `json:"id"`
+	Kind      JobKind         `json:"kind"`
+	Tenant    string          `json:"tenant"`
+	ContextID string          `json:"contextId,omitempty"`
+	Method    string          `json:"method"`
+	Args      json.RawMessage `json:"args,omitempty"`
+	Caller    string          `json:"caller"`
+	// CallerOwner is true when the caller owns the tenant (checked at submit time).
+	CallerOwner    bool      `json:"callerOwner,omitempty"`
+	IdempotencyKey string    `json:"idempotencyKey,omitempty"`
+	Script         []byte    `json:"script,omitempty"` // play: the wasm module
+	Time           time.Time `json:"time"`             // accepted at; the tx time
+	Deadline       time.Time `json:"deadline"`
+}
+
+// Outcome is what running a job produced: a JSON result or an error.
+type Outcome struct {
+	Result json.RawMessage
+	Err    error
+}
+
+// Handler runs a batch of jobs and returns one outcome per job, in the same order.
+// Jobs of one context appear in submission order and must be run in that order.
+type Handler func(ctx context.Context, jobs []*Job) []Outcome
+
+// Queue carries jobs from the gateways that accept them to the workers that run them.
+type Queue interface {
+	// Submit queues a job and waits for its outcome or for ctx to end. A full queue
+	// is an errs.Overloaded error, returned at once.
+	Submit(ctx context.Context, job *Job) (json.RawMessage, error)
+	// Run pulls batches of jobs and runs h on them with the given number of
+	// concurrent workers until ctx ends.
+	Run(ctx context.Context, workers int, h Handler) error
+	// Close stops the queue; pending and later Submits fail with errs.Overloaded.
+	Close() error
+}
+
+var errQueueFull = errs.E(errs.Overloaded, "job queue is full, try again later")
+var errQueueClosed = errs.E(errs.Overloaded, "job queue is closed")
+var errJobExpired = errs.E(errs.Overloaded, "the job's deadline passed before a worker took it")
+
+// PerContext runs f on every job of a batch: the jobs of one context one after another
+// in batch order, different contexts concurrently. It returns the outcomes in batch
+// order. Handlers use it to keep each context serial while contexts run in parallel.
+func PerContext(jobs []*Job, f func(*Job) Outcome) []Outcome {
+	out := make([]Outcome, len(jobs))
+	groups := make(map[string][]int, len(jobs))
+	var order []string
+	for i, j := range jobs {
+		k := j.Tenant + "/" + j.ContextID
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], i)
+	}
+	if len(order) == 1 {
+		for _, i := range groups[order[0]] {
+			out[i] = f(jobs[i])
+		}
+		return out
+	}
+	var wg sync.WaitGroup
+	for _, k := range order {
+		idx := groups[k]
+		wg.Go(func() {
+			for _, i := range idx {
+				out[i] = f(jobs[i])
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}

@@ -1,0 +1,242 @@
+package execution
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/circlegate/circlegate/errs"
+)
+
+// MemoryQueueConfig configures the in-process queue of the embedded mode.
+type MemoryQueueConfig struct {
+	// Capacity bounds the jobs waiting or running; past it Submit fails with -32006.
+	// Zero means 10000.
+	Capacity int `toml:"capacity"`
+	// MaxBatch is the most jobs a worker takes at once. Zero means 128.
+	MaxBatch int `toml:"max_batch"`
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c MemoryQueueConfig) WithDefaults() MemoryQueueConfig {
+	if c.Capacity == 0 {
+		c.Capacity = 10000
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 128
+	}
+	return c
+}
+
+// Validate reports the first invalid field, by its config key.
+func (c MemoryQueueConfig) Validate() error {
+	switch {
+	case c.Capacity < 1:
+		return errs.Param("capacity", "must be at least 1")
+	case c.MaxBatch < 1:
+		return errs.Param("max_batch", "must be at least 1")
+	}
+	return nil
+}
+
+// MemoryQueue is the embedded mode's queue: per-context FIFO lanes, a ready list of
+// lanes with work and no running batch, and workers that take whole lanes (up to
+// MaxBatch jobs) so one context is never in two batches at once.
+type MemoryQueue struct {
+	cfg MemoryQueueConfig
+
+	mu     sync.Mutex
+	cond   *sync.Cond
+	lanes  map[string]*lane // by tenant/context
+	ready  []*lane
+	queued int
+	closed bool
+}
+
+type lane struct {
+	key     string
+	jobs    []*pending
+	running bool
+	inReady bool
+}
+
+type pending struct {
+	job  *Job
+	done chan Outcome // buffered 1
+}
+
+// NewMemoryQueue returns an in-process queue.
+func NewMemoryQueue(cfg MemoryQueueConfig) (*MemoryQueue, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	q := &MemoryQueue{cfg: cfg, lanes: make(map[string]*lane)}
+	q.cond = sync.NewCond(&q.mu)
+	return q, nil
+}
+
+// Len returns the number of jobs waiting or running.
+func (q *MemoryQueue) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.queued
+}
+
+// Submit implements Queue.
+func (q *MemoryQueue) Submit(ctx context.Context, job *Job) (json.RawMessage, error) {
+	p := &pending{job: job, done: make(chan Outcome, 1)}
+	if err := q.push(p); err != nil {
+		return nil, err
+	}
+	select {
+	case o := <-p.done:
+		return o.Result, o.Err
+	case <-ctx.Done():
+		// The job stays queued and may still run; its deadline bounds how late.
+		return nil, ctx.Err()
+	}
+}
+
+func (q *MemoryQueue) push(p *pending) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	switch {
+	case q.closed:
+		return errQueueClosed
+	case q.queued >= q.cfg.Capacity:
+		return errQueueFull
+	}
+	key := p.job.Tenant + "/" + p.job.ContextID
+	l := q.lanes[key]
+	if l == nil {
+		l = &lane{key: key}
+		q.lanes[key] = l
+	}
+	l.jobs = append(l.jobs, p)
+	q.queued++
+	if !l.running && !l.inReady {
+		l.inReady = true
+		q.ready = append(q.ready, l)
+		q.cond.Signal()
+	}
+	return nil
+}
+
+// take blocks until there is work or the queue closes, then takes whole lanes from
+// the ready list, up to MaxBatch jobs.
+func (q *MemoryQueue) take() ([]*lane, []*pending, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.ready) == 0 && !q.closed {
+		q.cond.Wait()
+	}
+	if q.closed {
+		return nil, nil, false
+	}
+	var lanes []*lane
+	var batch []*pending
+	for len(q.ready) > 0 && len(batch) < q.cfg.MaxBatch {
+		l := q.ready[0]
+		q.ready[0] = nil
+		q.ready = q.ready[1:]
+		l.inReady = false
+		l.running = true
+		n := min(len(l.jobs), q.cfg.MaxBatch-len(batch))
+		batch = append(batch, l.jobs[:n]...)
+		l.jobs = l.jobs[n:]
+		lanes = append(lanes, l)
+	}
+	return lanes, batch, true
+}
+
+// finish releases the lanes of a batch: a lane with more jobs goes back to the ready
+// list, an empty one is forgotten.
+func (q *MemoryQueue) finish(lanes []*lane, n int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.queued -= n
+	for _, l := range lanes {
+		l.running = false
+		if q.closed {
+			for _, p := range l.jobs {
+				p.done <- Outcome{Err: errQueueClosed}
+			}
+			q.queued -= len(l.jobs)
+			l.jobs = nil
+		}
+		if len(l.jobs) > 0 {
+			l.inReady = true
+			q.ready = append(q.ready, l)
+			q.cond.Signal()
+		} else {
+			delete(q.lanes, l.key)
+		}
+	}
+}
+
+// Run implements Queue.
+func (q *MemoryQueue) Run(ctx context.Context, workers int, h Handler) error {
+	stop := context.AfterFunc(ctx, func() { _ = q.Close() })
+	defer stop()
+	var wg sync.WaitGroup
+	for range max(workers, 1) {
+		wg.Go(func() {
+			for {
+				lanes, batch, ok := q.take()
+				if !ok {
+					return
+				}
+				q.runBatch(ctx, h, batch)
+				q.finish(lanes, len(batch))
+			}
+		})
+	}
+	wg.Wait()
+	return nil
+}
+
+func (q *MemoryQueue) runBatch(ctx context.Context, h Handler, batch []*pending) {
+	now := time.Now()
+	jobs := make([]*Job, 0, len(batch))
+	live := make([]*pending, 0, len(batch))
+	for _, p := range batch {
+		if !p.job.Deadline.IsZero() && now.After(p.job.Deadline) {
+			p.done <- Outcome{Err: errJobExpired}
+			continue
+		}
+		jobs = append(jobs, p.job)
+		live = append(live, p)
+	}
+	if len(jobs) == 0 {
+		return
+	}
+	outs := h(ctx, jobs)
+	for i, p := range live {
+		p.done <- outs[i]
+	}
+}
+
+// Close implements Queue: jobs still waiting fail with -32006.
+func (q *MemoryQueue) Close() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return nil
+	}
+	q.closed = true
+	for _, l := range q.lanes {
+		if l.running {
+			continue
+		}
+		for _, p := range l.jobs {
+			p.done <- Outcome{Err: errQueueClosed}
+		}
+		q.queued -= len(l.jobs)
+		l.jobs = nil
+	}
+	q.ready = nil
+	q.cond.Broadcast()
+	return nil
+}
