@@ -56,6 +56,9 @@ type Event struct {
 	// Data is the event payload (JSON); for StateMutation it holds the rootHash.
 	Data []byte    `json:"data,omitempty"`
 	Time time.Time `json:"time"`
+	// RootHash is set on StateMutation events: the hash of their tx. It is not part
+	// of TxHash (the tx's hash cannot cover itself); backends store it with the event.
+	RootHash string `json:"rootHash,omitempty"`
 }
 
 // Tx is one entry of a context's transaction log. Hash chains it to the previous tx:
