@@ -141,8 +141,9 @@ type Store interface {
 	StateSize(ctx context.Context, contextID string) (keys, bytes int64, err error)
 
 	// Commit applies one tx atomically and durably, or returns ErrStale when the
-	// context's seq is not c.ExpectedSeq (and changes nothing). An errs.NotFound
-	// error if the context is gone.
+	// context's seq is not c.ExpectedSeq, or when the tx's first event seq is not the
+	// context's EventSeq+1 (UpdateMembers appended an event since the tx was
+	// executed), and changes nothing. An errs.NotFound error if the context is gone.
 	Commit(ctx context.Context, c Commit) error
 	// Idempotent returns the record under an idempotency key of a context.
 	Idempotent(ctx context.Context, contextID, key string) (Idempotency, bool, error)
@@ -162,7 +163,7 @@ type Store interface {
 type HistoryConfig struct {
 	// MaxEvents is the most events kept per context. Zero means 1000.
 	MaxEvents int `toml:"max_events"`
-	// MaxAge is how long an event is kept. Zero means 24h.
+	// MaxAge is how long an event is kept, counted from its Time. Zero means 24h.
 	MaxAge time.Duration `toml:"max_age"`
 }
 

@@ -1,0 +1,40 @@
+package store
+
+import (
+	"bytes"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// PebbleKeysContaining returns every key of the database that contains sub (tests
+// only: it scans everything).
+func PebbleKeysContaining(p *Pebble, sub string) []string {
+	it, err := p.db.NewIter(&pebble.IterOptions{})
+	if err != nil {
+		panic(err)
+	}
+	defer it.Close()
+	var keys []string
+	for ok := it.First(); ok; ok = it.Next() {
+		if bytes.Contains(it.Key(), []byte(sub)) {
+			keys = append(keys, string(it.Key()))
+		}
+	}
+	return keys
+}
+
+// StoredEventSeqs returns the seqs of the event records on disk for a context,
+// expired or not.
+func StoredEventSeqs(p *Pebble, contextID string) []uint64 {
+	prefix := key(kindEvent, contextID)
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		panic(err)
+	}
+	defer it.Close()
+	var seqs []uint64
+	for ok := it.First(); ok; ok = it.Next() {
+		seqs = append(seqs, seqOf(it.Key()))
+	}
+	return seqs
+}

@@ -1,0 +1,91 @@
+package store_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/circlegate/circlegate/store"
+	"github.com/circlegate/circlegate/store/storetest"
+)
+
+// newPebbleContext creates context id (with a genesis write and an event at time at) in a fresh
+// Pebble store.
+func newPebbleContext(t *testing.T, h store.HistoryConfig, id string, at time.Time) (*store.Pebble, store.Context) {
+	t.Helper()
+	s := openPebble(t, store.PebbleConfig{Dir: t.TempDir(), History: h})
+	app, _, err := s.PutApp(t.Context(), store.App{Tenant: "t"}, []byte("wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := storetest.GenesisTx(id, at, []store.Write{storetest.Set("g", "1")}, "ContextCreated")
+	c := storetest.NewContext("t", app.ID, id, g)
+	if err := s.CreateContext(t.Context(), c, g); err != nil {
+		t.Fatal(err)
+	}
+	return s, c
+}
+
+func commitAt(t *testing.T, s store.Store, c store.Context, at time.Time, kinds ...string) store.Context {
+	t.Helper()
+	tx := storetest.NextTx(c, at, []store.Write{storetest.Set("k", "v")}, kinds...)
+	err := s.Commit(t.Context(), store.Commit{Tenant: c.Tenant, ContextID: c.ID, ExpectedSeq: c.Seq, Tx: tx,
+		IdempotencyKey: "job", Idempotency: store.Idempotency{Digest: "d"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return storetest.Advance(c, tx)
+}
+
+// TestPebbleDeleteContextLeavesNothing: after DeleteContext no key of the database
+// names the context.
+func TestPebbleDeleteContextLeavesNothing(t *testing.T) {
+	const id = "0123456789abcdef0123456789abcdef"
+	s, c := newPebbleContext(t, store.HistoryConfig{}, id, time.Now())
+	c = commitAt(t, s, c, time.Now(), "Mutated")
+	if keys := store.PebbleKeysContaining(s, id); len(keys) < 6 {
+		t.Fatalf("before delete: %d keys name the context", len(keys))
+	}
+	if err := s.DeleteContext(t.Context(), "t", id); err != nil {
+		t.Fatal(err)
+	}
+	if keys := store.PebbleKeysContaining(s, id); len(keys) != 0 {
+		t.Errorf("after delete, keys remain: %q", keys)
+	}
+}
+
+// TestPebbleHistoryTrimmedOnDisk: commits delete the events beyond MaxEvents, and
+// now and then the expired ones, rather than only hide them.
+func TestPebbleHistoryTrimmedOnDisk(t *testing.T) {
+	s, c := newPebbleContext(t, store.HistoryConfig{MaxEvents: 4}, "ctx", time.Now())
+	for range 3 {
+		c = commitAt(t, s, c, time.Now(), "E")
+	}
+	if got := store.StoredEventSeqs(s, "ctx"); !slices.Equal(got, []uint64{1, 2, 3, 4}) {
+		t.Errorf("after 4 events, bound 4: stored %v", got)
+	}
+	commitAt(t, s, c, time.Now(), "E", "E")
+	if got := store.StoredEventSeqs(s, "ctx"); !slices.Equal(got, []uint64{3, 4, 5, 6}) {
+		t.Errorf("after 6 events, bound 4: stored %v", got)
+	}
+
+	old := time.Now().Add(-2 * time.Hour)
+	s, c = newPebbleContext(t, store.HistoryConfig{MaxAge: time.Hour}, "ctx", old)
+	c = commitAt(t, s, c, old, slices.Repeat([]string{"Old"}, 59)...) // events 1..60
+	c = commitAt(t, s, c, time.Now(), "New")                          // 61
+	if got := store.StoredEventSeqs(s, "ctx"); len(got) != 61 {
+		t.Errorf("expired events deleted before a multiple of 64: %d stored", len(got))
+	}
+	commitAt(t, s, c, time.Now(), slices.Repeat([]string{"New"}, 5)...) // 62..66
+	if got := store.StoredEventSeqs(s, "ctx"); !slices.Equal(got, seqs(61, 66)) {
+		t.Errorf("after crossing 64, expired events still stored: %v", got)
+	}
+}
+
+func seqs(lo, hi uint64) []uint64 {
+	var out []uint64
+	for s := lo; s <= hi; s++ {
+		out = append(out, s)
+	}
+	return out
+}

@@ -1,0 +1,238 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+
+	"github.com/circlegate/circlegate/errs"
+)
+
+// PebbleConfig configures the embedded Pebble backend.
+type PebbleConfig struct {
+	// Dir is the data directory. Required; created if missing.
+	Dir string
+	// History bounds each context's event history; see HistoryConfig for defaults.
+	History HistoryConfig
+	// CacheBytes is the size of the block cache. Zero means 64 MiB.
+	CacheBytes int64
+	// MemTableBytes is the size of one memtable. Zero means 32 MiB.
+	MemTableBytes int64
+	// Logger receives Pebble's own messages (background errors, recovery). Nil means
+	// they are discarded.
+	Logger *slog.Logger
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c PebbleConfig) WithDefaults() PebbleConfig {
+	c.History = c.History.WithDefaults()
+	if c.CacheBytes == 0 {
+		c.CacheBytes = 64 << 20
+	}
+	if c.MemTableBytes == 0 {
+		c.MemTableBytes = 32 << 20
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports the first invalid field of c (after WithDefaults).
+func (c PebbleConfig) Validate() error {
+	switch {
+	case c.Dir == "":
+		return errors.New("store: pebble dir is empty")
+	case c.CacheBytes < 0:
+		return fmt.Errorf("store: pebble cache_bytes %d is negative", c.CacheBytes)
+	case c.MemTableBytes < 1<<20:
+		return fmt.Errorf("store: pebble memtable_bytes %d is below 1 MiB", c.MemTableBytes)
+	case c.History.MaxEvents < 1:
+		return fmt.Errorf("store: history max_events %d is below 1", c.History.MaxEvents)
+	case c.History.MaxAge < 0:
+		return fmt.Errorf("store: history max_age %s is negative", c.History.MaxAge)
+	}
+	return nil
+}
+
+// Pebble is the embedded Store: one Pebble database in a directory. Every write is
+// one synced batch; writers of one context are serialized by a striped lock, writers
+// of different contexts commit in parallel and share WAL syncs.
+type Pebble struct {
+	db    *pebble.DB
+	hist  HistoryConfig
+	locks *stripes
+
+	closeMu sync.RWMutex // held shared by every call, exclusively by Close
+	closed  bool
+}
+
+var _ Store = (*Pebble)(nil)
+
+// errClosed is returned by every call after Close.
+var errClosed = errs.E(errs.Internal, "store: closed")
+
+// OpenPebble opens (or creates) the database in cfg.Dir.
+func OpenPebble(cfg PebbleConfig) (*Pebble, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cache := pebble.NewCache(cfg.CacheBytes)
+	defer cache.Unref()
+	db, err := pebble.Open(cfg.Dir, pebbleOptions(cfg, cache))
+	if err != nil {
+		return nil, fmt.Errorf("store: open pebble in %s: %w", cfg.Dir, err)
+	}
+	return &Pebble{db: db, hist: cfg.History, locks: newStripes()}, nil
+}
+
+// pebbleOptions are tuned for a small machine (2 cores): a few large memtables so
+// bursts of commits do not stall on flushes, up to 2 concurrent compactions, bloom
+// filters for the point reads of heads and state keys.
+func pebbleOptions(cfg PebbleConfig, cache *pebble.Cache) *pebble.Options {
+	opts := &pebble.Options{
+		Cache:                       cache,
+		MemTableSize:                uint64(cfg.MemTableBytes),
+		MemTableStopWritesThreshold: 4,
+		FormatMajorVersion:          pebble.FormatNewest,
+		CompactionConcurrencyRange:  func() (int, int) { return 1, 2 },
+		Logger:                      pebbleLogger{cfg.Logger},
+	}
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	return opts
+}
+
+// Close flushes the memtable (so the next open replays no WAL) and closes the
+// database. Calls after Close fail; Close waits for calls in progress.
+func (p *Pebble) Close() error {
+	p.closeMu.Lock()
+	defer p.closeMu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	return errors.Join(p.db.Flush(), p.db.Close())
+}
+
+// enter starts a call: it fails if ctx is done or the store is closed. A nil error
+// must be paired with exit.
+func (p *Pebble) enter(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return errs.Wrap(errs.Overloaded, err, "store: call canceled")
+	}
+	p.closeMu.RLock()
+	if p.closed {
+		p.closeMu.RUnlock()
+		return errClosed
+	}
+	return nil
+}
+
+func (p *Pebble) exit() { p.closeMu.RUnlock() }
+
+// head is the record under headKey: the context and what Commit keeps beside it.
+type head struct {
+	Context
+	// StateKeys and StateBytes count the state entries and their key+value bytes.
+	StateKeys  int64 `json:"stateKeys"`
+	StateBytes int64 `json:"stateBytes"`
+	// FirstEvent is the seq of the oldest event held; history is empty while it is
+	// greater than EventSeq.
+	FirstEvent uint64 `json:"firstEvent"`
+}
+
+// readHead returns a context's head, or an errs.NotFound error.
+func (p *Pebble) readHead(contextID string) (head, error) {
+	var h head
+	v, ok, err := p.get(headKey(contextID))
+	if err != nil {
+		return h, err
+	}
+	if !ok {
+		return h, errs.E(errs.NotFound, "context %s not found", contextID)
+	}
+	if err := json.Unmarshal(v, &h); err != nil {
+		return h, errs.Wrap(errs.Internal, err, "store: decode context %s", contextID)
+	}
+	return h, nil
+}
+
+// tenantHead is readHead that also reports NotFound when the context belongs to
+// another tenant.
+func (p *Pebble) tenantHead(tenant, contextID string) (head, error) {
+	h, err := p.readHead(contextID)
+	if err == nil && h.Tenant != tenant {
+		return head{}, errs.E(errs.NotFound, "context %s not found", contextID)
+	}
+	return h, err
+}
+
+func putJSON(b *pebble.Batch, k []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return errs.Wrap(errs.Internal, err, "store: encode record")
+	}
+	return b.Set(k, data, nil)
+}
+
+// get returns a copy of the value under k.
+func (p *Pebble) get(k []byte) ([]byte, bool, error) {
+	v, closer, err := p.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, errs.Wrap(errs.Internal, err, "store: read")
+	}
+	defer closer.Close()
+	return append([]byte{}, v...), true, nil
+}
+
+// has reports whether any key lies in [lower, upper).
+func (p *Pebble) has(lower, upper []byte) (bool, error) {
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return false, errs.Wrap(errs.Internal, err, "store: iterate")
+	}
+	found := it.First()
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return false, errs.Wrap(errs.Internal, err, "store: iterate")
+	}
+	return found, nil
+}
+
+// commit applies b durably (fsync'd WAL) and closes it.
+func commit(b *pebble.Batch) error {
+	defer b.Close()
+	if err := b.Commit(pebble.Sync); err != nil {
+		return errs.Wrap(errs.Internal, err, "store: commit batch")
+	}
+	return nil
+}
+
+// pebbleLogger routes Pebble's messages to slog. Fatalf panics: Pebble calls it only
+// for invariant violations after which it must not go on.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (l pebbleLogger) Infof(format string, args ...any) {
+	l.l.Info("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.l.Error("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	msg := "pebble: " + fmt.Sprintf(format, args...)
+	l.l.Error(msg)
+	panic(msg)
+}
