@@ -1,0 +1,2 @@
+;; invalid: no circlegate_abi_v1 export.
+(module (memory (export "memory") 1) (func (export "get")))
