@@ -3,14 +3,23 @@ GO        ?= go
 BIN       := bin/circlegate
 GOFLAGS_T ?= -race -count=1 -timeout 15m
 # Programs the tests start, as program:debian-package (installed by `make deps`).
-TEST_DEPS :=
+TEST_DEPS := wat2wasm:wabt
 
-.PHONY: all build run test check fuzz bench deps clean
+.PHONY: all build apps run test check fuzz bench deps clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/circlegate
+
+## apps: build the example applications into bin/apps/*.wasm (Go for wasip1, WAT with wabt).
+GO_APPS  := $(filter-out watcounter,$(notdir $(wildcard examples/apps/*)))
+apps: deps
+	@mkdir -p bin/apps
+	@for app in $(GO_APPS); do \
+	  echo "app $$app"; GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o bin/apps/$$app.wasm ./examples/apps/$$app || exit 1; \
+	done
+	wat2wasm examples/apps/watcounter/watcounter.wat -o bin/apps/watcounter.wasm
 
 ## run: start the gateway on the embedded default with a demo tenant (key pair printed).
 run: build

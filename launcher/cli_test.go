@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/circlegate/circlegate/client"
+	"github.com/circlegate/circlegate/internal/testapps"
 	"github.com/circlegate/circlegate/internal/testutil"
 	"github.com/circlegate/circlegate/tenant"
 	"github.com/gorilla/websocket"
@@ -175,6 +176,12 @@ func TestServeAndCallCommands(t *testing.T) {
 	}
 	if code, _, _ := runMain(context.Background(), "call", "--url", url, "whoami", "{not json"); code != 2 {
 		t.Fatalf("bad params JSON: exit %d", code)
+	}
+	wasm := writeFile(t, "app.wasm", string(testapps.Build(t, "watcounter")))
+	code, out, errOut = runMain(context.Background(), "call", "--url", url, "--key", privHex, "--b64", "wasm="+wasm, "app.install", `{"name":"w"}`)
+	var app appInfo
+	if code != 0 || json.Unmarshal([]byte(out), &app) != nil || len(app.AppID) != 64 {
+		t.Fatalf("call app.install --b64: %d %q %q", code, out, errOut)
 	}
 
 	// A session open at SIGTERM gets 1001 going away, and serve exits 0.

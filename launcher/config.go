@@ -10,7 +10,9 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/circlegate/circlegate/errs"
+	"github.com/circlegate/circlegate/execution"
 	"github.com/circlegate/circlegate/rpc"
+	"github.com/circlegate/circlegate/store"
 	"github.com/circlegate/circlegate/tenant"
 	"github.com/circlegate/circlegate/ws"
 )
@@ -28,12 +30,14 @@ type Config struct {
 	// printed at start. False by default.
 	Demo bool `toml:"demo"`
 
-	Log      LogConfig         `toml:"log"`
-	TLS      TLSConfig         `toml:"tls"`
-	Auth     tenant.AuthConfig `toml:"auth"`
-	RPC      rpc.Config        `toml:"rpc"`
-	Sessions ws.Config         `toml:"sessions"`
-	Tenants  []TenantConfig    `toml:"tenants"`
+	Log       LogConfig         `toml:"log"`
+	TLS       TLSConfig         `toml:"tls"`
+	Auth      tenant.AuthConfig `toml:"auth"`
+	RPC       rpc.Config        `toml:"rpc"`
+	Sessions  ws.Config         `toml:"sessions"`
+	Execution execution.Config  `toml:"execution"`
+	Store     StoreConfig       `toml:"store"`
+	Tenants   []TenantConfig    `toml:"tenants"`
 
 	file string // where the config came from, for error messages
 }
@@ -56,6 +60,16 @@ type TLSConfig struct {
 	Key string `toml:"key"`
 }
 
+// StoreConfig configures the embedded store (Pebble in <data>/store).
+type StoreConfig struct {
+	// CacheBytes is Pebble's block cache. Zero means 64 MiB.
+	CacheBytes int64 `toml:"cache_bytes"`
+	// MemTableBytes is Pebble's memtable size. Zero means 32 MiB.
+	MemTableBytes int64 `toml:"memtable_bytes"`
+	// History bounds each context's event history ([store.history]).
+	History store.HistoryConfig `toml:"history"`
+}
+
 // TenantConfig is one [[tenants]] entry.
 type TenantConfig struct {
 	// PubKey is the tenant's secp256k1 public key (compressed or uncompressed hex).
@@ -75,6 +89,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.Execution.CacheDir == "" {
+		c.Execution.CacheDir = filepath.Join(c.Data, "wasm-cache")
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
@@ -115,6 +132,14 @@ func (c *Config) Validate() error {
 		return fail("listen", fmt.Sprintf("%q is not host:port", c.Listen))
 	case c.ShutdownTimeout < 0:
 		return fail("shutdown_timeout", "must not be negative")
+	case c.Store.CacheBytes < 0:
+		return fail("store.cache_bytes", "must not be negative")
+	case c.Store.MemTableBytes != 0 && c.Store.MemTableBytes < 1<<20:
+		return fail("store.memtable_bytes", "must be at least 1 MiB")
+	case c.Store.History.MaxEvents < 0:
+		return fail("store.history.max_events", "must not be negative")
+	case c.Store.History.MaxAge < 0:
+		return fail("store.history.max_age", "must not be negative")
 	case !oneOf(c.Log.Level, "debug", "info", "warn", "error"):
 		return fail("log.level", fmt.Sprintf("%q is not debug, info, warn or error", c.Log.Level))
 	case !oneOf(c.Log.Format, "text", "json"):
@@ -137,6 +162,7 @@ func (c *Config) Validate() error {
 		{"auth", c.Auth.WithDefaults().Validate()},
 		{"rpc", c.RPC.WithDefaults().Validate()},
 		{"sessions", c.Sessions.WithDefaults().Validate()},
+		{"execution", c.Execution.WithDefaults().Validate()},
 	}
 	for _, s := range sections {
 		if s.err != nil {

@@ -10,11 +10,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/circlegate/circlegate"
+	"github.com/circlegate/circlegate/execution"
 	"github.com/circlegate/circlegate/rpc"
+	"github.com/circlegate/circlegate/store"
 	"github.com/circlegate/circlegate/tenant"
 	"github.com/circlegate/circlegate/ws"
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,10 +33,16 @@ type Gateway struct {
 	RPC      *rpc.Server
 	Hub      *ws.Hub
 	Metrics  *prometheus.Registry
+	Store    store.Store
+	Engine   *execution.Engine
+	Queue    execution.Queue
+	Service  *execution.Service
 
 	ln       net.Listener
 	http     *http.Server
 	served   chan error
+	workers  context.CancelFunc
+	workDone chan struct{}
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -47,12 +56,69 @@ func Start(cfg *Config, log *slog.Logger) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, log: log, Metrics: prometheus.NewRegistry(), served: make(chan error, 1)}
 	g.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "circlegate"}))
 	if err := g.wire(); err != nil {
+		g.closeBackends()
 		return nil, err
 	}
+	g.startWorkers()
 	if err := g.listen(); err != nil {
+		g.stopWorkers()
+		g.closeBackends()
 		return nil, err
 	}
 	return g, nil
+}
+
+// openExecution opens the store, the engine, the queue and the service.
+func (g *Gateway) openExecution() error {
+	cfg := g.cfg
+	var err error
+	g.Store, err = store.OpenPebble(store.PebbleConfig{
+		Dir: filepath.Join(cfg.Data, "store"), History: cfg.Store.History,
+		CacheBytes: cfg.Store.CacheBytes, MemTableBytes: cfg.Store.MemTableBytes, Logger: g.log.With("component", "pebble"),
+	})
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	ec := cfg.Execution
+	g.Engine, err = execution.NewEngine(context.Background(), execution.EngineConfig{CacheDir: ec.CacheDir, Limits: ec.Limits, PoolSize: ec.PoolSize}, g.log)
+	if err != nil {
+		return fmt.Errorf("engine: %w", err)
+	}
+	if g.Queue, err = execution.NewMemoryQueue(ec.Queue); err != nil {
+		return err
+	}
+	g.Service, err = execution.NewService(ec, g.Store, g.Engine, g.Queue, nil, g.log, g.Metrics)
+	return err
+}
+
+func (g *Gateway) startWorkers() {
+	ctx, cancel := context.WithCancel(context.Background())
+	g.workers, g.workDone = cancel, make(chan struct{})
+	go func() {
+		defer close(g.workDone)
+		if err := g.Service.RunWorkers(ctx); err != nil {
+			g.log.Error("workers stopped", "err", err)
+		}
+	}()
+}
+
+func (g *Gateway) stopWorkers() {
+	if g.workers != nil {
+		g.workers()
+		_ = g.Queue.Close()
+		<-g.workDone
+	}
+}
+
+func (g *Gateway) closeBackends() {
+	if g.Engine != nil {
+		_ = g.Engine.Close(context.Background())
+	}
+	if g.Store != nil {
+		if err := g.Store.Close(); err != nil {
+			g.log.Error("close store", "err", err)
+		}
+	}
 }
 
 func (g *Gateway) wire() error {
@@ -81,10 +147,15 @@ func (g *Gateway) wire() error {
 		return err
 	}
 	rpc.RegisterAuth(g.RPC, g.Auth, circlegate.OpenRPC)
+	if err := g.openExecution(); err != nil {
+		return err
+	}
+	rpc.RegisterApps(g.RPC, g.Service)
 	if g.Hub, err = ws.NewHub(cfg.Sessions, g.RPC, g.Auth, g.log, g.Metrics); err != nil {
 		return err
 	}
-	httpRPC := &rpc.HTTP{Server: g.RPC, Auth: g.Auth, MaxBodyBytes: g.Hub.Config().MaxMessageBytes}
+	sc := g.Hub.Config()
+	httpRPC := &rpc.HTTP{Server: g.RPC, Auth: g.Auth, MaxBodyBytes: sc.MaxMessageBytes, OwnerMaxBodyBytes: sc.OwnerMaxMessageBytes}
 	g.http = &http.Server{
 		Handler:           newRouter(g.Registry, g.Hub, httpRPC, g.Metrics),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -129,11 +200,15 @@ func (g *Gateway) URL() string {
 func (g *Gateway) Done() <-chan error { return g.served }
 
 // Shutdown stops accepting, closes every session with 1001 going away, waits for
-// in-flight HTTP requests and session goroutines until ctx ends. It runs once.
+// in-flight HTTP requests and session goroutines until ctx ends, then stops the
+// workers (a job being committed finishes; queued ones fail with -32006, never
+// acknowledged) and closes the engine and the store. It runs once.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.stopOnce.Do(func() {
 		httpErr := g.http.Shutdown(ctx)
 		hubErr := g.Hub.Shutdown(ctx)
+		g.stopWorkers()
+		g.closeBackends()
 		g.stopErr = errors.Join(httpErr, hubErr)
 		g.log.Info("stopped", "err", g.stopErr)
 	})

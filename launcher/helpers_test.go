@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/circlegate/circlegate/client"
+	"github.com/circlegate/circlegate/execution"
+	"github.com/circlegate/circlegate/internal/testapps"
 	"github.com/circlegate/circlegate/internal/testutil"
 	"github.com/gorilla/websocket"
 )
@@ -31,8 +33,9 @@ func startEnv(t *testing.T, mutate ...func(*Config)) *env {
 	t.Helper()
 	e := &env{t: t, A: testutil.NewKey(t), B: testutil.NewKey(t), AdminA: testutil.NewKey(t)}
 	cfg := &Config{
-		Listen: "127.0.0.1:0",
-		Data:   t.TempDir(),
+		Listen:    "127.0.0.1:0",
+		Data:      t.TempDir(),
+		Execution: execution.Config{CacheDir: testapps.CompileCacheDir(t)},
 		Tenants: []TenantConfig{
 			{PubKey: e.A.Pub, Name: "a", Admins: []string{e.AdminA.Pub}},
 			{PubKey: e.B.Pub, Name: "b"},

@@ -16,7 +16,8 @@ usage:
   circlegate serve   [-k TENANT_PK ...] [--config FILE] [--listen ADDR] [--data DIR]
                      [--tls --cert FILE --key FILE] [--demo] [--check-config]
   circlegate keygen  print a new secp256k1 key pair as JSON
-  circlegate call    --url ws://HOST/TENANT_PK [--key PRIVATE_HEX] METHOD [JSON_PARAMS]
+  circlegate call    --url ws://HOST/TENANT_PK [--key PRIVATE_HEX] [--b64 NAME=FILE] METHOD [JSON_PARAMS | @FILE]
+  circlegate verify  [--data DIR]   check every context's hash chain (gateway stopped)
   circlegate version
 
 Run 'circlegate COMMAND -h' for the flags of a command.
@@ -37,6 +38,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runKeygen(rest, stdout, stderr)
 	case "call":
 		return runCall(ctx, rest, stdout, stderr)
+	case "verify":
+		return runVerify(ctx, rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "circlegate %s\n", Version)
 		return 0

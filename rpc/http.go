@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 
@@ -20,10 +19,15 @@ type HTTP struct {
 	Auth   *tenant.Auth
 	// MaxBodyBytes bounds a request body; larger is 413. Zero means 1 MiB.
 	MaxBodyBytes int64
-	Log          *slog.Logger
+	// OwnerMaxBodyBytes bounds the body of a request with a tenant owner's token.
+	// Zero means MaxBodyBytes.
+	OwnerMaxBodyBytes int64
 }
 
-func (h *HTTP) maxBody() int64 {
+func (h *HTTP) maxBody(pr *tenant.Principal) int64 {
+	if pr != nil && h.OwnerMaxBodyBytes > 0 && pr.Role() == tenant.RoleOwner {
+		return h.OwnerMaxBodyBytes
+	}
 	if h.MaxBodyBytes > 0 {
 		return h.MaxBodyBytes
 	}
@@ -52,7 +56,7 @@ func (h *HTTP) ServeJSONRPC(w http.ResponseWriter, r *http.Request) {
 		}
 		peer.principal.Store(pr)
 	}
-	body, ok := h.readBody(w, r)
+	body, ok := h.readBody(w, r, h.maxBody(peer.Principal()))
 	if !ok {
 		return
 	}
@@ -65,8 +69,8 @@ func (h *HTTP) ServeJSONRPC(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(reply)
 }
 
-func (h *HTTP) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody()))
+func (h *HTTP) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -120,7 +124,7 @@ type TokenResult struct {
 // ServeToken handles POST /<tenant>/auth/token {pubkey, signature, nonce?}.
 func (h *HTTP) ServeToken(w http.ResponseWriter, r *http.Request) {
 	t := tenant.FromContext(r.Context())
-	body, ok := h.readBody(w, r)
+	body, ok := h.readBody(w, r, h.maxBody(nil))
 	if !ok {
 		return
 	}

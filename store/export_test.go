@@ -38,3 +38,11 @@ func StoredEventSeqs(p *Pebble, contextID string) []uint64 {
 	}
 	return seqs
 }
+
+// OverwriteTx replaces the stored record of one tx (tests only: to simulate a
+// corrupted or tampered log).
+func OverwriteTx(p *Pebble, contextID string, tx Tx) {
+	if err := p.db.Set(seqKey(kindTx, contextID, tx.Seq), encodeTx(&tx), pebble.Sync); err != nil {
+		panic(err)
+	}
+}

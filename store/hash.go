@@ -1,9 +1,11 @@
 package store
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"hash"
 )
 
@@ -70,4 +72,36 @@ func VerifyChain(prev string, txs []Tx) int {
 		prev = txs[i].Hash
 	}
 	return -1
+}
+
+// VerifyContext reads a context's whole tx log and checks that it chains from the
+// genesis tx to the context's head: consecutive seqs from 0, every hash and link
+// valid, the last tx's seq and hash equal to the head's Seq and RootHash.
+func VerifyContext(ctx context.Context, st Store, c Context) error {
+	prev, next := GenesisPrevHash, uint64(0)
+	for {
+		txs, err := st.TxLog(ctx, c.ID, next, 512)
+		if err != nil {
+			return err
+		}
+		for i := range txs {
+			if txs[i].Seq != next {
+				return fmt.Errorf("context %s: tx seq %d where %d was expected", c.ID, txs[i].Seq, next)
+			}
+			if VerifyChain(prev, txs[i:i+1]) >= 0 {
+				return fmt.Errorf("context %s: tx %d breaks the hash chain", c.ID, next)
+			}
+			prev, next = txs[i].Hash, next+1
+		}
+		if len(txs) < 512 {
+			break
+		}
+	}
+	switch {
+	case next == 0:
+		return fmt.Errorf("context %s: no genesis tx", c.ID)
+	case next-1 != c.Seq || prev != c.RootHash:
+		return fmt.Errorf("context %s: log ends at seq %d hash %s, head says seq %d hash %s", c.ID, next-1, prev, c.Seq, c.RootHash)
+	}
+	return nil
 }

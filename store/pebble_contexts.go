@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"time"
@@ -182,4 +183,29 @@ func updateMembers(members, add, remove []string) []string {
 		}
 	}
 	return out
+}
+
+// EachContext calls fn for every context of every tenant, in id order; it is how
+// `circlegate verify` walks a data dir without knowing its tenants.
+func (p *Pebble) EachContext(ctx context.Context, fn func(Context) error) error {
+	if err := p.enter(ctx); err != nil {
+		return err
+	}
+	defer p.exit()
+	prefix := []byte{kindHead}
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return errs.Wrap(errs.Internal, err, "store: iterate contexts")
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		var h head
+		if err := json.Unmarshal(it.Value(), &h); err != nil {
+			return errs.Wrap(errs.Internal, err, "store: decode context %s", it.Key()[1:])
+		}
+		if err := fn(h.Context); err != nil {
+			return err
+		}
+	}
+	return it.Error()
 }

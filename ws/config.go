@@ -24,6 +24,10 @@ type Config struct {
 	// MaxMessageBytes bounds one incoming message; larger closes the session with
 	// 1009 (message too big). Zero means 1 MiB.
 	MaxMessageBytes int64 `toml:"max_message_bytes"`
+	// OwnerMaxMessageBytes bounds one incoming message once the session has
+	// authenticated as a tenant owner, so that app.install fits a module of several
+	// MiB. Zero means 48 MiB.
+	OwnerMaxMessageBytes int64 `toml:"owner_max_message_bytes"`
 	// OutboundQueueBytes bounds the replies and events waiting to be written to one
 	// session; past it the session is closed as "slow". Zero means 1 MiB.
 	OutboundQueueBytes int `toml:"outbound_queue_bytes"`
@@ -64,6 +68,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxMessageBytes == 0 {
 		c.MaxMessageBytes = 1 << 20
 	}
+	if c.OwnerMaxMessageBytes == 0 {
+		c.OwnerMaxMessageBytes = 48 << 20
+	}
 	if c.OutboundQueueBytes == 0 {
 		c.OutboundQueueBytes = 1 << 20
 	}
@@ -100,6 +107,8 @@ func (c Config) Validate() error {
 		return errs.Param("max_connections_per_tenant", "must not be negative")
 	case c.MaxMessageBytes < 256:
 		return errs.Param("max_message_bytes", "must be at least 256")
+	case c.OwnerMaxMessageBytes < c.MaxMessageBytes:
+		return errs.Param("owner_max_message_bytes", "must be at least max_message_bytes")
 	case c.OutboundQueueBytes < 1024:
 		return errs.Param("outbound_queue_bytes", "must be at least 1024")
 	case c.WriteTimeout < 0, c.PingInterval < 0, c.PongTimeout < 0, c.AuthTimeout < 0:

@@ -3,6 +3,7 @@ package ws
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -60,12 +61,12 @@ func (s *session) read() {
 	defer s.finish()
 	cfg := &s.hub.cfg
 	c := s.conn
-	c.SetReadLimit(cfg.MaxMessageBytes)
+	c.SetReadLimit(max(cfg.MaxMessageBytes, cfg.OwnerMaxMessageBytes)) // hard cap; see readMessage
 	idle := cfg.PingInterval + cfg.PongTimeout
 	_ = c.SetReadDeadline(time.Now().Add(idle))
 	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(idle)) })
 	for {
-		_, msg, err := c.ReadMessage()
+		msg, err := s.readMessage()
 		if err != nil {
 			s.close(readDisconnect(err))
 			return
@@ -79,6 +80,32 @@ func (s *session) read() {
 		}
 		go s.serve(msg)
 	}
+}
+
+// errTooBig is a message over the session's current limit.
+var errTooBig = websocket.ErrReadLimit
+
+// readMessage reads one message within the session's limit, which is decided when
+// the message starts: max_message_bytes, or owner_max_message_bytes once the session
+// has authenticated as a tenant owner (so app.install fits a module of several MiB).
+// Only up to the limit is ever buffered.
+func (s *session) readMessage() ([]byte, error) {
+	_, r, err := s.conn.NextReader()
+	if err != nil {
+		return nil, err
+	}
+	limit := s.hub.cfg.MaxMessageBytes
+	if pr := s.peer.Principal(); pr != nil && pr.Role() == tenant.RoleOwner {
+		limit = s.hub.cfg.OwnerMaxMessageBytes
+	}
+	msg, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(msg)) > limit {
+		return nil, errTooBig
+	}
+	return msg, nil
 }
 
 func (s *session) serve(msg []byte) {
@@ -193,10 +220,11 @@ func (s *session) close(d Disconnect) {
 }
 
 // sendsFrame reports whether a close frame should be sent for d: not when the peer
-// already closed, the connection broke, or gorilla sent one itself.
+// already closed or the connection broke. (When gorilla already sent 1009 itself, the
+// second close frame is refused by gorilla and nothing is written.)
 func sendsFrame(d Disconnect) bool {
 	switch d {
-	case DisconnectNormal, DisconnectConnectionLost, DisconnectWriteError, DisconnectMessageTooBig, DisconnectProtocolError:
+	case DisconnectNormal, DisconnectConnectionLost, DisconnectWriteError, DisconnectProtocolError:
 		return false
 	}
 	return true

@@ -1,0 +1,49 @@
+package execution
+
+import (
+	"time"
+
+	"github.com/circlegate/circlegate/errs"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	jobs         *prometheus.CounterVec
+	jobDuration  *prometheus.HistogramVec
+	staleRetries prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "circlegate", Subsystem: "execution", Name: "jobs_total",
+			Help: "Jobs submitted, by kind and outcome (ok or the error kind).",
+		}, []string{"kind", "outcome"}),
+		jobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "circlegate", Subsystem: "execution", Name: "job_duration_seconds",
+			Help:    "Time from submitting a job to its commit, by kind.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"kind"}),
+		staleRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "circlegate", Subsystem: "execution", Name: "stale_retries_total",
+			Help: "Jobs re-executed because their context changed before they committed.",
+		}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.jobs, m.jobDuration, m.staleRetries} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) observeJob(kind JobKind, err error, d time.Duration) {
+	outcome := "ok"
+	if err != nil {
+		outcome = errs.KindOf(err).String()
+	}
+	m.jobs.WithLabelValues(string(kind), outcome).Inc()
+	m.jobDuration.WithLabelValues(string(kind)).Observe(d.Seconds())
+}

@@ -1,0 +1,197 @@
+package execution
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/circlegate/circlegate/errs"
+	"github.com/circlegate/circlegate/store"
+)
+
+type timeT = time.Time
+
+// Query runs a method read-only, right away, without the queue. Members and the
+// owner may query; anyone authenticated may query a public context.
+func (s *Service) Query(ctx context.Context, tenant string, c Caller, id, method string, args json.RawMessage) (json.RawMessage, error) {
+	meta, err := s.context(ctx, tenant, c, id, roleReader)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkMethod(method); err != nil {
+		return nil, err
+	}
+	res, err := s.engine.Run(ctx, Call{
+		Tenant: tenant, AppID: meta.AppID, Wasm: s.blob(tenant, meta.AppID), Method: method, Args: args,
+		Caller: c.PubKey, ContextID: id, Time: s.now().UTC(), ReadOnly: true,
+		State: &storeState{ctx: ctx, st: s.store, contextID: id},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return outputJSON(res.Output)
+}
+
+// MutateResult is what a committed mutation returns.
+type MutateResult struct {
+	JobID    string          `json:"jobId"`
+	TxID     string          `json:"txId"`
+	Seq      uint64          `json:"seq"`
+	RootHash string          `json:"rootHash"`
+	Output   json.RawMessage `json:"output"`
+	Events   []AppEvent      `json:"events"`
+}
+
+// AppEvent is an event an app emitted, as mutate returns it.
+type AppEvent struct {
+	Seq  uint64          `json:"seq"`
+	Kind string          `json:"kind"`
+	Data json.RawMessage `json:"data"`
+}
+
+// Mutate queues a method call on a context and waits for its commit. Members and
+// the owner may mutate. The same idempotencyKey with the same call returns the first
+// result without running again; with a different call it is -32007.
+func (s *Service) Mutate(ctx context.Context, tenant string, c Caller, id, method string, args json.RawMessage, idemKey string) (json.RawMessage, error) {
+	if _, err := s.context(ctx, tenant, c, id, roleMember); err != nil {
+		return nil, err
+	}
+	if err := checkMethod(method); err != nil {
+		return nil, err
+	}
+	if len(idemKey) > 256 {
+		return nil, errs.Param("idempotencyKey", "at most 256 bytes")
+	}
+	job := s.newJob(JobMutate, tenant, c, id, method, args)
+	job.IdempotencyKey = idemKey
+	if idemKey != "" {
+		if res, done, err := s.replay(ctx, job); done {
+			return res, err
+		}
+	}
+	return s.submit(ctx, job)
+}
+
+// PlayResult is what play returns: the output and, when it ran on a context and
+// changed it, the tx.
+type PlayResult = MutateResult
+
+// Play runs a caller-supplied module (entry export, default "main") with the
+// caller's rights, through the same queue as mutate. On a context it needs member
+// rights and commits like a mutation; without one it runs on empty state and its
+// writes are discarded.
+func (s *Service) Play(ctx context.Context, tenant string, c Caller, script []byte, id, entry string, args json.RawMessage) (json.RawMessage, error) {
+	if entry == "" {
+		entry = "main"
+	}
+	if err := checkMethod(entry); err != nil {
+		return nil, errs.Param("entry", "%s", trimParam(err.(*errs.Error)))
+	}
+	if len(script) == 0 || len(script) > s.cfg.MaxAppBytes {
+		return nil, errs.Param("script", "must be 1 to %d bytes of wasm", s.cfg.MaxAppBytes)
+	}
+	if id != "" {
+		if _, err := s.context(ctx, tenant, c, id, roleMember); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.engine.Validate(ctx, script); err != nil {
+		return nil, err
+	}
+	job := s.newJob(JobPlay, tenant, c, id, entry, args)
+	job.Script = script
+	return s.submit(ctx, job)
+}
+
+func (s *Service) newJob(kind JobKind, tenant string, c Caller, id, method string, args json.RawMessage) *Job {
+	now := s.now().UTC()
+	return &Job{
+		ID: newID(), Kind: kind, Tenant: tenant, ContextID: id, Method: method, Args: compact(args),
+		Caller: c.PubKey, CallerOwner: c.Owner, Time: now, Deadline: now.Add(s.cfg.JobTimeout),
+	}
+}
+
+func (s *Service) submit(ctx context.Context, job *Job) (json.RawMessage, error) {
+	ctx, cancel := context.WithDeadline(ctx, job.Deadline)
+	defer cancel()
+	start := time.Now()
+	res, err := s.queue.Submit(ctx, job)
+	s.metrics.observeJob(job.Kind, err, time.Since(start))
+	if err != nil && ctx.Err() != nil && errs.KindOf(err) == errs.Internal {
+		return nil, errs.E(errs.Overloaded, "job %s did not finish within %s; it may still commit", job.ID, s.cfg.JobTimeout)
+	}
+	return res, err
+}
+
+// replay returns the recorded result of an idempotent job, if any.
+func (s *Service) replay(ctx context.Context, job *Job) (json.RawMessage, bool, error) {
+	rec, ok, err := s.store.Idempotent(ctx, job.ContextID, job.IdempotencyKey)
+	switch {
+	case err != nil:
+		return nil, true, err
+	case !ok:
+		return nil, false, nil
+	case rec.Digest != jobDigest(job):
+		return nil, true, errs.E(errs.Conflict, "idempotencyKey %q was used for a different call", job.IdempotencyKey)
+	}
+	return rec.Result, true, nil
+}
+
+func jobDigest(j *Job) string {
+	return digest([]byte(j.Kind), []byte(j.ContextID), []byte(j.Method), j.Args, []byte(j.Caller), j.Script)
+}
+
+func checkMethod(m string) error {
+	if m == "" || len(m) > 128 {
+		return errs.Param("method", "must be 1 to 128 bytes")
+	}
+	return nil
+}
+
+func compact(args json.RawMessage) json.RawMessage {
+	if len(args) == 0 {
+		return nil
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, args) != nil {
+		return args
+	}
+	return b.Bytes()
+}
+
+// outputJSON checks that a method's output is JSON; no output is null.
+func outputJSON(out []byte) (json.RawMessage, error) {
+	if len(out) == 0 {
+		return json.RawMessage("null"), nil
+	}
+	if !json.Valid(out) {
+		return nil, errs.E(errs.Execution, "the method returned output that is not valid JSON")
+	}
+	return out, nil
+}
+
+func (s *Service) blob(tenant, appID string) func() ([]byte, error) {
+	return func() ([]byte, error) { return s.store.AppBlob(context.Background(), tenant, appID) }
+}
+
+// storeState reads a context's committed state for the engine.
+type storeState struct {
+	ctx       context.Context
+	st        store.Store
+	contextID string
+}
+
+func (r *storeState) Get(key []byte) ([]byte, bool, error) {
+	return r.st.Get(r.ctx, r.contextID, key)
+}
+
+func (r *storeState) Scan(prefix, after []byte, limit int) ([]store.KV, error) {
+	return r.st.Scan(r.ctx, r.contextID, prefix, after, limit)
+}
+
+// emptyState is the state of a context being created, or of a play without one.
+type emptyState struct{}
+
+func (emptyState) Get([]byte) ([]byte, bool, error)             { return nil, false, nil }
+func (emptyState) Scan([]byte, []byte, int) ([]store.KV, error) { return nil, nil }
