@@ -1,0 +1,92 @@
+package launcher
+
+import (
+	"encoding/base64"
+	"testing"
+	"time"
+
+	"github.com/circlegate/circlegate/internal/testapps"
+	"github.com/circlegate/circlegate/rpc"
+)
+
+// TestHostileAppFailsAlone: a guest that loops, traps, panics or writes too much fails
+// that call only, with a clear code; its context is unchanged and other calls go on.
+func TestHostileAppFailsAlone(t *testing.T) {
+	e := startEnv(t, func(c *Config) {
+		c.Execution.Limits.Timeout = 300 * time.Millisecond
+		c.Execution.Limits.MemoryPages = 128
+	})
+	owner, _ := e.login(e.A.Pub, e.A)
+	wasm := testapps.BuildWAT(t, "../execution/testdata/hostile.wat")
+	var app appInfo
+	if err := owner.Call(ctxT(t), "app.install", map[string]any{"wasm": base64.StdEncoding.EncodeToString(wasm)}, &app); err != nil {
+		t.Fatal(err)
+	}
+	bad := createContext(t, owner, map[string]any{"appId": app.AppID})
+	good := createContext(t, owner, map[string]any{"appId": install(t, owner, "watcounter")})
+	mutate := func(id, method string) error {
+		return owner.Call(ctxT(t), "mutate", map[string]any{"contextId": id, "method": method}, nil)
+	}
+	if err := mutate(bad.ContextID, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		method string
+		code   int
+	}{
+		{"loop", rpc.CodeOverloaded},
+		{"grow", rpc.CodeExecution},
+		{"trap", rpc.CodeExecution},
+		{"panic", rpc.CodeExecution},
+		{"write_then_trap", rpc.CodeExecution},
+		{"many_writes", rpc.CodeExecution},
+		{"big_value", rpc.CodeExecution},
+		{"bad_json", rpc.CodeExecution},
+		{"oob_key", rpc.CodeExecution},
+		{"no_such_method", rpc.CodeInvalidParams},
+	} {
+		err := mutate(bad.ContextID, tc.method)
+		if rpcCode(err) != tc.code {
+			t.Errorf("%s: %v, want code %d", tc.method, err, tc.code)
+		}
+		if err := mutate(good.ContextID, "increment"); err != nil {
+			t.Fatalf("after %s, another context failed: %v", tc.method, err)
+		}
+	}
+	var ci contextInfo
+	if err := owner.Call(ctxT(t), "context.get", []string{bad.ContextID}, &ci); err != nil || ci.Seq != 1 {
+		t.Fatalf("hostile context moved to seq %d (%v); only the one good call may commit", ci.Seq, err)
+	}
+	// A query that writes traps.
+	if err := owner.Call(ctxT(t), "query", map[string]any{"contextId": bad.ContextID, "method": "write"}, nil); rpcCode(err) != rpc.CodeExecution {
+		t.Fatalf("query that writes: %v", err)
+	}
+}
+
+func TestPlay(t *testing.T) {
+	e := startEnv(t)
+	owner, _ := e.login(e.A.Pub, e.A)
+	script := base64.StdEncoding.EncodeToString(testapps.BuildWAT(t, "../execution/testdata/hostile.wat"))
+	ci := createContext(t, owner, map[string]any{"appId": install(t, owner, "watcounter")})
+	// On a context, play commits like a mutation.
+	var tx txResult
+	if err := owner.Call(ctxT(t), "play", map[string]any{"script": script, "contextId": ci.ContextID, "entry": "ok"}, &tx); err != nil {
+		t.Fatal(err)
+	}
+	if tx.Seq != 1 || string(tx.Output) != `{"ok":true}` {
+		t.Fatalf("play on a context = %+v", tx)
+	}
+	// Without a context it only returns the output.
+	tx = txResult{}
+	if err := owner.Call(ctxT(t), "play", map[string]any{"script": script, "entry": "ok"}, &tx); err != nil || tx.Seq != 0 || tx.TxID != "" || string(tx.Output) != `{"ok":true}` {
+		t.Fatalf("detached play = %+v, %v", tx, err)
+	}
+	// A guest (not a member) may play detached but not on the context.
+	gc, _ := e.login(e.A.Pub, e.B)
+	if err := gc.Call(ctxT(t), "play", map[string]any{"script": script, "contextId": ci.ContextID, "entry": "ok"}, nil); rpcCode(err) != rpc.CodeForbidden {
+		t.Fatalf("guest play on a context: %v", err)
+	}
+	if err := gc.Call(ctxT(t), "play", map[string]any{"script": "AGFzbQEAAAA="}, nil); rpcCode(err) != rpc.CodeInvalidParams {
+		t.Fatalf("play of a module without the ABI: %v", err)
+	}
+}
