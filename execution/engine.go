@@ -23,7 +23,8 @@ type EngineConfig struct {
 	CacheDir string `toml:"cache_dir"`
 	// Limits bound every call that brings none of its own.
 	Limits Limits `toml:"limits"`
-	// PoolSize is the most idle instances kept per (tenant, app). Zero means
+	// PoolSize is the most instances of one (tenant, app) alive at once; a call that
+	// finds them all busy waits for one. Zero means
 	// 2*GOMAXPROCS.
 	PoolSize int `toml:"pool_size"`
 }
@@ -207,7 +208,7 @@ func (e *Engine) Run(ctx context.Context, c Call) (Result, error) {
 	}
 	res, err := in.run(ctx, &c, &lim)
 	if err != nil {
-		e.discard(in, &c, err)
+		e.discard(p, in, &c, err)
 		if e.isClosed() {
 			return Result{}, errs.Wrap(errs.Overloaded, err, "the execution engine closed during the call")
 		}

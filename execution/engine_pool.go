@@ -3,17 +3,27 @@ package execution
 import (
 	"context"
 	"sync"
+
+	"github.com/circlegate/circlegate/errs"
 )
 
 type enginePoolKey struct{ tenant, appID string }
 
-// enginePool holds the idle instances of one (tenant, app). Instances are never
-// shared between tenants: a guest may keep globals between calls.
+// enginePool holds the instances of one (tenant, app). Instances are never shared
+// between tenants: a guest may keep globals between calls. At most PoolSize
+// instances live at once (slots); a call that finds none free waits for one rather
+// than instantiating more, since a Go guest costs milliseconds and megabytes to start
+// and execution is CPU-bound anyway.
 type enginePool struct {
 	app     *engineApp
+	slots   chan struct{} // one token per live instance
 	mu      sync.Mutex
 	idle    []*engineInstance
 	evicted bool
+}
+
+func newEnginePool(a *engineApp, size int) *enginePool {
+	return &enginePool{app: a, slots: make(chan struct{}, size)}
 }
 
 // pool returns the pool of the call's (tenant, app), compiling the app if needed.
@@ -39,7 +49,7 @@ func (e *Engine) pool(ctx context.Context, c *Call) (*enginePool, error) {
 			e.mu.Unlock()
 			continue // evicted while it compiled: compile again
 		}
-		p = &enginePool{app: a}
+		p = newEnginePool(a, e.cfg.PoolSize)
 		if !e.closed {
 			e.pools[key] = p
 		}
@@ -58,15 +68,25 @@ func (e *Engine) appInUse(appID string) bool {
 	return false
 }
 
-// acquire takes an idle instance or starts a new one. An idle instance whose memory
-// already exceeds this call's memory_pages is closed instead.
+// acquire waits for a free slot, then takes an idle instance or starts a new one. An
+// idle instance whose memory already exceeds this call's memory_pages is closed
+// instead.
 func (e *Engine) acquire(ctx context.Context, p *enginePool, c *Call, lim *Limits) (*engineInstance, error) {
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, errs.Wrap(errs.Overloaded, ctx.Err(), "no instance of app %s became free before the call's deadline", c.AppID)
+	}
 	for {
 		p.mu.Lock()
 		n := len(p.idle)
 		if n == 0 {
 			p.mu.Unlock()
-			return e.instantiate(ctx, p, c, lim)
+			in, err := e.instantiate(ctx, p, c, lim)
+			if err != nil {
+				<-p.slots
+			}
+			return in, err
 		}
 		in := p.idle[n-1]
 		p.idle[n-1] = nil
@@ -79,11 +99,12 @@ func (e *Engine) acquire(ctx context.Context, p *enginePool, c *Call, lim *Limit
 	}
 }
 
-// release returns a healthy instance to its pool, or closes it when the pool is full
-// or gone.
+// release returns a healthy instance to its pool, or closes it when the pool is
+// gone, and frees its slot.
 func (e *Engine) release(p *enginePool, in *engineInstance) {
+	defer func() { <-p.slots }()
 	p.mu.Lock()
-	if !p.evicted && len(p.idle) < e.cfg.PoolSize {
+	if !p.evicted {
 		p.idle = append(p.idle, in)
 		p.mu.Unlock()
 		return
@@ -92,8 +113,9 @@ func (e *Engine) release(p *enginePool, in *engineInstance) {
 	in.close()
 }
 
-// discard closes the instance of a failed call.
-func (e *Engine) discard(in *engineInstance, c *Call, err error) {
+// discard closes the instance of a failed call and frees its slot.
+func (e *Engine) discard(p *enginePool, in *engineInstance, c *Call, err error) {
+	defer func() { <-p.slots }()
 	e.discarded.Add(1)
 	in.close()
 	e.log.Debug("instance discarded", "tenant", c.Tenant, "app_id", c.AppID, "method", c.Method, "err", err)

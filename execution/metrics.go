@@ -11,6 +11,9 @@ type metrics struct {
 	jobs         *prometheus.CounterVec
 	jobDuration  *prometheus.HistogramVec
 	staleRetries prometheus.Counter
+	roundJobs    prometheus.Histogram
+	executeTime  prometheus.Histogram
+	commitTime   prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -28,9 +31,24 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "circlegate", Subsystem: "execution", Name: "stale_retries_total",
 			Help: "Jobs re-executed because their context changed before they committed.",
 		}),
+		roundJobs: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "circlegate", Subsystem: "execution", Name: "round_jobs",
+			Help:    "Jobs committed together in one round (one storage sync).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		}),
+		executeTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "circlegate", Subsystem: "execution", Name: "round_execute_seconds",
+			Help:    "Time to execute the jobs of one round, before their commit.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		commitTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "circlegate", Subsystem: "execution", Name: "round_commit_seconds",
+			Help:    "Time to commit the jobs of one round durably (one storage sync).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.jobs, m.jobDuration, m.staleRetries} {
+		for _, c := range []prometheus.Collector{m.jobs, m.jobDuration, m.staleRetries, m.roundJobs, m.executeTime, m.commitTime} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -10,28 +10,78 @@ import (
 )
 
 // Commit applies c.Tx in one synced batch: state writes, the tx record, its events
-// (trimming history), the idempotency record and the new head. The context's lock is
-// held from reading the head to the end of the fsync; commits to other contexts run
-// meanwhile and Pebble groups their syncs.
+// (trimming history), the idempotency record and the new head.
 func (p *Pebble) Commit(ctx context.Context, c Commit) error {
+	return p.CommitMany(ctx, []Commit{c})[0]
+}
+
+// CommitMany checks every commit against its context's head and applies those that
+// fit in ONE synced batch, so a worker's whole batch of jobs costs one WAL fsync. The
+// locks of all the contexts are held from reading their heads to the end of the
+// sync; commits of other callers run meanwhile and Pebble groups their syncs too.
+func (p *Pebble) CommitMany(ctx context.Context, cs []Commit) []error {
+	errs := make([]error, len(cs))
 	if err := p.enter(ctx); err != nil {
-		return err
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
 	}
 	defer p.exit()
-	defer p.locks.lock(contextLockName(c.ContextID))()
-	h, err := p.tenantHead(c.Tenant, c.ContextID)
-	if err != nil {
-		return err
+	names := make([]string, len(cs))
+	for i := range cs {
+		names[i] = contextLockName(cs[i].ContextID)
 	}
-	if err := checkCommit(&h, &c); err != nil {
-		return err
-	}
+	defer p.locks.lock(names...)()
 	b := p.db.NewBatch()
-	if err := p.commitBatch(b, &h, &c); err != nil {
+	heads := make([]head, len(cs))
+	applied := 0
+	for i := range cs {
+		if errs[i] = p.prepareCommit(&heads[i], &cs[i], cs[:i]); errs[i] != nil {
+			continue
+		}
+		sub := p.db.NewBatch()
+		if errs[i] = p.commitBatch(sub, &heads[i], &cs[i]); errs[i] == nil {
+			errs[i] = b.Apply(sub, nil)
+		}
+		sub.Close()
+		if errs[i] == nil {
+			applied++
+		}
+	}
+	if applied == 0 {
 		b.Close()
+		return errs
+	}
+	if err := commit(b); err != nil {
+		for i := range cs {
+			if errs[i] == nil {
+				errs[i] = err
+				p.heads.del(cs[i].ContextID)
+			}
+		}
+		return errs
+	}
+	for i := range cs {
+		if errs[i] == nil {
+			p.heads.put(cs[i].ContextID, heads[i])
+		}
+	}
+	return errs
+}
+
+// prepareCommit loads the head of c's context into h and checks c against it.
+func (p *Pebble) prepareCommit(h *head, c *Commit, earlier []Commit) error {
+	for _, e := range earlier {
+		if e.ContextID == c.ContextID {
+			return errs.E(errs.Internal, "store: two commits to context %s in one CommitMany", c.ContextID)
+		}
+	}
+	var err error
+	if *h, err = p.lockedTenantHead(c.Tenant, c.ContextID); err != nil {
 		return err
 	}
-	return commit(b)
+	return checkCommit(h, c)
 }
 
 // checkCommit returns ErrStale if the tx was executed on another head, and an error

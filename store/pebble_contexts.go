@@ -43,7 +43,11 @@ func (p *Pebble) CreateContext(ctx context.Context, c Context, genesis Tx) error
 		b.Close()
 		return err
 	}
-	return commit(b)
+	if err := commit(b); err != nil {
+		return err
+	}
+	p.heads.put(h.ID, h)
+	return nil
 }
 
 // checkNewContext checks the caller's context and genesis tx agree; a mismatch is a
@@ -131,10 +135,11 @@ func (p *Pebble) DeleteContext(ctx context.Context, tenant, contextID string) er
 	}
 	defer p.exit()
 	defer p.locks.lock(contextLockName(contextID))()
-	h, err := p.tenantHead(tenant, contextID)
+	h, err := p.lockedTenantHead(tenant, contextID)
 	if err != nil {
 		return err
 	}
+	p.heads.del(contextID)
 	b := p.db.NewBatch()
 	_ = b.Delete(headKey(contextID), nil)
 	_ = b.Delete(tenantKey(h.Tenant, contextID), nil)
@@ -154,7 +159,7 @@ func (p *Pebble) UpdateMembers(ctx context.Context, tenant, contextID string, ad
 	}
 	defer p.exit()
 	defer p.locks.lock(contextLockName(contextID))()
-	h, err := p.tenantHead(tenant, contextID)
+	h, err := p.lockedTenantHead(tenant, contextID)
 	if err != nil {
 		return Context{}, Event{}, err
 	}
@@ -170,8 +175,10 @@ func (p *Pebble) UpdateMembers(ctx context.Context, tenant, contextID string, ad
 		return Context{}, Event{}, err
 	}
 	if err := commit(b); err != nil {
+		p.heads.del(contextID)
 		return Context{}, Event{}, err
 	}
+	p.heads.put(contextID, h)
 	return h.Context, ev, nil
 }
 

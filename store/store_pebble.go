@@ -24,6 +24,9 @@ type PebbleConfig struct {
 	CacheBytes int64
 	// MemTableBytes is the size of one memtable. Zero means 32 MiB.
 	MemTableBytes int64
+	// HeadCacheEntries bounds the decoded context heads kept in memory. Zero means
+	// 100000.
+	HeadCacheEntries int
 	// Logger receives Pebble's own messages (background errors, recovery). Nil means
 	// they are discarded.
 	Logger *slog.Logger
@@ -37,6 +40,9 @@ func (c PebbleConfig) WithDefaults() PebbleConfig {
 	}
 	if c.MemTableBytes == 0 {
 		c.MemTableBytes = 32 << 20
+	}
+	if c.HeadCacheEntries == 0 {
+		c.HeadCacheEntries = 100000
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -68,6 +74,7 @@ type Pebble struct {
 	db    *pebble.DB
 	hist  HistoryConfig
 	locks *stripes
+	heads *headCache
 
 	closeMu sync.RWMutex // held shared by every call, exclusively by Close
 	closed  bool
@@ -90,7 +97,7 @@ func OpenPebble(cfg PebbleConfig) (*Pebble, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open pebble in %s: %w", cfg.Dir, err)
 	}
-	return &Pebble{db: db, hist: cfg.History, locks: newStripes()}, nil
+	return &Pebble{db: db, hist: cfg.History, locks: newStripes(), heads: newHeadCache(cfg.HeadCacheEntries)}, nil
 }
 
 // pebbleOptions are tuned for a small machine (2 cores): a few large memtables so
@@ -150,8 +157,30 @@ type head struct {
 	FirstEvent uint64 `json:"firstEvent"`
 }
 
-// readHead returns a context's head, or an errs.NotFound error.
+// readHead returns a context's head, or an errs.NotFound error, for callers that do
+// not hold the context's lock: from the cache, or loaded under the lock.
 func (p *Pebble) readHead(contextID string) (head, error) {
+	if h, ok := p.heads.get(contextID); ok {
+		return h, nil
+	}
+	defer p.locks.lock(contextLockName(contextID))()
+	return p.loadHead(contextID)
+}
+
+// loadHead is readHead for a caller that holds the context's lock.
+func (p *Pebble) loadHead(contextID string) (head, error) {
+	if h, ok := p.heads.get(contextID); ok {
+		return h, nil
+	}
+	h, err := p.decodeHead(contextID)
+	if err == nil {
+		p.heads.put(contextID, h)
+	}
+	return h, err
+}
+
+// decodeHead reads a head from Pebble.
+func (p *Pebble) decodeHead(contextID string) (head, error) {
 	var h head
 	v, ok, err := p.get(headKey(contextID))
 	if err != nil {
@@ -169,11 +198,21 @@ func (p *Pebble) readHead(contextID string) (head, error) {
 // tenantHead is readHead that also reports NotFound when the context belongs to
 // another tenant.
 func (p *Pebble) tenantHead(tenant, contextID string) (head, error) {
-	h, err := p.readHead(contextID)
-	if err == nil && h.Tenant != tenant {
-		return head{}, errs.E(errs.NotFound, "context %s not found", contextID)
+	return ofTenant(tenant, contextID)(p.readHead(contextID))
+}
+
+// lockedTenantHead is tenantHead for a caller that holds the context's lock.
+func (p *Pebble) lockedTenantHead(tenant, contextID string) (head, error) {
+	return ofTenant(tenant, contextID)(p.loadHead(contextID))
+}
+
+func ofTenant(tenant, contextID string) func(head, error) (head, error) {
+	return func(h head, err error) (head, error) {
+		if err == nil && h.Tenant != tenant {
+			return head{}, errs.E(errs.NotFound, "context %s not found", contextID)
+		}
+		return h, err
 	}
-	return h, err
 }
 
 func putJSON(b *pebble.Batch, k []byte, v any) error {

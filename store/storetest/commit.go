@@ -179,3 +179,45 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// testCommitMany: commits to several contexts in one call apply independently; a stale
+// one changes nothing while the others apply, and two commits to one context are
+// refused.
+func testCommitMany(t *testing.T, open Opener) {
+	s := newStore(t, open, store.HistoryConfig{})
+	app := installApp(t, s, tenantA, "app")
+	a := createContext(t, s, tenantA, app.ID)
+	b := commitNext(t, s, createContext(t, s, tenantA, app.ID), []store.Write{Set("k", "b1")})
+	c := createContext(t, s, tenantA, app.ID)
+	bBefore := takeSnapshot(t, s, tenantA, b.ID)
+	now := time.Now()
+	staleB := store.Commit{Tenant: tenantA, ContextID: b.ID, ExpectedSeq: b.Seq - 1,
+		Tx: NextTx(store.Context{ID: b.ID, Seq: b.Seq - 1, RootHash: b.RootHash, EventSeq: b.EventSeq}, now, []store.Write{Set("k", "stale")})}
+	txA := NextTx(a, now, []store.Write{Set("k", "a1")}, "Mutated")
+	txC := NextTx(c, now, []store.Write{Set("k", "c1")})
+	errs := s.CommitMany(t.Context(), []store.Commit{
+		{Tenant: tenantA, ContextID: a.ID, ExpectedSeq: a.Seq, Tx: txA},
+		staleB,
+		{Tenant: tenantA, ContextID: c.ID, ExpectedSeq: c.Seq, Tx: txC},
+	})
+	if len(errs) != 3 || errs[0] != nil || errs[2] != nil {
+		t.Fatalf("CommitMany = %v, want nil, stale, nil", errs)
+	}
+	wantStale(t, "stale commit in a batch", errs[1])
+	sameSnapshot(t, "stale context", takeSnapshot(t, s, tenantA, b.ID), bBefore)
+	for _, want := range []store.Context{Advance(a, txA), Advance(c, txC)} {
+		sameContext(t, "committed in a batch", mustGetContext(t, s, tenantA, want.ID), want)
+		if v, ok, err := s.Get(t.Context(), want.ID, []byte("k")); err != nil || !ok || len(v) != 2 {
+			t.Errorf("state of %s after CommitMany: %q %v %v", want.ID, v, ok, err)
+		}
+	}
+	a = Advance(a, txA)
+	tx1 := NextTx(a, now, nil)
+	errs = s.CommitMany(t.Context(), []store.Commit{
+		{Tenant: tenantA, ContextID: a.ID, ExpectedSeq: a.Seq, Tx: tx1},
+		{Tenant: tenantA, ContextID: a.ID, ExpectedSeq: a.Seq, Tx: tx1},
+	})
+	if errs[0] != nil || errs[1] == nil {
+		t.Fatalf("two commits to one context: %v, want the second refused", errs)
+	}
+}

@@ -60,6 +60,7 @@ func Run(t *testing.T, open Opener) {
 		{"StateSize", testStateSize},
 		{"Commit", testCommit},
 		{"CommitStale", testCommitStale},
+		{"CommitMany", testCommitMany},
 		{"CommitStaleEvents", testCommitStaleEvents},
 		{"CommitDeletedContext", testCommitDeletedContext},
 		{"DeleteContext", testDeleteContext},
