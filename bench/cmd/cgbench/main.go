@@ -1,0 +1,200 @@
+// Command cgbench is the load and benchmark harness of the circlegate gateway core. It
+// starts a gateway binary as a subprocess on a free loopback port, spreads client
+// connections over load-generator child processes (itself, re-executed with -worker,
+// each bound to its own source address 127.0.0.2, 127.0.0.3, ...) and runs:
+//
+//	idle       19,000 authenticated idle sessions: gateway RSS and goroutines per session
+//	handshake  dial, fetch_nonce, authenticate, close in 64 loops: handshakes per gateway CPU-second
+//	whoami     100 sessions, 10,000 req/s paced open loop: latency from the scheduled send
+//
+// It prints a Markdown table on stdout, progress on stderr, and exits non-zero only
+// when the harness itself fails; a missed target is a "miss" row.
+//
+// Usage:
+//
+//	go build -o bin/circlegate ./cmd/circlegate
+//	go run ./bench/cmd/cgbench [-gateway bin/circlegate] [-scenarios idle,handshake,whoami] [-quick] [-pin]
+//
+// docs/benchmarks.md describes the scenarios and the measured figures.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// env is what every scenario gets: the options and a progress log.
+type env struct {
+	gateway        string
+	idleSessions   int
+	idleSit        time.Duration // how long sessions sit idle before RSS is sampled
+	handshakeLoops int
+	whoamiRate     float64       // requests per second, all sessions together
+	duration       time.Duration // of the handshake and whoami loads
+	// gatewayCPUs and loadCPUs, when set, are the CPU lists (taskset -c) the gateway
+	// and the load generators are confined to.
+	gatewayCPUs, loadCPUs string
+	log                   io.Writer
+}
+
+// placement says where the processes ran.
+func (e *env) placement() string {
+	if e.gatewayCPUs == "" {
+		return "gateway and load generators share all CPUs"
+	}
+	return "gateway on CPU " + e.gatewayCPUs + ", load generators on CPU " + e.loadCPUs
+}
+
+func (e *env) logf(format string, args ...any) {
+	fmt.Fprintf(e.log, "cgbench: "+format+"\n", args...)
+}
+
+// result is one row of the final table. A scenario fills Figure, Pass and Notes.
+type result struct {
+	Scenario, Figure, Target string
+	Pass                     bool
+	Err                      error
+	Notes                    string
+}
+
+type scenario struct {
+	name, target string
+	run          func(context.Context, *env) (result, error)
+}
+
+var scenarios = []scenario{
+	{"idle", "<= 12 KiB/session", runIdle},
+	{"handshake", ">= 4000 handshakes/s per core", runHandshake},
+	{"whoami", "p99 <= 1 ms", runWhoami},
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && args[0] == "-worker" { // the hidden child mode
+		return runWorker(ctx, os.Stdin, stdout)
+	}
+	e, selected, err := parseFlags(args, stderr)
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "cgbench: %v\n", err)
+		}
+		return 2
+	}
+	var results []result
+	failed := false
+	for _, s := range selected {
+		e.logf("%s: running", s.name)
+		began := time.Now()
+		r, err := s.run(ctx, e)
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			err = errors.New("interrupted")
+		}
+		r.Scenario, r.Target, r.Err = s.name, s.target, err
+		if err != nil {
+			failed = true
+			e.logf("%s: %v", s.name, err)
+		}
+		e.logf("%s: finished in %s", s.name, time.Since(began).Round(time.Second))
+		results = append(results, r)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	printTable(stdout, results)
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+func parseFlags(args []string, stderr io.Writer) (*env, []scenario, error) {
+	fs := flag.NewFlagSet("cgbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	e := &env{log: stderr, duration: 10 * time.Second, idleSit: 10 * time.Second}
+	fs.StringVar(&e.gateway, "gateway", "bin/circlegate", "gateway binary to start")
+	names := fs.String("scenarios", "idle,handshake,whoami", "comma-separated scenarios to run")
+	quick := fs.Bool("quick", false, "3 s of handshake and whoami load instead of 10 s")
+	fs.IntVar(&e.idleSessions, "sessions", 19000, "idle sessions to open")
+	fs.IntVar(&e.handshakeLoops, "loops", 64, "concurrent handshake loops")
+	fs.Float64Var(&e.whoamiRate, "rate", 10000, "whoami requests per second offered, all sessions together")
+	pin := fs.Bool("pin", false, "run the gateway on CPU 0 and the load generators on the other CPUs (needs taskset)")
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	if *quick {
+		e.duration = 3 * time.Second
+	}
+	if *pin {
+		n := runtime.NumCPU()
+		if n < 2 {
+			return nil, nil, errors.New("-pin needs at least 2 CPUs")
+		}
+		e.gatewayCPUs, e.loadCPUs = "0", fmt.Sprintf("1-%d", n-1)
+		if n == 2 {
+			e.loadCPUs = "1"
+		}
+	}
+	selected, err := selectScenarios(*names)
+	return e, selected, err
+}
+
+func selectScenarios(list string) ([]scenario, error) {
+	var out []scenario
+next:
+	for _, name := range strings.Split(list, ",") {
+		name = strings.TrimSpace(name)
+		for _, s := range scenarios {
+			if s.name == name {
+				out = append(out, s)
+				continue next
+			}
+		}
+		return nil, fmt.Errorf("unknown scenario %q (have idle, handshake, whoami)", name)
+	}
+	return out, nil
+}
+
+func printTable(w io.Writer, results []result) {
+	fmt.Fprintf(w, "Machine: %d CPUs (%s), %s, %s/%s\n\n", runtime.NumCPU(), cpuModel(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintln(w, "| scenario | figure | target | result | notes |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
+	for _, r := range results {
+		verdict, notes := "pass", r.Notes
+		switch {
+		case r.Err != nil:
+			verdict, r.Figure, notes = "error", "-", strings.ReplaceAll(r.Err.Error(), "\n", " ")
+		case !r.Pass:
+			verdict = "miss"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", r.Scenario, r.Figure, r.Target, verdict, strings.ReplaceAll(notes, "|", `\|`))
+	}
+}
+
+// cpuModel returns the first "model name" of /proc/cpuinfo.
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for line := range strings.Lines(string(b)) {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}

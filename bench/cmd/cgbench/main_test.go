@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary serve as the load-generator child: the scenarios
+// re-execute os.Executable() with -worker.
+func TestMain(m *testing.M) {
+	if len(os.Args) == 2 && os.Args[1] == "-worker" {
+		os.Exit(runWorker(context.Background(), os.Stdin, os.Stdout))
+	}
+	os.Exit(m.Run())
+}
+
+func TestQuantile(t *testing.T) {
+	sorted := []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	for _, tc := range []struct {
+		q    float64
+		want int64
+	}{{0, 1}, {0.5, 5}, {0.9, 9}, {0.99, 10}, {1, 10}} {
+		if got := quantile(sorted, tc.q); got != tc.want {
+			t.Errorf("quantile(%v) = %d, want %d", tc.q, got, tc.want)
+		}
+	}
+	if got := quantile(nil, 0.5); got != 0 {
+		t.Errorf("quantile of nothing = %d, want 0", got)
+	}
+}
+
+func TestSplitJob(t *testing.T) {
+	jobs := splitJob(job{Sessions: 19000, Loops: 64}, 4)
+	var sessions, loops int
+	for i, j := range jobs {
+		sessions += j.Sessions
+		loops += j.Loops
+		if want := "127.0.0." + string(rune('2'+i)); j.LocalIP != want {
+			t.Errorf("job %d from %s, want %s", i, j.LocalIP, want)
+		}
+		if j.Sessions > maxSocketsPerWorker {
+			t.Errorf("job %d holds %d sessions", i, j.Sessions)
+		}
+	}
+	if sessions != 19000 || loops != 64 {
+		t.Errorf("split into %d sessions and %d loops, want 19000 and 64", sessions, loops)
+	}
+}
+
+func TestProcCounters(t *testing.T) {
+	if rss, err := procRSS(os.Getpid()); err != nil || rss <= 0 {
+		t.Errorf("procRSS = %d, %v", rss, err)
+	}
+	if _, err := procCPU(os.Getpid()); err != nil {
+		t.Errorf("procCPU: %v", err)
+	}
+	if busy, err := machineCPU(); err != nil || busy <= 0 {
+		t.Errorf("machineCPU = %v, %v", busy, err)
+	}
+}
+
+// TestScenariosSmoke runs every scenario, scaled down, against a gateway built from
+// this module, and checks that each produces a figure without a harness error.
+func TestScenariosSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts the gateway")
+	}
+	bin := filepath.Join(t.TempDir(), "circlegate")
+	build := exec.Command("go", "build", "-o", bin, "github.com/circlegate/circlegate/cmd/circlegate")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build gateway: %v\n%s", err, out)
+	}
+	e := &env{
+		gateway: bin, idleSessions: 300, idleSit: time.Second, handshakeLoops: 8,
+		whoamiRate: 1000, duration: time.Second, log: io.Discard,
+	}
+	for _, s := range scenarios {
+		t.Run(s.name, func(t *testing.T) {
+			r, err := s.run(context.Background(), e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Figure == "" || r.Notes == "" {
+				t.Errorf("empty result: %+v", r)
+			}
+		})
+	}
+	if procs := childProcesses(t); len(procs) > 0 {
+		t.Errorf("processes left behind: %v", procs)
+	}
+}
+
+// childProcesses lists the processes whose parent is this one.
+func childProcesses(t *testing.T) []string {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Skip("no /proc")
+	}
+	self := strconv.Itoa(os.Getpid())
+	var out []string
+	for _, de := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc", de.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// The parent pid is the second field after the parenthesized command name.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 1 && f[1] == self {
+			out = append(out, de.Name()+" "+f[0])
+		}
+	}
+	return out
+}

@@ -1,0 +1,70 @@
+// Command cgprofgw is the circlegate gateway with profiling, for finding out what a
+// benchmark's figures are made of without touching the gateway's code. It runs
+// launcher.Main exactly as cmd/circlegate does and, driven by the environment:
+//
+//	CGPROF_CPU=FILE   writes a CPU profile of the whole run to FILE
+//	CGPROF_HEAP=FILE  writes a heap profile (after a GC) to FILE on each SIGUSR1
+//
+// For example:
+//
+//	go build -o bin/cgprofgw ./bench/cmd/cgprofgw
+//	CGPROF_CPU=/tmp/hs.prof go run ./bench/cmd/cgbench -gateway bin/cgprofgw -scenarios handshake
+//	go tool pprof -top bin/cgprofgw /tmp/hs.prof
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"syscall"
+
+	"github.com/circlegate/circlegate/launcher"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	if path := os.Getenv("CGPROF_CPU"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "cgprofgw: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "cgprofgw: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if path := os.Getenv("CGPROF_HEAP"); path != "" {
+		usr1 := make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
+		go func() {
+			for range usr1 {
+				writeHeap(path)
+			}
+		}()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return launcher.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+}
+
+func writeHeap(path string) {
+	runtime.GC()
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cgprofgw: %v\n", err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		fmt.Fprintf(os.Stderr, "cgprofgw: %v\n", err)
+	}
+}
