@@ -235,7 +235,9 @@ func (s *Server) Handle(ctx context.Context, peer *Peer, data []byte) []byte {
 		buf.WriteByte(']')
 		return buf.Bytes()
 	}
-	if !json.Valid(data) {
+	// An object is validated by decoding it (DecodeRequest reports a syntax error as
+	// -32700); anything else is checked here so that invalid JSON is -32700, not -32600.
+	if (len(data) == 0 || data[0] != '{') && !json.Valid(data) {
 		s.metrics.requests.WithLabelValues("invalid", "parse_error").Inc()
 		appendError(&buf, nullID, &Error{Code: CodeParseError, Message: "parse error"})
 		return buf.Bytes()

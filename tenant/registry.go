@@ -97,6 +97,9 @@ func (r *Registry) Get(pk string) (*Tenant, bool) {
 // Lookup accepts any spelling of a tenant key and returns the tenant, or a NotFound
 // error when the key is malformed or not served here.
 func (r *Registry) Lookup(key string) (*Tenant, error) {
+	if t, ok := r.Get(key); ok {
+		return t, nil // already the normalized spelling: no curve arithmetic
+	}
 	pk, err := NormalizePubKey(key)
 	if err != nil {
 		return nil, errs.E(errs.NotFound, "unknown tenant")

@@ -78,17 +78,24 @@ func RecoverPersonal(msg []byte, sig [65]byte) (*secp256k1.PublicKey, error) {
 	if !ok {
 		return nil, errs.Param("signature", "v must be 0, 1, 27 or 28, got %d", sig[64])
 	}
+	digest := PersonalHash(msg)
+	pk, err := recoverKey(digest, sig, v)
+	if err != nil {
+		return nil, errs.Wrap(errs.InvalidCredentials, err, "signature does not match pubkey")
+	}
+	return pk, nil
+}
+
+// recoverDcrd recovers the signer with decred's pure-Go secp256k1: the build without
+// cgo, and the reference the cgo backend is tested against.
+func recoverDcrd(digest [32]byte, sig [65]byte, v byte) (*secp256k1.PublicKey, error) {
 	// decred's compact layout is [27 + recid] || r || s; the +4 "compressed" flag only
 	// tells the caller how the key was serialized and does not change the key.
 	var compact [65]byte
 	compact[0] = compactMagic + v
 	copy(compact[1:], sig[:64])
-	digest := PersonalHash(msg)
 	pk, _, err := ecdsa.RecoverCompact(compact[:], digest[:])
-	if err != nil {
-		return nil, errs.Wrap(errs.InvalidCredentials, err, "signature does not match pubkey")
-	}
-	return pk, nil
+	return pk, err
 }
 
 // VerifyPersonal checks that sigHex is pubkeyHex's personal_sign signature of msg.

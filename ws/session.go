@@ -111,12 +111,15 @@ func (s *session) readMessage() ([]byte, error) {
 func (s *session) serve(msg []byte) {
 	defer func() { <-s.slots }()
 	if reply := s.hub.rpc.Handle(s.ctx, s.peer, msg); reply != nil {
-		s.send(reply)
+		if s.enqueue(reply) {
+			s.write() // this goroutine becomes the writer: no hand-off for a reply
+		}
 	}
 }
 
-// send queues one text frame. Past the outbound bound the session is closed as slow.
-func (s *session) send(msg []byte) bool {
+// enqueue queues one text frame and reports whether the caller must become (or
+// start) the writer. Past the outbound bound the session is closed as slow.
+func (s *session) enqueue(msg []byte) (startWriter bool) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -132,13 +135,11 @@ func (s *session) send(msg []byte) bool {
 	start := !s.writing
 	s.writing = true
 	s.mu.Unlock()
-	if start {
-		go s.write()
-	}
-	return true
+	return start
 }
 
-// write drains the queue, then exits; send starts it again when needed.
+// write drains the queue, then returns; whoever next finds no writer running
+// becomes the writer.
 func (s *session) write() {
 	var batch [][]byte
 	for {
