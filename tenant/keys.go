@@ -2,6 +2,7 @@ package tenant
 
 import (
 	"encoding/hex"
+	"sync"
 
 	"github.com/circlegate/circlegate/errs"
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
@@ -49,11 +50,48 @@ func pubKeyPrefixOK(b []byte) bool {
 // NormalizePubKey parses s like ParsePubKey and returns the key as lowercase compressed
 // hex (66 characters, no 0x), so that every spelling of one key yields one string.
 func NormalizePubKey(s string) (string, error) {
+	if n, ok := validKeys.get(s); ok {
+		return n, nil
+	}
 	pk, err := ParsePubKey(s)
 	if err != nil {
 		return "", err
 	}
-	return PubKeyHex(pk), nil
+	n := PubKeyHex(pk)
+	validKeys.put(s, n)
+	return n, nil
+}
+
+// validKeys remembers recently validated keys (as spelled, normalized), so a key that
+// arrives in fetch_nonce and then in authenticate is decompressed (a modular square
+// root) once. Only keys that parsed are kept; the cache is bounded.
+var validKeys = &keyCache{m: make(map[string]string), max: 8192}
+
+type keyCache struct {
+	mu  sync.Mutex
+	m   map[string]string
+	max int
+}
+
+func (c *keyCache) get(s string) (string, bool) {
+	c.mu.Lock()
+	n, ok := c.m[s]
+	c.mu.Unlock()
+	return n, ok
+}
+
+func (c *keyCache) put(s, n string) {
+	c.mu.Lock()
+	if len(c.m) >= c.max {
+		for k := range c.m { // drop an arbitrary eighth
+			delete(c.m, k)
+			if len(c.m) < c.max-c.max/8 {
+				break
+			}
+		}
+	}
+	c.m[s] = n
+	c.mu.Unlock()
 }
 
 // PubKeyHex returns pk as lowercase compressed hex (66 characters, no 0x).

@@ -2,6 +2,7 @@ package tenant
 
 import (
 	"encoding/hex"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -118,5 +119,18 @@ func TestPubKeyHex(t *testing.T) {
 	got := PubKeyHex(testKey(3).PubKey())
 	if len(got) != 66 || strings.ToLower(got) != got || (got[:2] != "02" && got[:2] != "03") {
 		t.Fatalf("PubKeyHex = %q", got)
+	}
+}
+
+func TestKeyCacheBounded(t *testing.T) {
+	c := &keyCache{m: make(map[string]string), max: 64}
+	for i := range 1000 {
+		c.put(strconv.Itoa(i), "n")
+		if len(c.m) > c.max {
+			t.Fatalf("cache holds %d entries, bound %d", len(c.m), c.max)
+		}
+	}
+	if n, ok := c.get("999"); !ok || n != "n" {
+		t.Fatal("the newest entry was dropped")
 	}
 }
