@@ -49,8 +49,9 @@ type Config struct {
 	// RequestBurst is the burst allowed above RequestRate. Zero means RequestRate
 	// rounded up, at least 1.
 	RequestBurst int `toml:"request_burst"`
-	// ReadBufferSize is the per-session read buffer. Zero means 1024 bytes; larger
-	// messages are read in pieces.
+	// ReadBufferSize is the per-session read buffer. Zero means 512 bytes: JSON-RPC
+	// requests are small, every idle session holds this buffer, and larger messages
+	// are read in pieces.
 	ReadBufferSize int `toml:"read_buffer_size"`
 	// AllowedOrigins lists the browser origins allowed to connect. Empty means any
 	// origin: sessions authenticate by signature, never by cookie.
@@ -93,7 +94,7 @@ func (c Config) WithDefaults() Config {
 		c.RequestBurst = max(1, int(c.RequestRate+0.999))
 	}
 	if c.ReadBufferSize == 0 {
-		c.ReadBufferSize = 1024
+		c.ReadBufferSize = 512
 	}
 	return c
 }

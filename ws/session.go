@@ -193,6 +193,7 @@ func (s *session) stopAuthTimer() {
 	s.mu.Lock()
 	if s.authTimer != nil {
 		s.authTimer.Stop()
+		s.authTimer = nil // an idle session keeps only what it needs
 	}
 	s.mu.Unlock()
 }
