@@ -9,6 +9,7 @@ package errs
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Kind classifies an error for the transports.
@@ -82,6 +83,12 @@ func Wrap(k Kind, err error, format string, args ...any) *Error {
 // Param returns an InvalidParams error naming the parameter.
 func Param(name, format string, args ...any) *Error {
 	return &Error{Kind: InvalidParams, Param: name, Message: "invalid param " + name + ": " + fmt.Sprintf(format, args...)}
+}
+
+// Reason returns the message without the "invalid param NAME: " prefix that Param
+// adds, for callers that name the param themselves (config errors, nested params).
+func (e *Error) Reason() string {
+	return strings.TrimPrefix(e.Message, "invalid param "+e.Param+": ")
 }
 
 // KindOf returns the kind of the first *Error in err's chain, or Internal.

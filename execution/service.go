@@ -74,17 +74,9 @@ func (c Config) Validate() error {
 
 func prefixParam(prefix string, err error) error {
 	if e, ok := err.(*errs.Error); ok && e.Param != "" {
-		return errs.Param(prefix+e.Param, "%s", trimParam(e))
+		return errs.Param(prefix+e.Param, "%s", e.Reason())
 	}
 	return err
-}
-
-func trimParam(e *errs.Error) string {
-	p := "invalid param " + e.Param + ": "
-	if len(e.Message) > len(p) && e.Message[:len(p)] == p {
-		return e.Message[len(p):]
-	}
-	return e.Message
 }
 
 // Caller is who makes a call: an authenticated key and whether it owns the tenant.

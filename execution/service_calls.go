@@ -86,7 +86,7 @@ func (s *Service) Play(ctx context.Context, tenant string, c Caller, script []by
 		entry = "main"
 	}
 	if err := checkMethod(entry); err != nil {
-		return nil, errs.Param("entry", "%s", trimParam(err.(*errs.Error)))
+		return nil, errs.Param("entry", "%s", err.(*errs.Error).Reason())
 	}
 	if len(script) == 0 || len(script) > s.cfg.MaxAppBytes {
 		return nil, errs.Param("script", "must be 1 to %d bytes of wasm", s.cfg.MaxAppBytes)

@@ -197,7 +197,7 @@ func paramOf(err error) string {
 func reasonOf(err error) string {
 	var e *errs.Error
 	if errors.As(err, &e) && e.Param != "" {
-		return strings.TrimPrefix(e.Message, "invalid param "+e.Param+": ")
+		return e.Reason()
 	}
 	return err.Error()
 }
