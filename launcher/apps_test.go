@@ -1,6 +1,7 @@
 package launcher
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/circlegate/circlegate/client"
 	"github.com/circlegate/circlegate/internal/testapps"
@@ -50,7 +52,10 @@ func install(t *testing.T, c *client.Client, name string) string {
 	t.Helper()
 	wasm := testapps.Build(t, name)
 	var app appInfo
-	if err := c.Call(ctxT(t), "app.install", map[string]any{"wasm": base64.StdEncoding.EncodeToString(wasm), "name": name}, &app); err != nil {
+	// Installing compiles the module: seconds on a cold cache under the race detector.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := c.Call(ctx, "app.install", map[string]any{"wasm": base64.StdEncoding.EncodeToString(wasm), "name": name}, &app); err != nil {
 		t.Fatalf("install %s: %v", name, err)
 	}
 	sum := sha256.Sum256(wasm)
