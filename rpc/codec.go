@@ -19,13 +19,6 @@ func (r *Request) IsNotification() bool { return r.ID == nil }
 
 var nullID = json.RawMessage("null")
 
-type wireRequest struct {
-	JSONRPC string          `json:"jsonrpc"`
-	ID      json.RawMessage `json:"id"`
-	Method  *string         `json:"method"`
-	Params  json.RawMessage `json:"params"`
-}
-
 // DecodeRequest validates one JSON value as a request object. On failure it returns
 // the error to send and the id to send it with (null when none could be read).
 func DecodeRequest(raw []byte) (*Request, json.RawMessage, *Error) {
@@ -33,37 +26,52 @@ func DecodeRequest(raw []byte) (*Request, json.RawMessage, *Error) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, nullID, invalidRequest("request must be an object")
 	}
-	var w wireRequest
-	typeErr := json.Unmarshal(raw, &w)
-	if typeErr != nil {
-		if _, ok := typeErr.(*json.UnmarshalTypeError); !ok {
-			return nil, nullID, &Error{Code: CodeParseError, Message: "parse error"}
-		}
+	if !json.Valid(raw) {
+		return nil, nullID, &Error{Code: CodeParseError, Message: "parse error"}
 	}
-	id := w.ID
+	var version, method, id, params []byte
+	_ = members(raw, func(k, v []byte) error {
+		switch {
+		case keyIs(k, "jsonrpc"):
+			version = v
+		case keyIs(k, "method"):
+			method = v
+		case keyIs(k, "id"):
+			id = v
+		case keyIs(k, "params"):
+			params = v
+		}
+		return nil
+	})
 	if id != nil && !validID(id) {
 		return nil, nullID, invalidRequest("id must be a string, a number or null")
 	}
-	replyID := id
+	replyID := json.RawMessage(id)
 	if replyID == nil {
 		replyID = nullID
 	}
-	switch {
-	case typeErr != nil:
-		return nil, replyID, invalidRequest(typeErr.(*json.UnmarshalTypeError).Field + " has the wrong type")
-	case w.JSONRPC != "2.0":
+	for _, f := range []struct {
+		name string
+		v    []byte
+	}{{"jsonrpc", version}, {"method", method}} {
+		if f.v != nil && f.v[0] != '"' && string(f.v) != "null" {
+			return nil, replyID, invalidRequest(f.name + " has the wrong type")
+		}
+	}
+	if v, _ := unquote(version); v != "2.0" {
 		return nil, replyID, invalidRequest(`jsonrpc must be "2.0"`)
-	case w.Method == nil || *w.Method == "":
+	}
+	m, _ := unquote(method)
+	if m == "" {
 		return nil, replyID, invalidRequest("method must be a non-empty string")
 	}
-	params := w.Params
 	if len(params) > 0 && params[0] != '{' && params[0] != '[' {
 		if string(params) != "null" {
 			return nil, replyID, invalidRequest("params must be an object or an array")
 		}
 		params = nil
 	}
-	return &Request{ID: id, Method: *w.Method, Params: params}, replyID, nil
+	return &Request{ID: id, Method: m, Params: params}, replyID, nil
 }
 
 func validID(id json.RawMessage) bool {

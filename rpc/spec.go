@@ -56,6 +56,9 @@ func ParseSpec(doc []byte) (*Spec, error) {
 		if _, dup := s.Methods[m.Name]; dup {
 			return nil, fmt.Errorf("openrpc: method %q documented twice", m.Name)
 		}
+		if len(m.Params) > 64 {
+			return nil, fmt.Errorf("openrpc: method %q has more than 64 params", m.Name)
+		}
 		ms := &MethodSpec{Name: m.Name, Auth: m.Auth}
 		for _, p := range m.Params {
 			ms.Params = append(ms.Params, ParamSpec{Name: p.Name, Required: p.Required})
@@ -96,28 +99,42 @@ func (m *MethodSpec) normalizeParams(raw json.RawMessage) (json.RawMessage, *Err
 		out, _ := json.Marshal(obj)
 		return out, nil
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
+	// An object: check names and required params without decoding the values.
+	var seen uint64 // bit i: param i present and not null
+	var unknown string
+	err := members(raw, func(k, v []byte) error {
+		name, _ := unquote(k)
+		i := m.paramIndex(name)
+		if i < 0 {
+			unknown = name
+			return errScan
+		}
+		if i < 64 && string(v) != "null" {
+			seen |= 1 << i
+		}
+		return nil
+	})
+	if unknown != "" {
+		return nil, paramError(unknown, "unknown param "+unknown)
+	}
+	if err != nil {
 		return nil, paramError("", "params must be a JSON object")
 	}
-	for k := range obj {
-		if !m.hasParam(k) {
-			return nil, paramError(k, "unknown param "+k)
+	for i, p := range m.Params {
+		if p.Required && i < 64 && seen&(1<<i) == 0 {
+			return nil, paramError(p.Name, "missing param "+p.Name)
 		}
-	}
-	if e := m.checkRequired(obj); e != nil {
-		return nil, e
 	}
 	return raw, nil
 }
 
-func (m *MethodSpec) hasParam(name string) bool {
-	for _, p := range m.Params {
+func (m *MethodSpec) paramIndex(name string) int {
+	for i, p := range m.Params {
 		if p.Name == name {
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
 func (m *MethodSpec) checkRequired(obj map[string]json.RawMessage) *Error {
