@@ -50,9 +50,10 @@ fuzz:
 	done
 
 ## bench: the load scenarios (prints a table) and the Go micro-benchmarks.
-bench: build
-	$(GO) run ./bench/cmd/cgbench -gateway $(BIN)
+bench: build apps
+	$(GO) run ./bench/cmd/cgbench -gateway $(BIN) -app-dir bin/apps
 	$(GO) test -run '^$$' -bench . -benchmem ./rpc/ ./tenant/
+	$(GO) test -run '^$$' -bench Noop -benchmem ./execution/
 
 clean:
 	rm -rf bin data

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -39,6 +40,7 @@ type gateway struct {
 	dir    string
 	addr   string
 	tenant string // tenant public key, compressed hex
+	owner  string // tenant private key, hex: the owner's key, for the application scenarios
 	log    string // path of the gateway's stdout and stderr
 	exited chan struct{}
 }
@@ -67,6 +69,7 @@ func (g *gateway) start(ctx context.Context, bin, cpus string, cfg gatewayConfig
 		return err
 	}
 	g.tenant = tenant.PubKeyHex(priv.PubKey())
+	g.owner = hex.EncodeToString(priv.Serialize())
 	if g.addr, err = freePort(); err != nil {
 		return err
 	}

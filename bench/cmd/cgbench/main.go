@@ -6,6 +6,8 @@
 //	idle       19,000 authenticated idle sessions: gateway RSS and goroutines per session
 //	handshake  dial, fetch_nonce, authenticate, close in 64 loops: handshakes per gateway CPU-second
 //	whoami     100 sessions, 10,000 req/s paced open loop: latency from the scheduled send
+//	mutate     counter app on 1,000 contexts, 64 closed loops of mutate: durable mutations/s
+//	query      counter app on 100 contexts, 100 sessions, 10,000 query/s paced open loop
 //
 // It prints a Markdown table on stdout, progress on stderr, and exits non-zero only
 // when the harness itself fails; a missed target is a "miss" row.
@@ -13,7 +15,8 @@
 // Usage:
 //
 //	go build -o bin/circlegate ./cmd/circlegate
-//	go run ./bench/cmd/cgbench [-gateway bin/circlegate] [-scenarios idle,handshake,whoami] [-quick] [-pin]
+//	make apps    # bin/apps/counter.wasm, for mutate and query
+//	go run ./bench/cmd/cgbench [-gateway bin/circlegate] [-app-dir bin/apps] [-scenarios idle,handshake,whoami,mutate,query] [-quick] [-pin]
 //
 // docs/benchmarks.md describes the scenarios and the measured figures.
 package main
@@ -46,7 +49,11 @@ type env struct {
 	idleSit        time.Duration // how long sessions sit idle before RSS is sampled
 	handshakeLoops int
 	whoamiRate     float64       // requests per second, all sessions together
-	duration       time.Duration // of the handshake and whoami loads
+	duration       time.Duration // of the handshake, whoami, mutate and query loads
+	appDir         string        // where counter.wasm is
+	mutateContexts int           // contexts the mutate loops go round
+	mutateLoops    int           // concurrent mutate loops, one session each
+	queryContexts  int           // contexts the query load goes round
 	// gatewayCPUs and loadCPUs, when set, are the CPU lists (taskset -c) the gateway
 	// and the load generators are confined to.
 	gatewayCPUs, loadCPUs string
@@ -82,6 +89,8 @@ var scenarios = []scenario{
 	{"idle", "<= 12 KiB/session", runIdle},
 	{"handshake", ">= 4000 handshakes/s per core", runHandshake},
 	{"whoami", "p99 <= 1 ms", runWhoami},
+	{"mutate", ">= 20000 mutations/s", runMutate},
+	{"query", "p99 <= 1 ms", runQuery},
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -125,13 +134,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func parseFlags(args []string, stderr io.Writer) (*env, []scenario, error) {
 	fs := flag.NewFlagSet("cgbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	e := &env{log: stderr, duration: 10 * time.Second, idleSit: 10 * time.Second}
+	e := &env{log: stderr, duration: 10 * time.Second, idleSit: 10 * time.Second, mutateContexts: 1000, mutateLoops: 64, queryContexts: 100}
 	fs.StringVar(&e.gateway, "gateway", "bin/circlegate", "gateway binary to start")
-	names := fs.String("scenarios", "idle,handshake,whoami", "comma-separated scenarios to run")
-	quick := fs.Bool("quick", false, "3 s of handshake and whoami load instead of 10 s")
+	fs.StringVar(&e.appDir, "app-dir", "bin/apps", "directory holding counter.wasm (make apps), for mutate and query")
+	names := fs.String("scenarios", "idle,handshake,whoami,mutate,query", "comma-separated scenarios to run")
+	quick := fs.Bool("quick", false, "3 s of handshake, whoami, mutate and query load instead of 10 s")
 	fs.IntVar(&e.idleSessions, "sessions", 19000, "idle sessions to open")
 	fs.IntVar(&e.handshakeLoops, "loops", 64, "concurrent handshake loops")
-	fs.Float64Var(&e.whoamiRate, "rate", 10000, "whoami requests per second offered, all sessions together")
+	fs.Float64Var(&e.whoamiRate, "rate", 10000, "whoami and query requests per second offered, all sessions together")
 	pin := fs.Bool("pin", false, "run the gateway on CPU 0 and the load generators on the other CPUs (needs taskset)")
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, err
@@ -164,7 +174,7 @@ next:
 				continue next
 			}
 		}
-		return nil, fmt.Errorf("unknown scenario %q (have idle, handshake, whoami)", name)
+		return nil, fmt.Errorf("unknown scenario %q (have idle, handshake, whoami, mutate, query)", name)
 	}
 	return out, nil
 }

@@ -37,7 +37,14 @@ func runWhoami(ctx context.Context, e *env) (result, error) {
 		return result{}, err
 	}
 	defer gw.stop()
-	base := job{Scenario: "whoami", URL: gw.url(), Sessions: whoamiSessions, Duration: e.duration, Rate: e.whoamiRate / whoamiSessions}
+	return runPaced(ctx, e, gw, job{Scenario: "whoami", URL: gw.url()})
+}
+
+// runPaced runs base (whoami or query) as a paced open-loop load of e.whoamiRate
+// requests per second over whoamiSessions sessions for e.duration, and reports the
+// latency percentiles from the scheduled send times.
+func runPaced(ctx context.Context, e *env, gw *gateway, base job) (result, error) {
+	base.Sessions, base.Duration, base.Rate = whoamiSessions, e.duration, e.whoamiRate/whoamiSessions
 	ws, err := startWorkers(e, splitJob(base, whoamiWorkers))
 	if err != nil {
 		return result{}, err
@@ -80,12 +87,16 @@ func runWhoami(ctx context.Context, e *env) (result, error) {
 	lat := func(q float64) string { return fmtNanos(quantile(sum.Latency, q)) }
 	svc := func(q float64) string { return fmtNanos(quantile(sum.Service, q)) }
 	wall := sum.Elapsed.Seconds()
+	over := ""
+	if len(base.Contexts) > 0 {
+		over = fmt.Sprintf(" on %d contexts", len(base.Contexts))
+	}
 	return result{
 		Figure: "p99 " + lat(0.99),
 		Pass:   quantile(sum.Latency, 0.99) <= int64(time.Millisecond),
-		Notes: fmt.Sprintf("offered %.0f req/s over %d sessions, achieved %.0f req/s, %d errors; from scheduled send: p50 %s, p99 %s, p99.9 %s, max %s; "+
+		Notes: fmt.Sprintf("offered %.0f req/s over %d sessions%s, achieved %.0f req/s, %d errors; from scheduled send: p50 %s, p99 %s, p99.9 %s, max %s; "+
 			"from actual send: p50 %s, p99 %s, p99.9 %s; sends late by p99 %s, max %s; %s; %s (%s)",
-			e.whoamiRate, whoamiSessions, float64(sum.OK)/wall, sum.Errors, lat(0.5), lat(0.99), lat(0.999), lat(1),
+			e.whoamiRate, whoamiSessions, over, float64(sum.OK)/wall, sum.Errors, lat(0.5), lat(0.99), lat(0.999), lat(1),
 			svc(0.5), svc(0.99), svc(0.999), fmtNanos(quantile(late, 0.99)), fmtNanos(quantile(late, 1)),
 			use.perOp(sum.OK), use.cores(wall), e.placement()),
 	}, nil
@@ -131,14 +142,14 @@ type whoamiSession struct {
 }
 
 func (l *whoamiLoad) prepare(ctx context.Context) report {
-	keys, err := newKeys(l.job.Sessions)
+	keys, err := jobKeys(l.job)
 	if err != nil {
 		return report{Phase: "ready", Errors: 1, FirstErr: err.Error()}
 	}
 	d := dialer(l.job.LocalIP)
 	var t tally
 	for _, key := range keys {
-		conn, err := openRawSession(ctx, l.job.URL, d, key)
+		conn, err := openRawSessionRetry(ctx, l.job.URL, d, key)
 		t.add(err)
 		if err != nil {
 			break
@@ -146,6 +157,42 @@ func (l *whoamiLoad) prepare(ctx context.Context) report {
 		l.sessions = append(l.sessions, &whoamiSession{conn: conn})
 	}
 	return t.report("ready")
+}
+
+// jobKeys returns one key per session: the job's key for all of them when it has one,
+// else a key of their own each.
+func jobKeys(j job) ([]*secp256k1.PrivateKey, error) {
+	if j.Key == "" {
+		return newKeys(j.Sessions)
+	}
+	key, err := client.ParsePrivateKey(j.Key)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]*secp256k1.PrivateKey, j.Sessions)
+	for i := range keys {
+		keys[i] = key
+	}
+	return keys, nil
+}
+
+// openRawSessionRetry is openRawSession tried up to three times: sessions sharing the
+// owner's key, opened from several workers at once, may find its four outstanding
+// nonces taken.
+func openRawSessionRetry(ctx context.Context, url string, d *websocket.Dialer, key *secp256k1.PrivateKey) (*websocket.Conn, error) {
+	var err error
+	for attempt := range 3 {
+		if attempt > 0 {
+			if sleep(ctx, time.Duration(attempt)*100*time.Millisecond) != nil {
+				break
+			}
+		}
+		var conn *websocket.Conn
+		if conn, err = openRawSession(ctx, url, d, key); err == nil {
+			return conn, nil
+		}
+	}
+	return nil, err
 }
 
 // openRawSession dials url and runs fetch_nonce, authenticate and whoami by hand,
@@ -255,7 +302,7 @@ func (l *whoamiLoad) pace(ctx context.Context) {
 	var buf []byte
 	for i := 0; ; i++ {
 		more := false
-		for _, s := range l.sessions { // staggered within an interval: time order
+		for k, s := range l.sessions { // staggered within an interval: time order
 			if i >= len(s.scheduled) || s.broken {
 				continue
 			}
@@ -264,9 +311,7 @@ func (l *whoamiLoad) pace(ctx context.Context) {
 				return
 			}
 			nanosleep(time.Until(s.scheduled[i]))
-			buf = append(buf[:0], `{"jsonrpc":"2.0","method":"whoami","id":`...)
-			buf = strconv.AppendInt(buf, int64(i+1), 10)
-			buf = append(buf, '}')
+			buf = l.request(buf[:0], k, i)
 			s.sent[i].Store(time.Now().UnixNano())
 			if err := s.conn.WriteMessage(websocket.TextMessage, buf); err != nil {
 				s.t.add(err) // the reader fails too, and counts the replies it missed
@@ -277,6 +322,22 @@ func (l *whoamiLoad) pace(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// request appends the i-th request of session k to buf: whoami, or for the query
+// scenario a query "get" on the job's contexts taken round-robin (each session
+// starting at its own).
+func (l *whoamiLoad) request(buf []byte, k, i int) []byte {
+	if l.job.Scenario != "query" {
+		buf = append(buf, `{"jsonrpc":"2.0","method":"whoami","id":`...)
+	} else {
+		c := l.job.Contexts[((k*l.job.Workers+l.job.Index)+i)%len(l.job.Contexts)]
+		buf = append(buf, `{"jsonrpc":"2.0","method":"query","params":{"contextId":"`...)
+		buf = append(buf, c...)
+		buf = append(buf, `","method":"get"},"id":`...)
+	}
+	buf = strconv.AppendInt(buf, int64(i+1), 10)
+	return append(buf, '}')
 }
 
 // nanosleep sleeps d in the kernel, resuming after signals (Go preempts with SIGURG).
@@ -299,7 +360,7 @@ func (s *whoamiSession) read(deadline time.Time) {
 		now := time.Now()
 		if err != nil {
 			for range len(s.scheduled) - got {
-				s.t.add(fmt.Errorf("whoami: no reply: %w", err))
+				s.t.add(fmt.Errorf("no reply: %w", err))
 			}
 			return
 		}
@@ -308,11 +369,11 @@ func (s *whoamiSession) read(deadline time.Time) {
 			Error json.RawMessage `json:"error"`
 		}
 		if err := json.Unmarshal(msg, &resp); err != nil || resp.ID < 1 || resp.ID > len(s.scheduled) {
-			s.t.add(fmt.Errorf("whoami: unexpected reply %.100s", msg))
+			s.t.add(fmt.Errorf("unexpected reply %.100s", msg))
 			continue
 		}
 		if resp.Error != nil {
-			s.t.add(fmt.Errorf("whoami: %s", resp.Error))
+			s.t.add(fmt.Errorf("reply error: %s", resp.Error))
 			continue
 		}
 		s.t.add(nil)

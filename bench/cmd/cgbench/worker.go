@@ -32,7 +32,7 @@ const workerLifetime = 10 * time.Minute
 
 // job is one worker's share of a scenario.
 type job struct {
-	Scenario string `json:"scenario"` // idle, handshake or whoami
+	Scenario string `json:"scenario"` // idle, handshake, whoami, mutate or query
 	URL      string `json:"url"`
 	LocalIP  string `json:"localIP"` // source address of every connection
 	Index    int    `json:"index"`   // this worker's number, 0 to Workers-1
@@ -43,8 +43,13 @@ type job struct {
 	Loops int `json:"loops"`
 	// Duration is how long to apply load (handshake, whoami).
 	Duration time.Duration `json:"duration"`
-	// Rate is the requests per second each session sends (whoami).
+	// Rate is the requests per second each session sends (whoami, query).
 	Rate float64 `json:"rate"`
+	// Key, when set, is the private key (hex) every session authenticates with: the
+	// tenant owner's (mutate, query). Otherwise each session makes its own.
+	Key string `json:"key,omitempty"`
+	// Contexts are the context ids the requests go to, round-robin (mutate, query).
+	Contexts []string `json:"contexts,omitempty"`
 }
 
 // command tells a ready worker when to run.
@@ -60,7 +65,7 @@ type report struct {
 	FirstErr string        `json:"firstErr,omitempty"`
 	Elapsed  time.Duration `json:"elapsed"` // from start to the end of the last operation
 	CPU      float64       `json:"cpu"`     // the worker's user + system CPU seconds so far
-	// Latency holds, per whoami request, the time from its scheduled send to its reply;
+	// Latency holds, per whoami or query request, the time from its scheduled send to its reply;
 	// Service the time from its actual send to its reply. Nanoseconds.
 	Latency []int64 `json:"latency,omitempty"`
 	Service []int64 `json:"service,omitempty"`
@@ -82,8 +87,10 @@ func newLoad(j job) (load, error) {
 		return &idleLoad{job: j}, nil
 	case "handshake":
 		return &handshakeLoad{job: j}, nil
-	case "whoami":
+	case "whoami", "query":
 		return &whoamiLoad{job: j}, nil
+	case "mutate":
+		return &mutateLoad{job: j}, nil
 	}
 	return nil, fmt.Errorf("unknown scenario %q", j.Scenario)
 }

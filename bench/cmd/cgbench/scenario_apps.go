@@ -1,0 +1,330 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/circlegate/circlegate/client"
+	"github.com/gorilla/websocket"
+)
+
+// The application scenarios run the counter example (bin/apps/counter.wasm, built by
+// `make apps`) on contexts the tenant owner creates; every client session
+// authenticates with the owner's key, since only the owner and members may mutate.
+const (
+	// mutateWorkers spreads the mutate loops over as many load generators as the
+	// handshake scenario uses.
+	mutateWorkers = 4
+	// setupParallel is how many app.install/context.create/query calls the parent has
+	// in flight while it sets up and checks.
+	setupParallel = 32
+)
+
+// runMutate installs the counter, creates e.mutateContexts contexts, runs
+// e.mutateLoops closed loops of mutate "increment" (contexts round-robin) for
+// e.duration, reports durable mutations per second, and checks that the counters add
+// up to the acknowledged mutations.
+func runMutate(ctx context.Context, e *env) (result, error) {
+	gw, err := startGateway(ctx, e, gatewayConfig{MaxConnections: 1000})
+	if err != nil {
+		return result{}, err
+	}
+	defer gw.stop()
+	owner, contexts, err := setupCounter(ctx, e, gw, e.mutateContexts)
+	if err != nil {
+		return result{}, err
+	}
+	defer owner.Close()
+	base := job{Scenario: "mutate", URL: gw.url(), Key: gw.owner, Contexts: contexts, Sessions: e.mutateLoops, Duration: e.duration}
+	ws, err := startWorkers(e, splitJob(base, min(mutateWorkers, e.mutateLoops)))
+	if err != nil {
+		return result{}, err
+	}
+	defer ws.stop()
+	ready, err := ws.collect(ctx, "ready", time.Minute)
+	if err != nil {
+		return result{}, err
+	}
+	if sum := total(ready); sum.OK != e.mutateLoops {
+		return result{}, fmt.Errorf("%d of %d sessions opened, first error: %s", sum.OK, e.mutateLoops, sum.FirstErr)
+	}
+
+	meter, err := startMeter(ctx, gw)
+	if err != nil {
+		return result{}, err
+	}
+	if err := ws.send(command{Start: time.Now().Add(300 * time.Millisecond)}); err != nil {
+		return result{}, err
+	}
+	done, err := ws.collect(ctx, "done", e.duration+time.Minute)
+	if err != nil {
+		return result{}, err
+	}
+	sum := total(done)
+	use, err := meter.stop(ctx, sum.CPU-total(ready).CPU)
+	if err != nil {
+		return result{}, err
+	}
+	if err := errorRate(sum); err != nil {
+		return result{}, err
+	}
+	// Every acknowledged mutation is durable and counted once; a failed one (no reply
+	// in time) may or may not have been applied.
+	counted, err := sumCounters(ctx, owner, contexts)
+	if err != nil {
+		return result{}, fmt.Errorf("check counters: %w", err)
+	}
+	if counted < sum.OK || counted > sum.OK+sum.Errors {
+		return result{}, fmt.Errorf("HARNESS FAILURE: counters sum to %d, but %d mutations were acknowledged (%d failed)", counted, sum.OK, sum.Errors)
+	}
+	check := fmt.Sprintf("counters sum to %d = acknowledged (checked with query get)", counted)
+	if counted != sum.OK {
+		check = fmt.Sprintf("counters sum to %d: acknowledged %d plus %d of the %d failed", counted, sum.OK, counted-sum.OK, sum.Errors)
+	}
+	slices.Sort(sum.Latency)
+	lat := func(q float64) string { return fmtNanos(quantile(sum.Latency, q)) }
+	wall := sum.Elapsed.Seconds()
+	rate := float64(sum.OK) / wall
+	return result{
+		Figure: fmt.Sprintf("%.0f mutations/s", rate),
+		Pass:   rate >= 20000,
+		Notes: fmt.Sprintf("%d durable mutations in %.1f s with %d closed loops over %d contexts, %d errors; latency p50 %s, p99 %s, p99.9 %s, max %s; %s; %s; %s (%s)",
+			sum.OK, wall, e.mutateLoops, len(contexts), sum.Errors, lat(0.5), lat(0.99), lat(0.999), lat(1),
+			check, use.perOp(sum.OK), use.cores(wall), e.placement()),
+	}, nil
+}
+
+// runQuery installs the counter, creates e.queryContexts contexts and offers the
+// paced whoami load's rate of query "get" (contexts round-robin), with its latency
+// measured from the scheduled send times.
+func runQuery(ctx context.Context, e *env) (result, error) {
+	gw, err := startGateway(ctx, e, gatewayConfig{MaxConnections: 1000})
+	if err != nil {
+		return result{}, err
+	}
+	defer gw.stop()
+	owner, contexts, err := setupCounter(ctx, e, gw, e.queryContexts)
+	if err != nil {
+		return result{}, err
+	}
+	defer owner.Close()
+	return runPaced(ctx, e, gw, job{Scenario: "query", URL: gw.url(), Key: gw.owner, Contexts: contexts})
+}
+
+// setupCounter opens an owner session, installs counter.wasm from e.appDir and creates
+// n contexts of it; it queries each once (every counter must read 0), so that the
+// load starts on warm instances.
+func setupCounter(ctx context.Context, e *env, gw *gateway, n int) (*client.Client, []string, error) {
+	wasm, err := os.ReadFile(filepath.Join(e.appDir, "counter.wasm"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w (build it with: make apps)", err)
+	}
+	key, err := client.ParsePrivateKey(gw.owner)
+	if err != nil {
+		return nil, nil, err
+	}
+	owner, err := openSession(ctx, gw.url(), dialer("127.0.0.1"), key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("owner session: %w", err)
+	}
+	began := time.Now()
+	var app struct {
+		AppID string `json:"appId"`
+	}
+	ictx, cancel := context.WithTimeout(ctx, 5*time.Minute) // compiles the module
+	err = owner.Call(ictx, "app.install", map[string]any{"wasm": base64.StdEncoding.EncodeToString(wasm), "name": "counter"}, &app)
+	cancel()
+	if err != nil {
+		owner.Close()
+		return nil, nil, fmt.Errorf("app.install: %w", err)
+	}
+	e.logf("installed counter.wasm (%d bytes) in %s", len(wasm), time.Since(began).Round(time.Millisecond))
+	began = time.Now()
+	contexts := make([]string, n)
+	err = parallel(ctx, n, func(ctx context.Context, i int) error {
+		var c struct {
+			ContextID string `json:"contextId"`
+		}
+		if err := owner.Call(ctx, "context.create", map[string]any{"appId": app.AppID}, &c); err != nil {
+			return fmt.Errorf("context.create: %w", err)
+		}
+		contexts[i] = c.ContextID
+		return nil
+	})
+	if err == nil {
+		var counted int
+		if counted, err = sumCounters(ctx, owner, contexts); err == nil && counted != 0 {
+			err = fmt.Errorf("new counters sum to %d, want 0", counted)
+		}
+	}
+	if err != nil {
+		owner.Close()
+		return nil, nil, err
+	}
+	e.logf("created and queried %d contexts in %s", n, time.Since(began).Round(time.Millisecond))
+	return owner, contexts, nil
+}
+
+// sumCounters queries get on every context and adds up the values.
+func sumCounters(ctx context.Context, owner *client.Client, contexts []string) (int, error) {
+	var sum atomic.Int64
+	err := parallel(ctx, len(contexts), func(ctx context.Context, i int) error {
+		var r struct {
+			Output struct {
+				Value *int64 `json:"value"`
+			} `json:"output"`
+		}
+		if err := owner.Call(ctx, "query", map[string]any{"contextId": contexts[i], "method": "get"}, &r); err != nil {
+			return fmt.Errorf("query get: %w", err)
+		}
+		if r.Output.Value == nil {
+			return fmt.Errorf("query get on %s: no value in the output", contexts[i])
+		}
+		sum.Add(*r.Output.Value)
+		return nil
+	})
+	return int(sum.Load()), err
+}
+
+// parallel runs f(0) ... f(n-1), setupParallel at a time, each within 30 s, and
+// returns the first error.
+func parallel(ctx context.Context, n int, f func(context.Context, int) error) error {
+	var next atomic.Int64
+	var mu sync.Mutex
+	var first error
+	var wg sync.WaitGroup
+	for range min(n, setupParallel) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				err := f(cctx, i)
+				cancel()
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					next.Store(int64(n)) // stop the others
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+// mutateLoad is the worker side of mutate: Sessions owner sessions, each running a
+// closed loop of mutate "increment" (one request outstanding) from the start time for
+// Duration. Session k of worker w is loop g = k*Workers + w of L in all; its i-th call
+// goes to context (g + i*L) mod len(Contexts). Like whoamiLoad it drives the bare
+// WebSocket to take little CPU.
+type mutateLoad struct {
+	job   job
+	conns []*websocket.Conn
+}
+
+func (l *mutateLoad) prepare(ctx context.Context) report {
+	keys, err := jobKeys(l.job)
+	if err != nil {
+		return report{Phase: "ready", Errors: 1, FirstErr: err.Error()}
+	}
+	d := dialer(l.job.LocalIP)
+	var t tally
+	for _, key := range keys {
+		conn, err := openRawSessionRetry(ctx, l.job.URL, d, key)
+		t.add(err)
+		if err != nil {
+			break
+		}
+		l.conns = append(l.conns, conn)
+	}
+	return t.report("ready")
+}
+
+func (l *mutateLoad) run(ctx context.Context, start time.Time) report {
+	if err := sleep(ctx, time.Until(start)); err != nil {
+		return report{Phase: "done", Errors: 1, FirstErr: err.Error()}
+	}
+	end := start.Add(l.job.Duration)
+	loops := l.job.Sessions * l.job.Workers
+	rs := make([]report, len(l.conns))
+	var wg sync.WaitGroup
+	for k, conn := range l.conns {
+		wg.Go(func() { rs[k] = l.loop(ctx, conn, k*l.job.Workers+l.job.Index, loops, end) })
+	}
+	wg.Wait()
+	sum := total(rs)
+	sum.Phase, sum.Elapsed = "done", time.Since(start)
+	return sum
+}
+
+// loop runs loop g's mutations until end and reports them.
+func (l *mutateLoad) loop(ctx context.Context, conn *websocket.Conn, g, loops int, end time.Time) report {
+	var t tally
+	latency := make([]int64, 0, 4096)
+	_ = conn.SetReadDeadline(end.Add(callTimeout))
+	_ = conn.SetWriteDeadline(end.Add(callTimeout))
+	var buf []byte
+	for i := 0; ctx.Err() == nil; i++ {
+		sent := time.Now()
+		if !sent.Before(end) {
+			break
+		}
+		c := l.job.Contexts[(g+i*loops)%len(l.job.Contexts)]
+		buf = append(buf[:0], `{"jsonrpc":"2.0","method":"mutate","params":{"contextId":"`...)
+		buf = append(buf, c...)
+		buf = append(buf, `","method":"increment"},"id":`...)
+		buf = strconv.AppendInt(buf, int64(i+1), 10)
+		buf = append(buf, '}')
+		if err := conn.WriteMessage(websocket.TextMessage, buf); err != nil {
+			t.add(fmt.Errorf("mutate: send: %w", err))
+			break
+		}
+		_, msg, err := conn.ReadMessage()
+		if err != nil {
+			t.add(fmt.Errorf("mutate: no reply: %w", err))
+			break
+		}
+		var resp struct {
+			ID     int             `json:"id"`
+			Result json.RawMessage `json:"result"`
+			Error  json.RawMessage `json:"error"`
+		}
+		switch {
+		case json.Unmarshal(msg, &resp) != nil || resp.ID != i+1:
+			t.add(fmt.Errorf("mutate: unexpected reply %.100s", msg))
+		case resp.Error != nil:
+			t.add(fmt.Errorf("mutate: %s", resp.Error))
+		case len(resp.Result) == 0:
+			t.add(fmt.Errorf("mutate: reply without result %.100s", msg))
+		default:
+			t.add(nil)
+			latency = append(latency, int64(time.Since(sent)))
+		}
+	}
+	r := t.report("done")
+	r.Latency = latency
+	return r
+}
+
+func (l *mutateLoad) close() {
+	for _, c := range l.conns {
+		_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+		c.Close()
+	}
+}
