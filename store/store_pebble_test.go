@@ -196,3 +196,43 @@ func benchCommit(b *testing.B, parallelism int) {
 }
 
 func maxProcs() int { return runtime.GOMAXPROCS(0) }
+
+// BenchmarkPebbleCommitMany commits rounds of jobs to distinct contexts with one
+// CommitMany each, as the execution workers do.
+func BenchmarkPebbleCommitMany(b *testing.B) {
+	for _, round := range []int{1, 16, 64} {
+		b.Run(fmt.Sprint("round=", round), func(b *testing.B) {
+			const contexts = 1000
+			s := openPebble(b, store.PebbleConfig{Dir: b.TempDir()})
+			app, _, _ := s.PutApp(b.Context(), store.App{Tenant: "t"}, []byte("wasm"))
+			heads := make([]store.Context, contexts)
+			for i := range heads {
+				id := fmt.Sprintf("%032x", i)
+				g := storetest.GenesisTx(id, time.Now(), nil)
+				heads[i] = storetest.NewContext("t", app.ID, id, g)
+				if err := s.CreateContext(b.Context(), heads[i], g); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			next := 0
+			for b.Loop() {
+				cs := make([]store.Commit, round)
+				for j := range cs {
+					h := &heads[(next+j)%contexts]
+					tx := storetest.NextTx(*h, time.Now(), []store.Write{storetest.Set("counter", fmt.Sprint(h.Seq))}, "Mutated")
+					cs[j] = store.Commit{Tenant: "t", ContextID: h.ID, ExpectedSeq: h.Seq, Tx: tx}
+				}
+				for j, err := range s.CommitMany(b.Context(), cs) {
+					if err != nil {
+						b.Fatal(err)
+					}
+					h := &heads[(next+j)%contexts]
+					*h = storetest.Advance(*h, cs[j].Tx)
+				}
+				next += round
+			}
+			b.ReportMetric(float64(b.N*round)/b.Elapsed().Seconds(), "commits/s")
+		})
+	}
+}
