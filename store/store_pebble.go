@@ -258,12 +258,13 @@ func commit(b *pebble.Batch) error {
 	return nil
 }
 
-// pebbleLogger routes Pebble's messages to slog. Fatalf panics: Pebble calls it only
+// pebbleLogger routes Pebble's messages to slog (its informational chatter at debug
+// level). Fatalf panics: Pebble calls it only
 // for invariant violations after which it must not go on.
 type pebbleLogger struct{ l *slog.Logger }
 
 func (l pebbleLogger) Infof(format string, args ...any) {
-	l.l.Info("pebble: " + fmt.Sprintf(format, args...))
+	l.l.Debug("pebble: " + fmt.Sprintf(format, args...))
 }
 
 func (l pebbleLogger) Errorf(format string, args ...any) {
