@@ -146,7 +146,8 @@ func (c *Config) Validate() error {
 		return fail("log.format", fmt.Sprintf("%q is not text or json", c.Log.Format))
 	}
 	if c.TLS.Enabled {
-		for key, path := range map[string]string{"tls.cert": c.TLS.Cert, "tls.key": c.TLS.Key} {
+		for _, f := range []struct{ key, path string }{{"tls.cert", c.TLS.Cert}, {"tls.key", c.TLS.Key}} {
+			key, path := f.key, f.path
 			if path == "" {
 				return fail(key, "required when tls.enabled is true")
 			}
