@@ -54,7 +54,8 @@ func TestMessageTooBig(t *testing.T) {
 }
 
 func TestAuthTimeout(t *testing.T) {
-	e := startEnv(t, func(c *Config) { c.Sessions.AuthTimeout = 100 * time.Millisecond })
+	// Long enough for a loaded CI machine to authenticate in time, short for a test.
+	e := startEnv(t, func(c *Config) { c.Sessions.AuthTimeout = time.Second })
 	conn, _, err := e.rawWS("/"+e.A.Pub, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +66,7 @@ func TestAuthTimeout(t *testing.T) {
 	}
 	// An authenticated session outlives the timeout.
 	c, _ := e.login(e.A.Pub, e.A)
-	time.Sleep(300 * time.Millisecond) // three auth timeouts
+	time.Sleep(1500 * time.Millisecond) // past the auth timeout
 	if err := c.Call(ctxT(t), "whoami", nil, nil); err != nil {
 		t.Fatalf("authenticated session closed: %v", err)
 	}
@@ -74,7 +75,7 @@ func TestAuthTimeout(t *testing.T) {
 func TestNoPong(t *testing.T) {
 	e := startEnv(t, func(c *Config) {
 		c.Sessions.PingInterval = 50 * time.Millisecond
-		c.Sessions.PongTimeout = 50 * time.Millisecond
+		c.Sessions.PongTimeout = 250 * time.Millisecond
 	})
 	// This client never reads, so it never answers a ping.
 	conn, _, err := e.rawWS("/"+e.A.Pub, nil)
@@ -85,7 +86,7 @@ func TestNoPong(t *testing.T) {
 	testutil.CheckFor(t, 3*time.Second, func() error { return e.metricAtLeast(`circlegate_ws_disconnects_total{reason="no_pong"}`, 1) })
 	// A client that reads answers pings and stays.
 	c, _ := e.login(e.A.Pub, e.A)
-	time.Sleep(300 * time.Millisecond) // several ping intervals
+	time.Sleep(600 * time.Millisecond) // several ping intervals and pong timeouts
 	if err := c.Call(ctxT(t), "whoami", nil, nil); err != nil {
 		t.Fatalf("reading client closed: %v", err)
 	}
