@@ -162,17 +162,7 @@ func BenchmarkPebbleCommit(b *testing.B) {
 
 func benchCommit(b *testing.B, parallelism int) {
 	const contexts = 1000
-	s := openPebble(b, store.PebbleConfig{Dir: b.TempDir()})
-	app, _, _ := s.PutApp(b.Context(), store.App{Tenant: "t"}, []byte("wasm"))
-	heads := make([]store.Context, contexts)
-	for i := range heads {
-		id := fmt.Sprintf("%032x", i)
-		g := storetest.GenesisTx(id, time.Now(), nil)
-		heads[i] = storetest.NewContext("t", app.ID, id, g)
-		if err := s.CreateContext(b.Context(), heads[i], g); err != nil {
-			b.Fatal(err)
-		}
-	}
+	s, heads := benchContexts(b, contexts)
 	var next atomic.Int64
 	b.SetParallelism(parallelism)
 	b.ResetTimer()
@@ -203,17 +193,7 @@ func BenchmarkPebbleCommitMany(b *testing.B) {
 	for _, round := range []int{1, 16, 64} {
 		b.Run(fmt.Sprint("round=", round), func(b *testing.B) {
 			const contexts = 1000
-			s := openPebble(b, store.PebbleConfig{Dir: b.TempDir()})
-			app, _, _ := s.PutApp(b.Context(), store.App{Tenant: "t"}, []byte("wasm"))
-			heads := make([]store.Context, contexts)
-			for i := range heads {
-				id := fmt.Sprintf("%032x", i)
-				g := storetest.GenesisTx(id, time.Now(), nil)
-				heads[i] = storetest.NewContext("t", app.ID, id, g)
-				if err := s.CreateContext(b.Context(), heads[i], g); err != nil {
-					b.Fatal(err)
-				}
-			}
+			s, heads := benchContexts(b, contexts)
 			b.ResetTimer()
 			next := 0
 			for b.Loop() {
@@ -235,4 +215,20 @@ func BenchmarkPebbleCommitMany(b *testing.B) {
 			b.ReportMetric(float64(b.N*round)/b.Elapsed().Seconds(), "commits/s")
 		})
 	}
+}
+
+// benchContexts opens a Pebble store in a temp dir with n fresh contexts of one app.
+func benchContexts(b *testing.B, n int) (*store.Pebble, []store.Context) {
+	s := openPebble(b, store.PebbleConfig{Dir: b.TempDir()})
+	app, _, _ := s.PutApp(b.Context(), store.App{Tenant: "t"}, []byte("wasm"))
+	heads := make([]store.Context, n)
+	for i := range heads {
+		id := fmt.Sprintf("%032x", i)
+		g := storetest.GenesisTx(id, time.Now(), nil)
+		heads[i] = storetest.NewContext("t", app.ID, id, g)
+		if err := s.CreateContext(b.Context(), heads[i], g); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return s, heads
 }

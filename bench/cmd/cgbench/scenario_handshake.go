@@ -37,23 +37,8 @@ func runHandshake(ctx context.Context, e *env) (result, error) {
 		return result{}, err
 	}
 
-	meter, err := startMeter(ctx, gw)
+	sum, use, err := runLoad(ctx, e, gw, ws, ready, 200*time.Millisecond)
 	if err != nil {
-		return result{}, err
-	}
-	if err := ws.send(command{Start: time.Now().Add(200 * time.Millisecond)}); err != nil {
-		return result{}, err
-	}
-	done, err := ws.collect(ctx, "done", e.duration+time.Minute)
-	if err != nil {
-		return result{}, err
-	}
-	sum := total(done)
-	use, err := meter.stop(ctx, sum.CPU-total(ready).CPU)
-	if err != nil {
-		return result{}, err
-	}
-	if err := errorRate(sum); err != nil {
 		return result{}, err
 	}
 	wall := sum.Elapsed.Seconds()

@@ -58,23 +58,8 @@ func runPaced(ctx context.Context, e *env, gw *gateway, base job) (result, error
 		return result{}, fmt.Errorf("%d of %d sessions opened, first error: %s", sum.OK, whoamiSessions, sum.FirstErr)
 	}
 
-	meter, err := startMeter(ctx, gw)
+	sum, use, err := runLoad(ctx, e, gw, ws, ready, 300*time.Millisecond)
 	if err != nil {
-		return result{}, err
-	}
-	if err := ws.send(command{Start: time.Now().Add(300 * time.Millisecond)}); err != nil {
-		return result{}, err
-	}
-	done, err := ws.collect(ctx, "done", e.duration+time.Minute)
-	if err != nil {
-		return result{}, err
-	}
-	sum := total(done)
-	use, err := meter.stop(ctx, sum.CPU-total(ready).CPU)
-	if err != nil {
-		return result{}, err
-	}
-	if err := errorRate(sum); err != nil {
 		return result{}, err
 	}
 	late := make([]int64, len(sum.Latency)) // how late the load generator sent

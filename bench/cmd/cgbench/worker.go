@@ -396,3 +396,26 @@ func (p *workerProc) stop() {
 		<-p.exited
 	}
 }
+
+// runLoad starts the prepared workers after lead, waits for their reports and returns
+// them summed with the gateway's resource use over the run; too many failed operations
+// are an error.
+func runLoad(ctx context.Context, e *env, gw *gateway, ws *workerSet, ready []report, lead time.Duration) (report, usage, error) {
+	meter, err := startMeter(ctx, gw)
+	if err != nil {
+		return report{}, usage{}, err
+	}
+	if err := ws.send(command{Start: time.Now().Add(lead)}); err != nil {
+		return report{}, usage{}, err
+	}
+	done, err := ws.collect(ctx, "done", e.duration+time.Minute)
+	if err != nil {
+		return report{}, usage{}, err
+	}
+	sum := total(done)
+	use, err := meter.stop(ctx, sum.CPU-total(ready).CPU)
+	if err != nil {
+		return report{}, usage{}, err
+	}
+	return sum, use, errorRate(sum)
+}
