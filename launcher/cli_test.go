@@ -84,6 +84,10 @@ func TestCheckConfig(t *testing.T) {
 		{"bad admin key", tenantTOML + "admins = [\"nope\"]\n", 2, "tenants[0].admins[0]"},
 		{"no tenant", "listen = \"127.0.0.1:9\"\n", 2, "tenants: no tenant configured"},
 		{"bad log level", "[log]\nlevel = \"loud\"\n" + tenantTOML, 2, "log.level"},
+		{"bad workers", "[execution]\nworkers = -5\n" + tenantTOML, 2, "execution.workers"},
+		{"bad queue capacity", "[execution.queue]\ncapacity = -1\n" + tenantTOML, 2, "execution.queue.capacity"},
+		{"bad limit", "[execution.limits]\nmax_writes = -1\n" + tenantTOML, 2, "execution.limits.max_writes"},
+		{"bad history", "[store.history]\nmax_events = -1\n" + tenantTOML, 2, "store.history.max_events"},
 		{"tls without cert", "[tls]\nenabled = true\n" + tenantTOML, 2, "tls.cert: required"},
 		{"syntax error", "listen = \n", 2, "line 1"},
 	} {
