@@ -2,10 +2,13 @@ package launcher
 
 import (
 	"encoding/base64"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/circlegate/circlegate/execution"
 	"github.com/circlegate/circlegate/internal/testapps"
+	"github.com/circlegate/circlegate/internal/testutil"
 	"github.com/circlegate/circlegate/rpc"
 )
 
@@ -88,5 +91,43 @@ func TestPlay(t *testing.T) {
 	}
 	if err := gc.Call(ctxT(t), "play", map[string]any{"script": "AGFzbQEAAAA="}, nil); rpcCode(err) != rpc.CodeInvalidParams {
 		t.Fatalf("play of a module without the ABI: %v", err)
+	}
+}
+
+// TestQueueFull: past the queue's capacity a mutation is refused at once with -32006,
+// and nothing of it runs.
+func TestQueueFull(t *testing.T) {
+	e := startEnv(t, func(c *Config) {
+		c.Execution.Workers = 1
+		c.Execution.Queue.Capacity = 1
+		c.Execution.Limits.Timeout = 2 * time.Second
+	})
+	owner, _ := e.login(e.A.Pub, e.A)
+	wasm := testapps.BuildWAT(t, "../execution/testdata/hostile.wat")
+	var app appInfo
+	if err := owner.Call(ctxT(t), "app.install", map[string]any{"wasm": base64.StdEncoding.EncodeToString(wasm)}, &app); err != nil {
+		t.Fatal(err)
+	}
+	busy := createContext(t, owner, map[string]any{"appId": app.AppID})
+	other := createContext(t, owner, map[string]any{"appId": app.AppID})
+	// The one worker and the one queue slot are taken by a call that loops until its
+	// timeout.
+	go func() {
+		_ = owner.Call(ctxT(t), "mutate", map[string]any{"contextId": busy.ContextID, "method": "loop"}, nil)
+	}()
+	q := e.g.Queue.(*execution.MemoryQueue)
+	testutil.CheckFor(t, 5*time.Second, func() error {
+		if q.Len() != 1 {
+			return fmt.Errorf("queue holds %d jobs", q.Len())
+		}
+		return nil
+	})
+	err := owner.Call(ctxT(t), "mutate", map[string]any{"contextId": other.ContextID, "method": "ok"}, nil)
+	if rpcCode(err) != rpc.CodeOverloaded {
+		t.Fatalf("mutate while the queue is full: %v, want -32006", err)
+	}
+	var ci contextInfo
+	if err := owner.Call(ctxT(t), "context.get", []string{other.ContextID}, &ci); err != nil || ci.Seq != 0 {
+		t.Fatalf("a refused mutation ran: seq %d, %v", ci.Seq, err)
 	}
 }
