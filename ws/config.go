@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"runtime"
 	"syscall"
 	"time"
 
@@ -53,6 +54,10 @@ type Config struct {
 	// requests are small, every idle session holds this buffer, and larger messages
 	// are read in pieces.
 	ReadBufferSize int `toml:"read_buffer_size"`
+	// ServeWorkers is the number of long-lived goroutines that run requests. A request
+	// goes to an idle one, or to a new goroutine when none is idle; reusing them saves
+	// growing a fresh goroutine's stack on every request. Zero means 4*GOMAXPROCS.
+	ServeWorkers int `toml:"serve_workers"`
 	// AllowedOrigins lists the browser origins allowed to connect. Empty means any
 	// origin: sessions authenticate by signature, never by cookie.
 	AllowedOrigins []string `toml:"allowed_origins"`
@@ -93,6 +98,9 @@ func (c Config) WithDefaults() Config {
 	if c.RequestRate > 0 && c.RequestBurst == 0 {
 		c.RequestBurst = max(1, int(c.RequestRate+0.999))
 	}
+	if c.ServeWorkers == 0 {
+		c.ServeWorkers = 4 * runtime.GOMAXPROCS(0)
+	}
 	if c.ReadBufferSize == 0 {
 		c.ReadBufferSize = 512
 	}
@@ -118,6 +126,8 @@ func (c Config) Validate() error {
 		return errs.Param("max_concurrent_requests", "must not be negative")
 	case c.RequestRate < 0:
 		return errs.Param("request_rate", "must not be negative")
+	case c.ServeWorkers < 0:
+		return errs.Param("serve_workers", "must not be negative")
 	case c.ReadBufferSize < 256:
 		return errs.Param("read_buffer_size", "must be at least 256")
 	}

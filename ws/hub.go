@@ -26,6 +26,7 @@ type Hub struct {
 	root   context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	tasks  chan func() // to the serve workers; unbuffered
 
 	mu        sync.Mutex
 	sessions  map[uint64]*session
@@ -55,6 +56,14 @@ func NewHub(cfg Config, srv *rpc.Server, auth *tenant.Auth, log *slog.Logger, re
 		sessions: make(map[uint64]*session), perTenant: make(map[string]int),
 	}
 	h.upgrade = h.upgrader()
+	h.tasks = make(chan func())
+	for range cfg.ServeWorkers {
+		go func() {
+			for f := range h.tasks {
+				f()
+			}
+		}()
+	}
 	return h, nil
 }
 
@@ -149,6 +158,15 @@ func (h *Hub) closeWhere(match func(*session) bool, d Disconnect) int {
 	return len(victims)
 }
 
+// dispatch runs f on an idle serve worker, or on a new goroutine when none is idle.
+func (h *Hub) dispatch(f func()) {
+	select {
+	case h.tasks <- f:
+	default:
+		go f()
+	}
+}
+
 // Shutdown refuses new sessions, closes every open one with 1001 going away and waits
 // for their goroutines until ctx ends.
 func (h *Hub) Shutdown(ctx context.Context) error {
@@ -158,7 +176,11 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	h.closeWhere(func(*session) bool { return true }, DisconnectShutdown)
 	h.cancel()
 	done := make(chan struct{})
-	go func() { h.wg.Wait(); close(done) }()
+	go func() {
+		h.wg.Wait() // every reader has ended, so nothing dispatches any more
+		close(h.tasks)
+		close(done)
+	}()
 	select {
 	case <-done:
 		return nil

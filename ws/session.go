@@ -78,7 +78,7 @@ func (s *session) read() {
 		case <-s.ctx.Done():
 			return
 		}
-		go s.serve(msg)
+		s.hub.dispatch(func() { s.serve(msg) })
 	}
 }
 
