@@ -124,6 +124,7 @@ type Engine struct {
 
 	mu     sync.Mutex
 	apps   map[string]*engineApp
+	dying  map[string]*engineApp // evicted apps whose instances still run
 	pools  map[enginePoolKey]*enginePool
 	closed bool
 
@@ -151,7 +152,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig, log *slog.Logger) (*Engine
 	}
 	e := &Engine{
 		cfg: cfg, log: log.With("component", "engine"), rt: wazero.NewRuntimeWithConfig(ctx, rc), cache: cache,
-		apps: map[string]*engineApp{}, pools: map[enginePoolKey]*enginePool{},
+		apps: map[string]*engineApp{}, dying: map[string]*engineApp{}, pools: map[enginePoolKey]*enginePool{},
 	}
 	if err := e.instantiateHost(ctx); err != nil {
 		_ = e.Close(ctx)
@@ -228,6 +229,7 @@ func (e *Engine) Evict(tenant, appID string) {
 	var app *engineApp
 	if a, ok := e.apps[appID]; ok && !e.appInUse(appID) {
 		delete(e.apps, appID)
+		e.dying[appID] = a
 		app = a
 	}
 	e.mu.Unlock()
@@ -235,7 +237,7 @@ func (e *Engine) Evict(tenant, appID string) {
 		p.evict()
 	}
 	if app != nil {
-		app.close()
+		app.evict() // closes now, or when its last running instance closes
 	}
 }
 

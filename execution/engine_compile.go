@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/circlegate/circlegate/errs"
@@ -14,6 +16,10 @@ import (
 
 // engineApp is a compiled app, shared by the pools of every tenant that runs it.
 // ready is closed once mod (or err) is set.
+//
+// An evicted app is closed only when its last instance is: wazero must not free or
+// recompile a module while instances of it run (its compiled code is shared), so a
+// recompile of the same app waits for gone to close.
 type engineApp struct {
 	ready   chan struct{}
 	mod     wazero.CompiledModule
@@ -21,13 +27,40 @@ type engineApp struct {
 	methods map[string]struct{} // exports callable as methods
 	reactor bool                // exports _initialize
 	minMem  uint32              // initial memory pages
+
+	live      atomic.Int64 // instances alive
+	evicted   atomic.Bool
+	closeOnce sync.Once
+	gone      chan struct{} // closed once the module is closed
 }
 
-func (a *engineApp) close() {
-	<-a.ready
-	if a.mod != nil {
-		_ = a.mod.Close(context.Background())
+func newEngineApp() *engineApp {
+	return &engineApp{ready: make(chan struct{}), gone: make(chan struct{})}
+}
+
+// evict marks the app for closing once its last instance closes.
+func (a *engineApp) evict() {
+	a.evicted.Store(true)
+	a.tryClose()
+}
+
+// instanceClosed is called when an instance of the app closes.
+func (a *engineApp) instanceClosed() {
+	a.live.Add(-1)
+	a.tryClose()
+}
+
+func (a *engineApp) tryClose() {
+	if !a.evicted.Load() || a.live.Load() > 0 {
+		return
 	}
+	a.closeOnce.Do(func() {
+		<-a.ready
+		if a.mod != nil {
+			_ = a.mod.Close(context.Background())
+		}
+		close(a.gone)
+	})
 }
 
 // app returns the compiled app, compiling it once however many calls ask at the same
@@ -38,9 +71,23 @@ func (e *Engine) app(ctx context.Context, c *Call) (*engineApp, error) {
 		e.mu.Unlock()
 		return nil, errs.E(errs.Overloaded, "the execution engine is closed")
 	}
+	if old := e.dying[c.AppID]; old != nil {
+		e.mu.Unlock()
+		select { // instances of an evicted copy still run: wait for them to end
+		case <-old.gone:
+		case <-ctx.Done():
+			return nil, errs.Wrap(errs.Overloaded, ctx.Err(), "gave up waiting for app %s to be unloaded", c.AppID)
+		}
+		e.mu.Lock()
+		if e.dying[c.AppID] == old {
+			delete(e.dying, c.AppID)
+		}
+		e.mu.Unlock()
+		return e.app(ctx, c)
+	}
 	a, ok := e.apps[c.AppID]
 	if !ok {
-		a = &engineApp{ready: make(chan struct{})}
+		a = newEngineApp()
 		e.apps[c.AppID] = a
 	}
 	e.mu.Unlock()

@@ -17,6 +17,7 @@ import (
 // engineInstance is one instantiated module. It serves one call at a time; between
 // calls it sits in its pool.
 type engineInstance struct {
+	app *engineApp // counted in app.live from instantiate to close
 	mod api.Module
 	fns map[string]api.Function // exported functions, looked up once
 
@@ -66,7 +67,8 @@ func (e *Engine) instantiate(ctx context.Context, p *enginePool, c *Call, lim *L
 	if p.app.minMem > lim.MemoryPages {
 		return nil, errs.E(errs.Execution, "the module needs %d pages of memory at start, over memory_pages (%d)", p.app.minMem, lim.MemoryPages)
 	}
-	in := &engineInstance{fns: map[string]api.Function{}}
+	in := &engineInstance{app: p.app, fns: map[string]api.Function{}}
+	p.app.live.Add(1)
 	in.call.index = map[string]int{}
 	in.setTime(c.Time)
 	in.memLimit = uint64(lim.MemoryPages) * pageBytes
@@ -80,6 +82,7 @@ func (e *Engine) instantiate(ctx context.Context, p *enginePool, c *Call, lim *L
 	defer in.release()
 	mod, err := e.rt.InstantiateModule(in.ctx, p.app.mod, cfg)
 	if err != nil {
+		defer in.close() // no module: only gives back its count in app.live
 		if p.isEvicted() {
 			return nil, errs.Wrap(errs.Overloaded, err, "app %s was evicted as the call started; try again", c.AppID)
 		}
@@ -160,9 +163,16 @@ func (in *engineInstance) release() {
 	}
 }
 
+// close closes the instance, and its app too if the app was evicted and this was its
+// last instance. It runs once per instance.
 func (in *engineInstance) close() {
 	if in.mod != nil {
 		_ = in.mod.Close(context.Background())
+		in.mod = nil
+	}
+	if in.app != nil {
+		in.app.instanceClosed()
+		in.app = nil
 	}
 }
 
