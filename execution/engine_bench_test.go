@@ -14,16 +14,7 @@ func BenchmarkNoop(b *testing.B) {
 	e := newEngine(b, execution.EngineConfig{})
 	c := call(example(b, "counter"), "noop", "", nil)
 	ctx := context.Background()
-	if _, err := e.Run(ctx, c); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := e.Run(ctx, c); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchRuns(b, e, ctx, c)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/call")
 }
 
@@ -34,16 +25,7 @@ func BenchmarkNoopDeadline(b *testing.B) {
 	c := call(example(b, "counter"), "noop", "", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
-	if _, err := e.Run(ctx, c); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := e.Run(ctx, c); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchRuns(b, e, ctx, c)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/call")
 }
 
@@ -52,16 +34,7 @@ func BenchmarkNoopWAT(b *testing.B) {
 	e := newEngine(b, execution.EngineConfig{})
 	c := call(example(b, "watcounter"), "get", "", newState())
 	ctx := context.Background()
-	if _, err := e.Run(ctx, c); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := e.Run(ctx, c); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchRuns(b, e, ctx, c)
 }
 
 // BenchmarkIncrement is a real method: JSON args and result, a read and a write.
@@ -70,16 +43,7 @@ func BenchmarkIncrement(b *testing.B) {
 	st := newState()
 	c := call(example(b, "counter"), "increment", `{"by":2}`, st)
 	ctx := context.Background()
-	if _, err := e.Run(ctx, c); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := e.Run(ctx, c); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchRuns(b, e, ctx, c)
 }
 
 // BenchmarkInstantiate measures starting a Go guest: instantiation and the Go
@@ -100,5 +64,20 @@ func BenchmarkInstantiate(b *testing.B) {
 			b.Fatal(err)
 		}
 		e.Evict(c.Tenant, c.AppID)
+	}
+}
+
+// benchRuns runs c once to warm the pool, then b.N times, failing on any error.
+func benchRuns(b *testing.B, e *execution.Engine, ctx context.Context, c execution.Call) {
+	b.Helper()
+	if _, err := e.Run(ctx, c); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := e.Run(ctx, c); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

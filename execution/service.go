@@ -27,7 +27,8 @@ type Config struct {
 	MaxAppBytes int `toml:"max_app_bytes"`
 	// CacheDir holds compiled modules across restarts. Empty means <data>/wasm-cache.
 	CacheDir string `toml:"cache_dir"`
-	// PoolSize is the idle instances kept per (tenant, app). Zero means 2*GOMAXPROCS.
+	// PoolSize is the most instances of one (tenant, app) alive at once; a call that
+	// finds them all busy waits. Zero means 2*GOMAXPROCS.
 	PoolSize int `toml:"pool_size"`
 	// Limits bound every call ([execution.limits]).
 	Limits Limits `toml:"limits"`

@@ -10,8 +10,6 @@ import (
 	"github.com/circlegate/circlegate/store"
 )
 
-type timeT = time.Time
-
 // Query runs a method read-only, right away, without the queue. Members and the
 // owner may query; anyone authenticated may query a public context.
 func (s *Service) Query(ctx context.Context, tenant string, c Caller, id, method string, args json.RawMessage) (json.RawMessage, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"time"
 
 	"github.com/circlegate/circlegate/errs"
 	"github.com/circlegate/circlegate/store"
@@ -58,7 +59,7 @@ func (s *Service) CreateContext(ctx context.Context, tenant string, c Caller, ap
 	return meta, nil
 }
 
-func (s *Service) runInit(ctx context.Context, tenant, appID, contextID, caller string, args json.RawMessage, now timeT) (Result, error) {
+func (s *Service) runInit(ctx context.Context, tenant, appID, contextID, caller string, args json.RawMessage, now time.Time) (Result, error) {
 	res, err := s.engine.Run(ctx, Call{
 		Tenant: tenant, AppID: appID, Wasm: s.blob(tenant, appID), Method: "init", Args: args,
 		Caller: caller, ContextID: contextID, Time: now, State: emptyState{},

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -165,8 +166,4 @@ func TestKill9KeepsAcknowledgedMutations(t *testing.T) {
 	t.Logf("verify: %s", out)
 }
 
-var errNotYet = errorString("not yet")
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
+var errNotYet = errors.New("not yet")

@@ -109,20 +109,3 @@ func appendError(buf *bytes.Buffer, id json.RawMessage, e *Error) {
 	buf.Write(body)
 	buf.WriteByte('}')
 }
-
-// Notification encodes a server-to-client notification (no id).
-func Notification(method string, params any) ([]byte, error) {
-	p, err := json.Marshal(params)
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	buf.Grow(len(p) + len(method) + 40)
-	buf.WriteString(`{"jsonrpc":"2.0","method":`)
-	m, _ := json.Marshal(method)
-	buf.Write(m)
-	buf.WriteString(`,"params":`)
-	buf.Write(p)
-	buf.WriteByte('}')
-	return buf.Bytes(), nil
-}

@@ -89,7 +89,7 @@ func writeRPCError(w http.ResponseWriter, status int, e *Error) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": nil, "error": e})
 }
 
-// WriteJSON writes {"...": v} style JSON with status 200.
+// writeJSON writes v as JSON with status 200, never cached.
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

@@ -224,21 +224,9 @@ type mutateLoad struct {
 }
 
 func (l *mutateLoad) prepare(ctx context.Context) report {
-	keys, err := jobKeys(l.job)
-	if err != nil {
-		return report{Phase: "ready", Errors: 1, FirstErr: err.Error()}
-	}
-	d := dialer(l.job.LocalIP)
-	var t tally
-	for _, key := range keys {
-		conn, err := openRawSessionRetry(ctx, l.job.URL, d, key)
-		t.add(err)
-		if err != nil {
-			break
-		}
-		l.conns = append(l.conns, conn)
-	}
-	return t.report("ready")
+	conns, rep := openJobSessions(ctx, l.job)
+	l.conns = conns
+	return rep
 }
 
 func (l *mutateLoad) run(ctx context.Context, start time.Time) report {

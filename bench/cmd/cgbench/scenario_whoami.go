@@ -127,21 +127,32 @@ type whoamiSession struct {
 }
 
 func (l *whoamiLoad) prepare(ctx context.Context) report {
-	keys, err := jobKeys(l.job)
-	if err != nil {
-		return report{Phase: "ready", Errors: 1, FirstErr: err.Error()}
+	conns, rep := openJobSessions(ctx, l.job)
+	for _, conn := range conns {
+		l.sessions = append(l.sessions, &whoamiSession{conn: conn})
 	}
-	d := dialer(l.job.LocalIP)
+	return rep
+}
+
+// openJobSessions opens the job's authenticated raw sessions, stopping at the first
+// failure, and returns them with the "ready" report.
+func openJobSessions(ctx context.Context, j job) ([]*websocket.Conn, report) {
+	keys, err := jobKeys(j)
+	if err != nil {
+		return nil, report{Phase: "ready", Errors: 1, FirstErr: err.Error()}
+	}
+	d := dialer(j.LocalIP)
 	var t tally
+	var conns []*websocket.Conn
 	for _, key := range keys {
-		conn, err := openRawSessionRetry(ctx, l.job.URL, d, key)
+		conn, err := openRawSessionRetry(ctx, j.URL, d, key)
 		t.add(err)
 		if err != nil {
 			break
 		}
-		l.sessions = append(l.sessions, &whoamiSession{conn: conn})
+		conns = append(conns, conn)
 	}
-	return t.report("ready")
+	return conns, t.report("ready")
 }
 
 // jobKeys returns one key per session: the job's key for all of them when it has one,
