@@ -200,6 +200,7 @@ func (e *Engine) Run(ctx context.Context, c Call) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	defer p.app.unref()
 	if _, ok := p.app.methods[c.Method]; !ok {
 		return Result{}, errs.E(errs.InvalidParams, "unknown method %q", c.Method)
 	}

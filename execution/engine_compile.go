@@ -17,7 +17,7 @@ import (
 // engineApp is a compiled app, shared by the pools of every tenant that runs it.
 // ready is closed once mod (or err) is set.
 //
-// An evicted app is closed only when its last instance is: wazero must not free or
+// An evicted app is closed only when its last instance and call are done: wazero must not free or
 // recompile a module while instances of it run (its compiled code is shared), so a
 // recompile of the same app waits for gone to close.
 type engineApp struct {
@@ -28,7 +28,7 @@ type engineApp struct {
 	reactor bool                // exports _initialize
 	minMem  uint32              // initial memory pages
 
-	live      atomic.Int64 // instances alive
+	refs      atomic.Int64 // instances alive and calls holding the app
 	evicted   atomic.Bool
 	closeOnce sync.Once
 	gone      chan struct{} // closed once the module is closed
@@ -44,14 +44,17 @@ func (a *engineApp) evict() {
 	a.tryClose()
 }
 
-// instanceClosed is called when an instance of the app closes.
-func (a *engineApp) instanceClosed() {
-	a.live.Add(-1)
+// ref counts an instance or a call that uses the app.
+func (a *engineApp) ref() { a.refs.Add(1) }
+
+// unref undoes ref, closing an evicted app with its last user.
+func (a *engineApp) unref() {
+	a.refs.Add(-1)
 	a.tryClose()
 }
 
 func (a *engineApp) tryClose() {
-	if !a.evicted.Load() || a.live.Load() > 0 {
+	if !a.evicted.Load() || a.refs.Load() > 0 {
 		return
 	}
 	a.closeOnce.Do(func() {

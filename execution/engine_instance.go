@@ -17,7 +17,7 @@ import (
 // engineInstance is one instantiated module. It serves one call at a time; between
 // calls it sits in its pool.
 type engineInstance struct {
-	app *engineApp // counted in app.live from instantiate to close
+	app *engineApp // holds a reference on the app from instantiate to close
 	mod api.Module
 	fns map[string]api.Function // exported functions, looked up once
 
@@ -68,7 +68,7 @@ func (e *Engine) instantiate(ctx context.Context, p *enginePool, c *Call, lim *L
 		return nil, errs.E(errs.Execution, "the module needs %d pages of memory at start, over memory_pages (%d)", p.app.minMem, lim.MemoryPages)
 	}
 	in := &engineInstance{app: p.app, fns: map[string]api.Function{}}
-	p.app.live.Add(1)
+	p.app.ref()
 	in.call.index = map[string]int{}
 	in.setTime(c.Time)
 	in.memLimit = uint64(lim.MemoryPages) * pageBytes
@@ -82,7 +82,7 @@ func (e *Engine) instantiate(ctx context.Context, p *enginePool, c *Call, lim *L
 	defer in.release()
 	mod, err := e.rt.InstantiateModule(in.ctx, p.app.mod, cfg)
 	if err != nil {
-		defer in.close() // no module: only gives back its count in app.live
+		defer in.close() // no module: only gives back its reference on the app
 		if p.isEvicted() {
 			return nil, errs.Wrap(errs.Overloaded, err, "app %s was evicted as the call started; try again", c.AppID)
 		}
@@ -171,7 +171,7 @@ func (in *engineInstance) close() {
 		in.mod = nil
 	}
 	if in.app != nil {
-		in.app.instanceClosed()
+		in.app.unref()
 		in.app = nil
 	}
 }

@@ -26,11 +26,15 @@ func newEnginePool(a *engineApp, size int) *enginePool {
 	return &enginePool{app: a, slots: make(chan struct{}, size)}
 }
 
-// pool returns the pool of the call's (tenant, app), compiling the app if needed.
+// pool returns the pool of the call's (tenant, app), compiling the app if needed. It
+// takes a reference on the app that the caller gives back with app.unref.
 func (e *Engine) pool(ctx context.Context, c *Call) (*enginePool, error) {
 	key := enginePoolKey{c.Tenant, c.AppID}
 	e.mu.Lock()
 	p, ok := e.pools[key]
+	if ok {
+		p.app.ref() // under e.mu: Evict cannot close the app between lookup and use
+	}
 	e.mu.Unlock()
 	if ok {
 		return p, nil
@@ -42,6 +46,7 @@ func (e *Engine) pool(ctx context.Context, c *Call) (*enginePool, error) {
 		}
 		e.mu.Lock()
 		if p, ok := e.pools[key]; ok {
+			p.app.ref()
 			e.mu.Unlock()
 			return p, nil
 		}
@@ -53,6 +58,7 @@ func (e *Engine) pool(ctx context.Context, c *Call) (*enginePool, error) {
 		if !e.closed {
 			e.pools[key] = p
 		}
+		a.ref()
 		e.mu.Unlock()
 		return p, nil
 	}
