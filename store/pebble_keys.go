@@ -20,6 +20,7 @@ import (
 //	'x' |contextID| seq           -> Tx (binary, pebble_codec.go)
 //	'e' |contextID| seq           -> Event (binary, pebble_codec.go)
 //	'i' |contextID| idemKey       -> Idempotency (JSON)
+//	'r' |tenant| |kind| id        -> record value (PutRecord)
 //
 // |s| is uvarint(len(s)) followed by s.
 const (
@@ -32,6 +33,7 @@ const (
 	kindTx      = 'x'
 	kindEvent   = 'e'
 	kindIdem    = 'i'
+	kindRecord  = 'r'
 	seqKeyBytes = 8
 )
 
@@ -75,6 +77,10 @@ func stateKey(contextID string, k []byte) []byte {
 // seqKey is the key of a tx or event record.
 func seqKey(kind byte, contextID string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(key(kind, contextID), seq)
+}
+
+func recordKey(tenant, kind, id string) []byte {
+	return append(key(kindRecord, tenant, kind), id...)
 }
 
 func idemKey(contextID, k string) []byte {

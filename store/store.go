@@ -95,6 +95,12 @@ type Commit struct {
 	Idempotency    Idempotency
 }
 
+// Record is one record of ListRecords.
+type Record struct {
+	ID    string
+	Value []byte
+}
+
 // KV is one state entry.
 type KV struct {
 	Key   []byte
@@ -159,6 +165,20 @@ type Store interface {
 	// the oldest seq history still holds (0 if none). History keeps the events of
 	// committed txs (and lifecycle events) bounded by count and age (HistoryConfig).
 	Events(ctx context.Context, contextID string, from uint64, limit int) (events []Event, oldest uint64, err error)
+
+	// PutRecord stores a small document under (tenant, kind, id), replacing any
+	// previous one. Records hold what a tenant or the node configures at runtime
+	// (webhook secrets and routes, delivery logs, keys); tenant "" is the node's own.
+	// Ids sort bytewise, so time-ordered ids list in time order.
+	PutRecord(ctx context.Context, tenant, kind, id string, value []byte) error
+	// GetRecord returns a record, or found=false.
+	GetRecord(ctx context.Context, tenant, kind, id string) (value []byte, found bool, err error)
+	// DeleteRecord removes a record and reports whether it existed.
+	DeleteRecord(ctx context.Context, tenant, kind, id string) (existed bool, err error)
+	// ListRecords returns up to limit records of (tenant, kind) with id greater than
+	// after (all when after is ""), in id order; reverse lists in descending id order
+	// with id less than after.
+	ListRecords(ctx context.Context, tenant, kind, after string, limit int, reverse bool) ([]Record, error)
 
 	// Close releases the store.
 	Close() error

@@ -69,6 +69,8 @@ func Run(t *testing.T, open Opener) {
 		{"HistoryMaxAge", testHistoryMaxAge},
 		{"ParallelContexts", testParallelContexts},
 		{"RacingCommits", testRacingCommits},
+		{"Records", testRecords},
+		{"RecordsIsolation", testRecordsIsolation},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })

@@ -1,0 +1,89 @@
+package store
+
+import (
+	"bytes"
+	"context"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/circlegate/circlegate/errs"
+)
+
+// PutRecord stores value under (tenant, kind, id), durably.
+func (p *Pebble) PutRecord(ctx context.Context, tenant, kind, id string, value []byte) error {
+	if kind == "" || id == "" {
+		return errs.Param("id", "record kind and id must not be empty")
+	}
+	if err := p.enter(ctx); err != nil {
+		return err
+	}
+	defer p.exit()
+	k := recordKey(tenant, kind, id)
+	defer p.locks.lock(string(k))()
+	b := p.db.NewBatch()
+	_ = b.Set(k, value, nil)
+	return commit(b)
+}
+
+// GetRecord returns the record under (tenant, kind, id).
+func (p *Pebble) GetRecord(ctx context.Context, tenant, kind, id string) ([]byte, bool, error) {
+	if err := p.enter(ctx); err != nil {
+		return nil, false, err
+	}
+	defer p.exit()
+	return p.get(recordKey(tenant, kind, id))
+}
+
+// DeleteRecord removes the record under (tenant, kind, id), durably.
+func (p *Pebble) DeleteRecord(ctx context.Context, tenant, kind, id string) (bool, error) {
+	if err := p.enter(ctx); err != nil {
+		return false, err
+	}
+	defer p.exit()
+	k := recordKey(tenant, kind, id)
+	defer p.locks.lock(string(k))()
+	_, found, err := p.get(k)
+	if err != nil || !found {
+		return false, err
+	}
+	b := p.db.NewBatch()
+	_ = b.Delete(k, nil)
+	return true, commit(b)
+}
+
+// ListRecords returns up to limit (> 0) records of (tenant, kind) after the id after,
+// ascending, or before it when reverse is set.
+func (p *Pebble) ListRecords(ctx context.Context, tenant, kind, after string, limit int, reverse bool) ([]Record, error) {
+	if limit <= 0 {
+		return nil, errs.Param("limit", "must be positive")
+	}
+	if err := p.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer p.exit()
+	base := key(kindRecord, tenant, kind)
+	opts := &pebble.IterOptions{LowerBound: base, UpperBound: prefixEnd(base)}
+	if after != "" {
+		if reverse {
+			opts.UpperBound = cat(base, []byte(after)...)
+		} else {
+			opts.LowerBound = append(cat(base, []byte(after)...), 0)
+		}
+	}
+	it, err := p.db.NewIter(opts)
+	if err != nil {
+		return nil, errs.Wrap(errs.Internal, err, "store: iterate records")
+	}
+	first, next := it.First, it.Next
+	if reverse {
+		first, next = it.Last, it.Prev
+	}
+	var recs []Record
+	for ok := first(); ok && len(recs) < limit; ok = next() {
+		recs = append(recs, Record{
+			ID:    string(it.Key()[len(base):]),
+			Value: bytes.Clone(it.Value()),
+		})
+	}
+	return recs, closeIter(it)
+}
