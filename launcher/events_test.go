@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -294,6 +295,20 @@ func TestSlowSubscriber(t *testing.T) {
 	}
 	subscribe(t, slow, []string{f.ctx.ContextID}, nil)
 	subscribe(t, f.member, []string{f.ctx.ContextID}, nil)
+	// The member reads as events come.
+	var received atomic.Int64
+	go func() {
+		for {
+			select {
+			case n := <-f.member.Notifications():
+				if _, ok, _ := client.ParseEvent(n); ok {
+					received.Add(1)
+				}
+			case <-f.member.Done():
+				return
+			}
+		}
+	}()
 	// The slow client reads nothing more: its notification buffer of 1 fills and its
 	// reader blocks. Each comment event carries a 10 KB body.
 	var tx txResult
@@ -330,9 +345,13 @@ func TestSlowSubscriber(t *testing.T) {
 		}
 	default:
 	}
-	for range 2 + 2*(comments+1) {
-		nextEvent(t, f.member)
-	}
+	want := int64(2 + 2*(comments+1)) // the post and each comment: StateMutation and the app's event
+	testutil.CheckFor(t, 10*time.Second, func() error {
+		if got := received.Load(); got != want {
+			return fmt.Errorf("the reading subscriber received %d events, want %d", got, want)
+		}
+		return nil
+	})
 	var who struct{ Role string }
 	if err := f.member.Call(ctxT(t), "whoami", nil, &who); err != nil {
 		t.Fatalf("the fast subscriber's session suffered: %v", err)

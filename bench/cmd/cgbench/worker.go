@@ -48,8 +48,11 @@ type job struct {
 	// Key, when set, is the private key (hex) every session authenticates with: the
 	// tenant owner's (mutate, query). Otherwise each session makes its own.
 	Key string `json:"key,omitempty"`
-	// Contexts are the context ids the requests go to, round-robin (mutate, query).
+	// Contexts are the context ids the requests go to, round-robin (mutate, query),
+	// or the one context subscribed to (fanout).
 	Contexts []string `json:"contexts,omitempty"`
+	// Token authenticates SSE streams (fanout-sse).
+	Token string `json:"token,omitempty"`
 }
 
 // command tells a ready worker when to run.
@@ -91,6 +94,8 @@ func newLoad(j job) (load, error) {
 		return &whoamiLoad{job: j}, nil
 	case "mutate":
 		return &mutateLoad{job: j}, nil
+	case "fanout-ws", "fanout-sse":
+		return &fanoutLoad{job: j}, nil
 	}
 	return nil, fmt.Errorf("unknown scenario %q", j.Scenario)
 }
