@@ -573,3 +573,29 @@ func TestWebhookFailures(t *testing.T) {
 		t.Fatalf("a refused or failed delivery ran: seq %d, %v", ci.Seq, err)
 	}
 }
+
+// TestWebhookDeliveryLogBound: the log keeps about the newest max_deliveries entries.
+func TestWebhookDeliveryLogBound(t *testing.T) {
+	e := startEnv(t, func(c *Config) {
+		c.Webhooks.MaxDeliveries = 20
+		c.Tenants[0].WebhookSecrets = []WebhookSecretConfig{{Provider: "stripe", Secret: testStripeSecret}}
+	})
+	l := newLedger(t, e, 0)
+	const posts = 45
+	for i := range posts {
+		b := stripeBody(fmt.Sprintf("evt_%02d", i), "unrouted")
+		if status, r, _ := e.hook("/webhooks/stripe/"+e.A.Pub, stripeHeader(b, testStripeSecret, time.Now()), b); status != http.StatusAccepted {
+			t.Fatalf("post %d: %d %+v", i, status, r)
+		}
+	}
+	log := l.deliveries()
+	// Pruned every max/10 = 2 writes down to 20: at most 21 entries remain.
+	if len(log) < 20 || len(log) > 22 {
+		t.Fatalf("the log holds %d entries, want 20 to 22", len(log))
+	}
+	for i, d := range log {
+		if want := fmt.Sprintf("evt_%02d", posts-1-i); d["eventId"] != want {
+			t.Fatalf("entry %d is %v, want %s: the newest are kept, newest first", i, d["eventId"], want)
+		}
+	}
+}
