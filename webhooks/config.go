@@ -19,6 +19,10 @@ type Config struct {
 	MaxSecrets int `toml:"max_secrets"`
 	// MaxRoutes is the most routes a tenant may set. Zero means 256.
 	MaxRoutes int `toml:"max_routes"`
+	// CacheTTL is how long a gateway reuses a tenant's secrets and routes once read
+	// from storage. A change made through this gateway applies at once; one made
+	// through another gateway of a fleet within CacheTTL. Zero means 1s.
+	CacheTTL time.Duration `toml:"cache_ttl"`
 	// Stripe configures Stripe verification ([webhooks.stripe]).
 	Stripe StripeConfig `toml:"stripe"`
 	// Standard configures Standard Webhooks verification ([webhooks.standard]).
@@ -57,6 +61,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxRoutes == 0 {
 		c.MaxRoutes = 256
 	}
+	if c.CacheTTL == 0 {
+		c.CacheTTL = time.Second
+	}
 	if c.Stripe.Tolerance == 0 {
 		c.Stripe.Tolerance = 300 * time.Second
 	}
@@ -77,6 +84,8 @@ func (c Config) Validate() error {
 		return errs.Param("max_secrets", "must be at least 1")
 	case c.MaxRoutes < 1:
 		return errs.Param("max_routes", "must be at least 1")
+	case c.CacheTTL < 0:
+		return errs.Param("cache_ttl", "must not be negative")
 	case c.Stripe.Tolerance < time.Second:
 		return errs.Param("stripe.tolerance", "must be at least 1s")
 	case c.Standard.Tolerance < time.Second:

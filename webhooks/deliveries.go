@@ -117,6 +117,11 @@ type deliveryLog struct {
 type tenantLog struct {
 	writes  atomic.Int64
 	pruning sync.Mutex
+	// Guarded by pruning: the last id this process deleted, where the next prune's
+	// scan for old entries starts (rather than walking over the deleted ones again),
+	// and the prunes since a scan from the start.
+	after  string
+	prunes int
 }
 
 // pruneEvery is how many writes a tenant's log takes between prunes: a tenth of the
@@ -140,7 +145,7 @@ func (l *deliveryLog) write(ctx context.Context, tenant string, d *Delivery) {
 	}
 	defer tl.pruning.Unlock()
 	tl.writes.Store(0)
-	if err := l.prune(ctx, tenant); err != nil {
+	if err := l.prune(ctx, tenant, tl); err != nil {
 		l.s.log.Error("webhook delivery log prune failed", "tenant", tenant, "err", err)
 	}
 }
@@ -148,16 +153,21 @@ func (l *deliveryLog) write(ctx context.Context, tenant string, d *Delivery) {
 // pruneBatch is how many old entries one listing of a prune deletes, concurrently.
 const pruneBatch = 128
 
-// prune deletes a tenant's entries older than its newest max_deliveries.
-func (l *deliveryLog) prune(ctx context.Context, tenant string) error {
+// prune deletes a tenant's entries older than its newest max_deliveries. It scans for
+// them from the last entry it deleted before, and from the start every tenth time,
+// for entries another gateway of a fleet wrote with an older id.
+func (l *deliveryLog) prune(ctx context.Context, tenant string, tl *tenantLog) error {
 	maxN := l.s.cfg.MaxDeliveries
 	keep, err := l.s.store.ListRecords(ctx, tenant, kindDelivery, "", maxN, true)
 	if err != nil || len(keep) < maxN {
 		return err
 	}
 	cutoff := keep[len(keep)-1].ID // the oldest entry kept
+	if tl.prunes++; tl.prunes%10 == 0 {
+		tl.after = ""
+	}
 	for {
-		old, err := l.s.store.ListRecords(ctx, tenant, kindDelivery, "", pruneBatch, false)
+		old, err := l.s.store.ListRecords(ctx, tenant, kindDelivery, tl.after, pruneBatch, false)
 		if err != nil {
 			return err
 		}
@@ -168,8 +178,14 @@ func (l *deliveryLog) prune(ctx context.Context, tenant string) error {
 			}
 			ids = append(ids, r.ID)
 		}
-		if err := l.deleteAll(ctx, tenant, ids); err != nil || len(ids) < pruneBatch {
+		if err := l.deleteAll(ctx, tenant, ids); err != nil {
 			return err
+		}
+		if len(ids) > 0 {
+			tl.after = ids[len(ids)-1]
+		}
+		if len(ids) < pruneBatch {
+			return nil
 		}
 	}
 }

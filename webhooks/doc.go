@@ -10,9 +10,8 @@
 // through execution.Service.Mutate, with the tenant key as the (owner) caller and the
 // idempotency key "<provider>:<eventId>", so a provider's retries apply once.
 //
-// Concurrency: Service and Handler are safe for concurrent use. Deliveries of one event
-// (same tenant and idempotency key) are serialized within a process, so that exactly
-// one of them reports "applied" and the others "duplicate"; across the processes of a
-// fleet the idempotency key still applies the event once. The verifiers are pure
-// functions.
+// Concurrency: Service and Handler are safe for concurrent use. Concurrent deliveries
+// of one event become jobs of one context, which run one after the other: the first
+// applies the event, the others replay its result, and each reply says which
+// (execution.Service.MutateOnce). The verifiers are pure functions.
 package webhooks

@@ -82,6 +82,7 @@ func (s *Service) SetRoute(ctx context.Context, tenant string, r Route) (Route, 
 	if err := s.store.PutRecord(ctx, tenant, kindRoute, r.ID, b); err != nil {
 		return Route{}, err
 	}
+	s.cache.drop(tenant)
 	return r, nil
 }
 
@@ -106,6 +107,7 @@ func (s *Service) DeleteRoute(ctx context.Context, tenant, id string) error {
 	if !existed {
 		return errs.E(errs.NotFound, "no webhook route %s", id)
 	}
+	s.cache.drop(tenant)
 	return nil
 }
 

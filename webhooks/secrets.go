@@ -119,6 +119,7 @@ func (s *Service) AddSecret(ctx context.Context, tenant string, p Provider, name
 	if err := s.store.PutRecord(ctx, tenant, kindSecret, rec.ID, b); err != nil {
 		return SecretInfo{}, err
 	}
+	s.cache.drop(tenant)
 	s.log.Info("webhook secret added", "tenant", tenant, "provider", p, "name", name, "secret_id", rec.ID)
 	return rec.SecretInfo, nil
 }
@@ -138,6 +139,7 @@ func (s *Service) RemoveSecret(ctx context.Context, tenant, id string) error {
 	if !existed {
 		return errs.E(errs.NotFound, "no webhook secret %s", id)
 	}
+	s.cache.drop(tenant)
 	s.log.Info("webhook secret removed", "tenant", tenant, "secret_id", id)
 	return nil
 }
@@ -175,16 +177,12 @@ func (s *Service) secrets(ctx context.Context, tenant string) ([]secretRecord, e
 }
 
 // secretValues returns the values of the secrets for (provider, name).
-func (s *Service) secretValues(ctx context.Context, tenant string, p Provider, name string) ([]string, error) {
-	recs, err := s.secrets(ctx, tenant)
-	if err != nil {
-		return nil, err
-	}
+func secretValues(recs []secretRecord, p Provider, name string) []string {
 	var out []string
 	for _, r := range recs {
 		if r.Provider == p && r.Name == name {
 			out = append(out, r.Value)
 		}
 	}
-	return out, nil
+	return out
 }

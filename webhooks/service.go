@@ -32,7 +32,7 @@ type Service struct {
 
 	static     map[string][]secretRecord // tenant -> secrets of the config file
 	deliveries deliveryLog
-	events     keyLocks // serializes the deliveries of one event in this process
+	cache      configCache // each tenant's secrets and routes
 }
 
 // NewService wires the service. reg may be nil.
@@ -53,6 +53,7 @@ func NewService(cfg Config, tenants *tenant.Registry, st store.Store, exec *exec
 		now: time.Now, started: time.Now().UTC(), static: make(map[string][]secretRecord),
 	}
 	s.deliveries.s = s
+	s.cache.ttl = cfg.CacheTTL
 	return s, nil
 }
 
@@ -136,11 +137,11 @@ func (s *Service) run(ctx context.Context, tenant string, req Request, d *Delive
 	}
 	d.Verified, d.EventID, d.EventType = true, ev.ID, ev.Type
 	resp := Response{EventID: ev.ID, EventType: ev.Type}
-	routes, err := s.routes(ctx, tenant)
+	tc, err := s.config(ctx, tenant)
 	if err != nil {
 		return failed(resp, err)
 	}
-	route, ok := matchRoute(routes, req.Provider, req.Name, ev.Type)
+	route, ok := matchRoute(tc.routes, req.Provider, req.Name, ev.Type)
 	if !ok {
 		resp.Status, resp.Outcome = http.StatusAccepted, OutcomeNoRoute
 		return resp
@@ -187,10 +188,11 @@ func (s *Service) verify(ctx context.Context, tenant string, req Request, d *Del
 	if int64(len(body)) > s.cfg.MaxBodyBytes {
 		return refuse(reject(OutcomeTooLarge, "the body exceeds %d bytes (webhooks.max_body_bytes)", s.cfg.MaxBodyBytes))
 	}
-	secrets, err := s.secretValues(ctx, tenant, req.Provider, req.Name)
+	tc, err := s.config(ctx, tenant)
 	if err != nil {
 		return refuse(err)
 	}
+	secrets := secretValues(tc.secrets, req.Provider, req.Name)
 	now := s.now()
 	var ev Event
 	switch req.Provider {
@@ -241,30 +243,25 @@ func idempotencyKey(p Provider, name, eventID string) string {
 	return string(p) + ":" + eventID
 }
 
-// apply runs the route's mutation once per event: the deliveries of one event are
-// serialized in this process, a delivery of an event already applied to the route's
-// context returns the first result (duplicate), and the mutation's idempotency key
-// keeps concurrent deliveries in other processes from applying it twice.
+// apply runs the route's mutation once per event. MutateOnce tells a first
+// application from a replay wherever the event arrived first (this process, another
+// gateway of a fleet, before a restart), so that exactly one delivery of an event
+// reports "applied" and every other one "duplicate" with the first result.
 func (s *Service) apply(ctx context.Context, tenant string, req Request, route Route, ev Event) (json.RawMessage, bool, error) {
 	key := idempotencyKey(req.Provider, req.Name, ev.ID)
-	unlock := s.events.lock(tenant + "\x00" + key)
-	defer unlock()
-	if res, found, err := s.previous(ctx, route.ContextID, key); err != nil || found {
-		return res, found, err
-	}
 	args, err := json.Marshal(ev)
 	if err != nil {
 		return nil, false, errs.Wrap(errs.Internal, err, "encode event")
 	}
-	res, err := s.exec.Mutate(ctx, tenant, ownerCaller(tenant), route.ContextID, route.Method, args, key)
+	res, replayed, err := s.exec.MutateOnce(ctx, tenant, ownerCaller(tenant), route.ContextID, route.Method, args, key)
 	if errs.Is(err, errs.Conflict) {
-		// The key was used by a call with other args (the provider changed the
-		// payload, or the route's method changed): the event was applied.
+		// The key was applied with other args (the provider changed the payload, as
+		// Stripe's pending_webhooks, or the route's method changed): a duplicate.
 		if res, found, perr := s.previous(ctx, route.ContextID, key); perr == nil && found {
 			return res, true, nil
 		}
 	}
-	return res, false, err
+	return res, replayed, err
 }
 
 // previous returns the recorded result of an idempotency key in a context.
