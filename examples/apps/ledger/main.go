@@ -5,8 +5,9 @@
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o ledger.wasm ./examples/apps/ledger
 //
 // Methods: record {provider, id, type, created, data} -> {"id", "count", "recorded"}
-// (the args a webhook route passes; an id seen before is kept as first recorded and
-// not counted again), count -> {"count": N}, get {id} -> the event as recorded.
+// (the args a webhook route passes, stored as they came; an id seen before keeps its
+// first event and is not counted again), count -> {"count": N}, get {id} -> the event
+// as recorded.
 package main
 
 import (
@@ -20,15 +21,6 @@ const (
 	countKey = "count"
 	eventNS  = "event/"
 )
-
-// Event is a delivered webhook event, as webhook routes pass it.
-type Event struct {
-	Provider string          `json:"provider"`
-	ID       string          `json:"id"`
-	Type     string          `json:"type"`
-	Created  int64           `json:"created"`
-	Data     json.RawMessage `json:"data"`
-}
 
 // Recorded is what record returns.
 type Recorded struct {
@@ -52,25 +44,32 @@ func count() int64 {
 	return n
 }
 
+// record stores the event under its id. It reads only the id out of the args with
+// topLevelString instead of decoding the whole event with encoding/json: inside a
+// wasm guest, encoding/json costs about 150 µs for a 450-byte Stripe event, several
+// times the rest of the call.
+//
 //go:wasmexport record
 func record() {
-	sdk.Handle(func(e Event) (Recorded, error) {
-		if e.ID == "" {
-			return Recorded{}, sdk.Error("id is required")
+	defer func() {
+		if r := recover(); r != nil {
+			sdk.Fail("panic")
 		}
-		n := count()
-		if _, seen := sdk.Get(eventNS + e.ID); seen {
-			return Recorded{ID: e.ID, Count: n}, nil
-		}
-		b, err := json.Marshal(e)
-		if err != nil {
-			return Recorded{}, err
-		}
-		sdk.Set(eventNS+e.ID, b)
-		n++
-		sdk.Set(countKey, []byte(strconv.FormatInt(n, 10)))
-		return Recorded{ID: e.ID, Count: n, Recorded: true}, nil
-	})
+	}()
+	in := sdk.Input()
+	id, ok := topLevelString(in, "id")
+	if !ok || id == "" {
+		sdk.Fail("id is required: the args are {provider, id, type, created, data}")
+	}
+	n := count()
+	if _, seen := sdk.Get(eventNS + id); seen {
+		sdk.Return(Recorded{ID: id, Count: n})
+		return
+	}
+	sdk.Set(eventNS+id, in)
+	n++
+	sdk.Set(countKey, []byte(strconv.FormatInt(n, 10)))
+	sdk.Return(Recorded{ID: id, Count: n, Recorded: true})
 }
 
 //go:wasmexport count
@@ -92,6 +91,110 @@ func get() {
 		}
 		return b, nil
 	})
+}
+
+// topLevelString returns the string value of key in the JSON object doc (valid JSON,
+// as the host passes args), or false when doc is not an object or key is absent or
+// not a string. Only the strings it returns or compares are decoded.
+func topLevelString(doc []byte, key string) (string, bool) {
+	i := skipSpace(doc, 0)
+	if i >= len(doc) || doc[i] != '{' {
+		return "", false
+	}
+	i++
+	for {
+		i = skipSpace(doc, i)
+		if i >= len(doc) || doc[i] != '"' {
+			return "", false // '}' or malformed: no such key
+		}
+		end := skipString(doc, i)
+		k, err := unquote(doc[i:end])
+		if err != nil {
+			return "", false
+		}
+		i = skipSpace(doc, end)
+		if i >= len(doc) || doc[i] != ':' {
+			return "", false
+		}
+		i = skipSpace(doc, i+1)
+		if i >= len(doc) {
+			return "", false
+		}
+		if k == key {
+			if doc[i] != '"' {
+				return "", false
+			}
+			v, err := unquote(doc[i:skipString(doc, i)])
+			return v, err == nil
+		}
+		i = skipSpace(doc, skipValue(doc, i))
+		if i >= len(doc) || doc[i] != ',' {
+			return "", false
+		}
+		i++
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string starting at b[i] == '"'.
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// skipValue returns the index after the value starting at b[i].
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+		i++
+	}
+	return i
+}
+
+// unquote decodes a JSON string token; without escapes it is a plain copy.
+func unquote(tok []byte) (string, error) {
+	if len(tok) < 2 {
+		return "", strconv.ErrSyntax
+	}
+	for _, c := range tok[1 : len(tok)-1] {
+		if c == '\\' {
+			var s string
+			err := json.Unmarshal(tok, &s)
+			return s, err
+		}
+	}
+	return string(tok[1 : len(tok)-1]), nil
 }
 
 func main() {}
