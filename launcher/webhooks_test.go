@@ -599,3 +599,53 @@ func TestWebhookDeliveryLogBound(t *testing.T) {
 		}
 	}
 }
+
+// TestLedgerRecord: record finds the top-level id wherever it is and however it is
+// escaped, keeps the args as they came, and counts an id once.
+func TestLedgerRecord(t *testing.T) {
+	e := startEnv(t)
+	l := newLedger(t, e, 1)
+	record := func(args string) (txResult, error) {
+		var tx txResult
+		err := l.owner.Call(ctxT(t), "mutate", map[string]any{"contextId": l.contexts[0], "method": "record", "args": json.RawMessage(args)}, &tx)
+		return tx, err
+	}
+	for _, tc := range []struct {
+		args, id string
+	}{
+		{`{"provider":"stripe","id":"evt_1","type":"a","created":1,"data":{"id":"inner"}}`, "evt_1"},
+		{`{"data":{"id":"inner","list":[{"id":"x"},"}"]},"note":"\"id\":\"fake\"","id":"evt_2"}`, "evt_2"},
+		{`{"id":"evt_\u00e9\"3\""}`, "evt_é\"3\""},
+		{` { "created" : 5 , "id" : "evt_4" } `, "evt_4"},
+	} {
+		tx, err := record(tc.args)
+		var out struct {
+			ID       string `json:"id"`
+			Recorded bool   `json:"recorded"`
+		}
+		if err == nil {
+			err = json.Unmarshal(tx.Output, &out)
+		}
+		if err != nil || out.ID != tc.id || !out.Recorded {
+			t.Fatalf("record %s = %s, %v; want id %q", tc.args, tx.Output, err, tc.id)
+		}
+		var got struct {
+			Output json.RawMessage `json:"output"`
+		}
+		l.call("query", map[string]any{"contextId": l.contexts[0], "method": "get", "args": map[string]string{"id": tc.id}}, &got)
+		if !jsonEqual(got.Output, []byte(tc.args)) {
+			t.Fatalf("get %q = %s, want %s", tc.id, got.Output, tc.args)
+		}
+	}
+	if tx, err := record(`{"id":"evt_1","data":"again"}`); err != nil || !strings.Contains(string(tx.Output), `"recorded":false`) {
+		t.Fatalf("recording evt_1 again = %s, %v", tx.Output, err)
+	}
+	for _, bad := range []string{`{"data":{"id":"inner"}}`, `{"id":5}`, `["id","x"]`, `"id"`} {
+		if _, err := record(bad); rpcCode(err) != rpc.CodeExecution {
+			t.Errorf("record %s: %v, want an execution error", bad, err)
+		}
+	}
+	if n := l.count(0); n != 4 {
+		t.Fatalf("count %d, want 4", n)
+	}
+}
