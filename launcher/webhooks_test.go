@@ -649,3 +649,53 @@ func TestLedgerRecord(t *testing.T) {
 		t.Fatalf("count %d, want 4", n)
 	}
 }
+
+// TestWebhookSecretsNeverLogged: neither the gateway's log (at debug level) nor a
+// method result nor an error shows a secret, whatever happens to the deliveries.
+func TestWebhookSecretsNeverLogged(t *testing.T) {
+	var logs syncBuffer
+	e := startEnvLog(t, &logs, func(c *Config) {
+		c.Tenants[0].WebhookSecrets = []WebhookSecretConfig{{Provider: "stripe", Secret: testStripeSecret}}
+	})
+	l := newLedger(t, e, 1)
+	var results []json.RawMessage
+	call := func(method string, params any) {
+		var raw json.RawMessage
+		err := l.owner.Call(ctxT(t), method, params, &raw)
+		if err != nil {
+			raw, _ = json.Marshal(err.Error())
+		}
+		results = append(results, raw)
+	}
+	call("webhook.secret.add", map[string]any{"provider": "idenfy", "secret": testIdenfySecret})
+	call("webhook.secret.add", map[string]any{"provider": "standard", "name": "x", "secret": testStandardSecret})
+	call("webhook.secret.add", map[string]any{"provider": "standard", "name": "x", "secret": "whsec_" + testIdenfySecret}) // refused
+	call("webhook.route.set", map[string]any{"provider": "stripe", "eventType": "*", "contextId": l.contexts[0], "method": "record"})
+	call("webhook.route.set", map[string]any{"provider": "idenfy", "eventType": "*", "contextId": l.contexts[0], "method": "no_such_method"})
+	body := stripeBody("evt_1", "a")
+	for _, h := range []http.Header{stripeHeader(body, testStripeSecret, time.Now()), stripeHeader(body, "whsec_wrong", time.Now())} {
+		_, r, _ := e.hook("/webhooks/stripe/"+e.A.Pub, h, body)
+		b, _ := json.Marshal(r)
+		results = append(results, b)
+	}
+	kyc := []byte(`{"scanRef":"s"}`)
+	_, r, _ := e.hook("/webhooks/idenfy/"+e.A.Pub, idenfyHeader(kyc, testIdenfySecret), kyc)
+	if r.outcome() != "failed" {
+		t.Fatalf("idenfy to a missing method: %+v", r)
+	}
+	call("webhook.secret.list", nil)
+	call("webhook.deliveries", nil)
+	call("webhook.route.list", nil)
+	all := logs.String()
+	for _, r := range results {
+		all += "\n" + string(r)
+	}
+	for _, secret := range []string{testStripeSecret, testIdenfySecret, testStandardSecret, strings.TrimPrefix(testStandardSecret, "whsec_")} {
+		if strings.Contains(all, secret) {
+			t.Fatalf("a secret shows in the logs or results:\n%s", all)
+		}
+	}
+	if !strings.Contains(logs.String(), "webhook secret added") {
+		t.Fatal("the log was not captured")
+	}
+}
