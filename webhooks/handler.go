@@ -19,7 +19,9 @@ type Handler struct {
 // type, duplicate, result} for 200 and 202, {"error": {code, message, data: {outcome,
 // deliveryId}}} otherwise, with Retry-After on 503.
 func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, p Provider, tenantKey, name string) {
-	resp := h.Service.Deliver(r.Context(), Request{Provider: p, TenantKey: tenantKey, Name: name, Header: r.Header, Body: r.Body})
+	resp := h.Service.Deliver(r.Context(), Request{
+		Provider: p, TenantKey: tenantKey, Name: name, Header: r.Header, Body: r.Body, ContentLength: r.ContentLength,
+	})
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	if resp.Status == http.StatusServiceUnavailable {
