@@ -399,6 +399,7 @@ func TestWebhookIdenfyAndStandard(t *testing.T) {
 		{"future", spath, standardHeaders(t, testStandardSecret, "msg_2", now.Add(time.Hour), inv), 400, "bad_timestamp"},
 		{"another endpoint's name", "/webhooks/standard/" + e.A.Pub + "/crm", standardHeaders(t, testStandardSecret, "msg_2", now, inv), 400, "bad_signature"},
 		{"no webhook-id", spath, http.Header{"Webhook-Timestamp": {"1"}, "Webhook-Signature": {"v1,x"}}, 400, "bad_signature"},
+		{"a name no endpoint can have", "/webhooks/standard/" + e.A.Pub + "/" + strings.Repeat("n", 2000), standardHeaders(t, testStandardSecret, "msg_2", now, inv), 400, "bad_signature"},
 	} {
 		if status, r, _ := e.hook(tc.path, tc.header, inv); status != tc.status || r.outcome() != tc.out {
 			t.Errorf("%s: %d %+v, want %d %s", tc.name, status, r, tc.status, tc.out)
@@ -410,6 +411,11 @@ func TestWebhookIdenfyAndStandard(t *testing.T) {
 	}
 	if a, b := l.count(0), l.count(1); a != 1 || b != 1 {
 		t.Fatalf("ledger counts %d and %d, want 1 and 1", a, b)
+	}
+	for _, d := range l.deliveries() {
+		if name, _ := d["name"].(string); len(name) > 64 {
+			t.Fatalf("the log keeps a %d-byte name", len(name))
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/circlegate/circlegate/errs"
@@ -109,7 +110,7 @@ func (s *Service) deliver(ctx context.Context, req Request) Response {
 	// sender hangs up: the mutation's own deadline bounds it.
 	ctx = context.WithoutCancel(ctx)
 	now := s.now().UTC()
-	d := &Delivery{ID: newTimeID(now), ReceivedAt: now, Provider: req.Provider, Name: req.Name}
+	d := &Delivery{ID: newTimeID(now), ReceivedAt: now, Provider: req.Provider, Name: logName(req.Name)}
 	resp := s.run(ctx, t.PubKey, req, d)
 	resp.DeliveryID = d.ID
 	d.Outcome, d.Status = resp.Outcome, resp.Status
@@ -121,6 +122,15 @@ func (s *Service) deliver(ctx context.Context, req Request) Response {
 	}
 	s.deliveries.write(ctx, t.PubKey, d)
 	return resp
+}
+
+// logName is an endpoint name as the delivery log keeps it: the path segment is the
+// sender's, so it is cut to 64 bytes of valid UTF-8.
+func logName(name string) string {
+	if len(name) > 64 {
+		name = name[:64]
+	}
+	return strings.ToValidUTF8(name, "?")
 }
 
 // publicMessage is the text of an error that the sender and the owner may see: a
@@ -181,6 +191,9 @@ func (s *Service) verify(ctx context.Context, tenant string, req Request, d *Del
 		}
 		resp := failed(Response{}, err)
 		return Event{}, &resp
+	}
+	if req.Provider == Standard && !namePattern.MatchString(req.Name) {
+		return refuse(reject(OutcomeBadSignature, "no such endpoint: a name is 1 to 64 letters, digits, '.', '_' or '-'"))
 	}
 	if err := signaturePresent(req); err != nil {
 		return refuse(err)
