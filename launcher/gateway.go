@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/circlegate/circlegate"
+	"github.com/circlegate/circlegate/events"
 	"github.com/circlegate/circlegate/execution"
 	"github.com/circlegate/circlegate/rpc"
 	"github.com/circlegate/circlegate/store"
@@ -38,6 +39,7 @@ type Gateway struct {
 	Engine   *execution.Engine
 	Queue    execution.Queue
 	Service  *execution.Service
+	Bus      events.Bus
 	Webhooks *webhooks.Service
 
 	ln       net.Listener
@@ -89,7 +91,8 @@ func (g *Gateway) openExecution() error {
 	if g.Queue, err = execution.NewMemoryQueue(ec.Queue); err != nil {
 		return err
 	}
-	g.Service, err = execution.NewService(ec, g.Store, g.Engine, g.Queue, nil, g.log, g.Metrics)
+	g.Bus = events.NewMemory()
+	g.Service, err = execution.NewService(ec, g.Store, g.Engine, g.Queue, g.Bus, g.log, g.Metrics)
 	return err
 }
 
@@ -136,6 +139,9 @@ func (g *Gateway) stopWorkers() {
 }
 
 func (g *Gateway) closeBackends() {
+	if g.Bus != nil {
+		_ = g.Bus.Close()
+	}
 	if g.Engine != nil {
 		_ = g.Engine.Close(context.Background())
 	}
@@ -176,12 +182,14 @@ func (g *Gateway) wire() error {
 		return err
 	}
 	rpc.RegisterApps(g.RPC, g.Service)
+	rpc.RegisterEvents(g.RPC, g.Service)
 	if err := g.openWebhooks(); err != nil {
 		return err
 	}
 	if g.Hub, err = ws.NewHub(cfg.Sessions, g.RPC, g.Auth, g.log, g.Metrics); err != nil {
 		return err
 	}
+	g.Hub.UseEvents(g.Bus, g.Store, g.Service)
 	sc := g.Hub.Config()
 	httpRPC := &rpc.HTTP{Server: g.RPC, Auth: g.Auth, MaxBodyBytes: sc.MaxMessageBytes, OwnerMaxBodyBytes: sc.OwnerMaxMessageBytes}
 	g.http = &http.Server{
@@ -190,6 +198,7 @@ func (g *Gateway) wire() error {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
+	g.http.RegisterOnShutdown(g.Hub.StartShutdown) // SSE handlers end only when told
 	return nil
 }
 
