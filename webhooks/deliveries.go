@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/circlegate/circlegate/errs"
+	"github.com/circlegate/circlegate/store"
 )
 
 // Delivery is one entry of a tenant's delivery log: one webhook request that reached
@@ -113,13 +114,16 @@ type deliveryLog struct {
 	tenants sync.Map // tenant -> *tenantLog
 }
 
-// tenantLog counts one tenant's writes since its last prune.
+// tenantLog is one tenant's pruning state in this process.
 type tenantLog struct {
-	writes  atomic.Int64
+	writes  atomic.Int64 // since the last prune
 	pruning sync.Mutex
-	// Guarded by pruning: the last id this process deleted, where the next prune's
-	// scan for old entries starts (rather than walking over the deleted ones again),
-	// and the prunes since a scan from the start.
+	// Guarded by pruning:
+	// full is set when the last full pass left the log at exactly max_deliveries
+	// entries: a prune then deletes as many of the oldest as were written since.
+	full bool
+	// after is the last id this process deleted, where the scan for the oldest
+	// entries starts instead of walking over the deleted ones again.
 	after  string
 	prunes int
 }
@@ -144,8 +148,9 @@ func (l *deliveryLog) write(ctx context.Context, tenant string, d *Delivery) {
 		return
 	}
 	defer tl.pruning.Unlock()
-	tl.writes.Store(0)
-	if err := l.prune(ctx, tenant, tl); err != nil {
+	written := int(tl.writes.Swap(0))
+	if err := l.prune(ctx, tenant, tl, written); err != nil {
+		tl.full = false // start over with a full pass
 		l.s.log.Error("webhook delivery log prune failed", "tenant", tenant, "err", err)
 	}
 }
@@ -153,41 +158,71 @@ func (l *deliveryLog) write(ctx context.Context, tenant string, d *Delivery) {
 // pruneBatch is how many old entries one listing of a prune deletes, concurrently.
 const pruneBatch = 128
 
-// prune deletes a tenant's entries older than its newest max_deliveries. It scans for
-// them from the last entry it deleted before, and from the start every tenth time,
-// for entries another gateway of a fleet wrote with an older id.
-func (l *deliveryLog) prune(ctx context.Context, tenant string, tl *tenantLog) error {
+// prune keeps a tenant's log at its newest max_deliveries entries. Once a full pass
+// has trimmed the log to exactly that many, the next prunes delete as many of the
+// oldest entries as this process wrote since, without listing the newest ones. Every
+// tenth prune is a full pass again, which also trims what other gateways of a fleet
+// wrote.
+func (l *deliveryLog) prune(ctx context.Context, tenant string, tl *tenantLog, written int) error {
+	defer func() { tl.prunes++ }()
+	if !tl.full || tl.prunes%10 == 9 {
+		return l.prunePass(ctx, tenant, tl)
+	}
+	for written > 0 {
+		old, err := l.s.store.ListRecords(ctx, tenant, kindDelivery, tl.after, min(written, pruneBatch), false)
+		if err != nil || len(old) == 0 {
+			return err
+		}
+		if err := l.deleteOld(ctx, tenant, tl, old, ""); err != nil {
+			return err
+		}
+		written -= len(old)
+	}
+	return nil
+}
+
+// prunePass deletes every entry older than the newest max_deliveries.
+func (l *deliveryLog) prunePass(ctx context.Context, tenant string, tl *tenantLog) error {
 	maxN := l.s.cfg.MaxDeliveries
 	keep, err := l.s.store.ListRecords(ctx, tenant, kindDelivery, "", maxN, true)
 	if err != nil || len(keep) < maxN {
+		tl.full = false
 		return err
 	}
 	cutoff := keep[len(keep)-1].ID // the oldest entry kept
-	if tl.prunes++; tl.prunes%10 == 0 {
-		tl.after = ""
-	}
+	tl.after = ""                  // from the start: other gateways' ids may be older
 	for {
 		old, err := l.s.store.ListRecords(ctx, tenant, kindDelivery, tl.after, pruneBatch, false)
 		if err != nil {
 			return err
 		}
-		var ids []string
-		for _, r := range old {
-			if r.ID >= cutoff {
-				break
-			}
-			ids = append(ids, r.ID)
-		}
-		if err := l.deleteAll(ctx, tenant, ids); err != nil {
+		if err := l.deleteOld(ctx, tenant, tl, old, cutoff); err != nil {
 			return err
 		}
-		if len(ids) > 0 {
-			tl.after = ids[len(ids)-1]
-		}
-		if len(ids) < pruneBatch {
+		if len(old) < pruneBatch || old[len(old)-1].ID >= cutoff {
+			tl.full = true
 			return nil
 		}
 	}
+}
+
+// deleteOld deletes the records older than cutoff ("": all of them) and moves
+// tl.after past them.
+func (l *deliveryLog) deleteOld(ctx context.Context, tenant string, tl *tenantLog, recs []store.Record, cutoff string) error {
+	var ids []string
+	for _, r := range recs {
+		if cutoff != "" && r.ID >= cutoff {
+			break
+		}
+		ids = append(ids, r.ID)
+	}
+	if err := l.deleteAll(ctx, tenant, ids); err != nil {
+		return err
+	}
+	if len(ids) > 0 {
+		tl.after = ids[len(ids)-1]
+	}
+	return nil
 }
 
 // deleteAll deletes records concurrently, so that their storage syncs are shared.
