@@ -10,6 +10,7 @@
 //	query      counter app on 100 contexts, 100 sessions, 10,000 query/s paced open loop
 //	fanout     10,000 WebSocket subscribers of one context, 100 mutations/s: deliveries/s and latency
 //	fanout-sse the same with SSE subscribers
+//	webhook    ledger app on 16 contexts, 64 keep-alive HTTP clients posting signed Stripe events: verified webhooks/s
 //
 // It prints a Markdown table on stdout, progress on stderr, and exits non-zero only
 // when the harness itself fails; a missed target is a "miss" row.
@@ -17,8 +18,8 @@
 // Usage:
 //
 //	go build -o bin/circlegate ./cmd/circlegate
-//	make apps    # bin/apps/counter.wasm, for mutate and query
-//	go run ./bench/cmd/cgbench [-gateway bin/circlegate] [-app-dir bin/apps] [-scenarios idle,handshake,whoami,mutate,query] [-quick] [-pin]
+//	make apps    # bin/apps/counter.wasm and ledger.wasm, for mutate, query and webhook
+//	go run ./bench/cmd/cgbench [-gateway bin/circlegate] [-app-dir bin/apps] [-scenarios idle,handshake,whoami,mutate,query,webhook] [-quick] [-pin]
 //
 // docs/benchmarks.md describes the scenarios and the measured figures.
 package main
@@ -57,6 +58,8 @@ type env struct {
 	mutateLoops       int           // concurrent mutate loops, one session each
 	queryContexts     int           // contexts the query load goes round
 	fanoutSubscribers int           // subscribers of the fan-out scenarios
+	webhookContexts   int           // ledger contexts (one route each) the webhook load goes round
+	webhookLoops      int           // concurrent webhook HTTP clients, one connection each
 	// gatewayCPUs and loadCPUs, when set, are the CPU lists (taskset -c) the gateway
 	// and the load generators are confined to.
 	gatewayCPUs, loadCPUs string
@@ -96,6 +99,7 @@ var scenarios = []scenario{
 	{"query", "p99 <= 1 ms", runQuery},
 	{"fanout", ">= 500000 deliveries/s, p99 <= 100 ms", runFanout},
 	{"fanout-sse", ">= 500000 deliveries/s, p99 <= 100 ms", runFanoutSSE},
+	{"webhook", ">= 5000 webhooks/s", runWebhook},
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -139,11 +143,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func parseFlags(args []string, stderr io.Writer) (*env, []scenario, error) {
 	fs := flag.NewFlagSet("cgbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	e := &env{log: stderr, duration: 10 * time.Second, idleSit: 10 * time.Second, mutateContexts: 1000, mutateLoops: 64, queryContexts: 100, fanoutSubscribers: fanoutSubscribers}
+	e := &env{log: stderr, duration: 10 * time.Second, idleSit: 10 * time.Second, mutateContexts: 1000, mutateLoops: 64, queryContexts: 100,
+		fanoutSubscribers: fanoutSubscribers, webhookContexts: 16, webhookLoops: 64}
 	fs.StringVar(&e.gateway, "gateway", "bin/circlegate", "gateway binary to start")
-	fs.StringVar(&e.appDir, "app-dir", "bin/apps", "directory holding counter.wasm (make apps), for mutate and query")
-	names := fs.String("scenarios", "idle,handshake,whoami,mutate,query,fanout,fanout-sse", "comma-separated scenarios to run")
-	quick := fs.Bool("quick", false, "3 s of handshake, whoami, mutate and query load instead of 10 s")
+	fs.StringVar(&e.appDir, "app-dir", "bin/apps", "directory holding counter.wasm and ledger.wasm (make apps), for mutate, query, fanout and webhook")
+	names := fs.String("scenarios", "idle,handshake,whoami,mutate,query,fanout,fanout-sse,webhook", "comma-separated scenarios to run")
+	quick := fs.Bool("quick", false, "3 s of handshake, whoami, mutate, query, fanout and webhook load instead of 10 s")
+	fs.IntVar(&e.webhookLoops, "webhook-clients", 64, "concurrent webhook HTTP clients")
+	fs.IntVar(&e.webhookContexts, "webhook-contexts", 16, "ledger contexts (one route each) for webhook")
 	fs.IntVar(&e.idleSessions, "sessions", 19000, "idle sessions to open")
 	fs.IntVar(&e.handshakeLoops, "loops", 64, "concurrent handshake loops")
 	fs.IntVar(&e.fanoutSubscribers, "subscribers", fanoutSubscribers, "subscribers of the fan-out scenarios")
@@ -180,7 +187,7 @@ next:
 				continue next
 			}
 		}
-		return nil, fmt.Errorf("unknown scenario %q (have idle, handshake, whoami, mutate, query, fanout, fanout-sse)", name)
+		return nil, fmt.Errorf("unknown scenario %q (have idle, handshake, whoami, mutate, query, fanout, fanout-sse, webhook)", name)
 	}
 	return out, nil
 }
