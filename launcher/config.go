@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/circlegate/circlegate/admin"
 	"github.com/circlegate/circlegate/errs"
 	"github.com/circlegate/circlegate/execution"
 	"github.com/circlegate/circlegate/rpc"
@@ -39,6 +40,7 @@ type Config struct {
 	Execution execution.Config  `toml:"execution"`
 	Store     StoreConfig       `toml:"store"`
 	Webhooks  webhooks.Config   `toml:"webhooks"`
+	Admin     admin.Config      `toml:"admin"`
 	Tenants   []TenantConfig    `toml:"tenants"`
 
 	file string // where the config came from, for error messages
@@ -223,14 +225,16 @@ func (c *Config) Validate() error {
 		{"sessions", c.Sessions.WithDefaults().Validate()},
 		{"execution", c.Execution.WithDefaults().Validate()},
 		{"webhooks", c.Webhooks.WithDefaults().Validate()},
+		{"admin", c.Admin.WithDefaults().Validate()},
 	}
 	for _, s := range sections {
 		if s.err != nil {
 			return fail(s.name+"."+paramOf(s.err), reasonOf(s.err))
 		}
 	}
-	if len(c.Tenants) == 0 && !c.Demo {
-		return fail("tenants", "no tenant configured: pass -k <tenant_pk>, add [[tenants]] or use --demo")
+	if len(c.Tenants) == 0 && !c.Demo && len(c.Admin.RootKeys) == 0 && !c.Admin.Dev {
+		return fail("tenants", "no tenant configured: pass -k <tenant_pk>, add [[tenants]], use --demo, "+
+			"or name a root key (--root-key) that adds tenants through the admin API")
 	}
 	for i, t := range c.Tenants {
 		if _, err := tenant.NormalizePubKey(t.PubKey); err != nil {
