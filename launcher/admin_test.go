@@ -1,0 +1,908 @@
+package launcher
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/circlegate/circlegate/client"
+	"github.com/circlegate/circlegate/internal/testapps"
+	"github.com/circlegate/circlegate/internal/testutil"
+	"github.com/circlegate/circlegate/tenant"
+)
+
+type didView struct {
+	NodeKey  string `json:"nodeKey"`
+	RootKeys []struct {
+		PubKey string `json:"pubkey"`
+		Source string `json:"source"`
+	} `json:"rootKeys"`
+	Tenants []tenantView `json:"tenants"`
+}
+
+type tenantView struct {
+	PubKey string   `json:"pubkey"`
+	Name   string   `json:"name"`
+	Admins []string `json:"admins"`
+	Source string   `json:"source"`
+}
+
+// whoamiHTTP calls whoami over HTTP JSON-RPC with token and returns the status and
+// the role (empty on an error).
+func (e *env) whoamiHTTP(tenantKey, token string) (int, string) {
+	e.t.Helper()
+	code, body := e.post("/"+tenantKey+"/jsonrpc", token, `{"jsonrpc":"2.0","id":1,"method":"whoami"}`)
+	var r struct {
+		Result struct{ Role string } `json:"result"`
+	}
+	_ = json.Unmarshal(body, &r)
+	return code, r.Result.Role
+}
+
+func TestAdminLogin(t *testing.T) {
+	root, stranger := testutil.NewKey(t), testutil.NewKey(t)
+	e := startEnv(t, withRoot(root))
+
+	var did didView
+	e.api("GET", "/admin-api/did", "", nil).into(t, 200, &did)
+	if _, err := tenant.NormalizePubKey(did.NodeKey); err != nil || len(did.RootKeys) != 0 || len(did.Tenants) != 0 {
+		t.Fatalf("public did = %+v: want the node key only", did)
+	}
+	// The node signs its challenges: a client checks it talks to this node.
+	var c challenge
+	e.api("POST", "/admin-api/request-challenge", "", map[string]string{"pubkey": stranger.Pub}).into(t, 200, &c)
+	if err := tenant.VerifyPersonal(did.NodeKey, []byte(c.Nonce), c.NodeSignature); err != nil {
+		t.Fatalf("nodeSignature does not verify with the node key: %v", err)
+	}
+	if c.ExpiresAt < time.Now().Unix()+200 {
+		t.Fatalf("challenge expires at %d", c.ExpiresAt)
+	}
+	// A key that is not a root gets no node login.
+	e.api("POST", "/admin-api/add-client-key", "", map[string]string{
+		"pubkey": stranger.Pub, "signature": stranger.Sign(c.Nonce), "nonce": c.Nonce,
+	}).wantError(t, 403, -32003)
+
+	rl := e.adminLogin(root, "")
+	if rl.Role != "root" || rl.Token == "" {
+		t.Fatalf("root login = %+v", rl)
+	}
+	e.api("GET", "/admin-api/did", rl.Token, nil).into(t, 200, &did)
+	if len(did.RootKeys) != 1 || did.RootKeys[0].PubKey != root.Pub || did.RootKeys[0].Source != "config" || len(did.Tenants) != 2 {
+		t.Fatalf("did for a root = %+v", did)
+	}
+	// A root's token is the node's: no tenant accepts it over JSON-RPC.
+	if code, _ := e.whoamiHTTP(e.A.Pub, rl.Token); code != 401 {
+		t.Errorf("a root token on tenant JSON-RPC: %d, want 401", code)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		key    testutil.Key
+		tenant string
+		role   string
+	}{
+		{"tenant key", e.A, e.A.Pub, "owner"},
+		{"tenant admin", e.AdminA, e.A.Pub, "owner"},
+		{"stranger", stranger, e.A.Pub, "guest"},
+		{"owner of A in B", e.A, e.B.Pub, "guest"},
+		{"root in a tenant", root, e.A.Pub, "guest"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := e.adminLogin(tc.key, tc.tenant)
+			if l.Role != tc.role || l.ExpiresAt <= time.Now().Unix() {
+				t.Fatalf("login = %+v, want role %s", l, tc.role)
+			}
+			// The token is the tenant's: it works on its JSON-RPC as well.
+			if code, role := e.whoamiHTTP(tc.tenant, l.Token); code != 200 || role != tc.role {
+				t.Fatalf("whoami with the admin token = %d %q", code, role)
+			}
+		})
+	}
+}
+
+func TestAdminLoginRefusals(t *testing.T) {
+	e := startEnv(t)
+	k, other := testutil.NewKey(t), testutil.NewKey(t)
+	fresh := func(scope string) string {
+		var c challenge
+		e.api("POST", "/admin-api/request-challenge", "", map[string]string{"pubkey": k.Pub, "tenant": scope}).into(t, 200, &c)
+		return c.Nonce
+	}
+	used := fresh(e.A.Pub)
+	e.adminLoginWith(k, e.A.Pub, used)
+	unknown := testutil.NewKey(t).Pub
+	challenges := []struct {
+		name   string
+		body   string
+		status int
+		code   int
+	}{
+		{"not JSON", `pubkey`, 400, -32602},
+		{"array", `[]`, 400, -32602},
+		{"unknown field", `{"pubkey":"` + k.Pub + `","x":1}`, 400, -32602},
+		{"two objects", `{"pubkey":"` + k.Pub + `"} {}`, 400, -32602},
+		{"bad pubkey", `{"pubkey":"02zz"}`, 400, -32602},
+		{"wrong type", `{"pubkey":7}`, 400, -32602},
+		{"unknown tenant", `{"pubkey":"` + k.Pub + `","tenant":"` + unknown + `"}`, 404, -32004},
+	}
+	for _, tc := range challenges {
+		t.Run("challenge "+tc.name, func(t *testing.T) {
+			e.api("POST", "/admin-api/request-challenge", "", tc.body).wantError(t, tc.status, tc.code)
+		})
+	}
+	logins := []struct {
+		name   string
+		body   map[string]string
+		status int
+		code   int
+	}{
+		{"signed by another key", map[string]string{"pubkey": k.Pub, "nonce": "$N", "signature": "other", "tenant": e.A.Pub}, 401, -32002},
+		{"nonce of another tenant", map[string]string{"pubkey": k.Pub, "nonce": "$N", "signature": "self", "tenant": e.B.Pub}, 401, -32002},
+		{"nonce of a tenant used for the node", map[string]string{"pubkey": k.Pub, "nonce": "$N", "signature": "self"}, 401, -32002},
+		{"used nonce", map[string]string{"pubkey": k.Pub, "nonce": used, "signature": "self", "tenant": e.A.Pub}, 401, -32002},
+		{"no nonce", map[string]string{"pubkey": k.Pub, "signature": "self", "tenant": e.A.Pub}, 400, -32602},
+		{"bad signature", map[string]string{"pubkey": k.Pub, "nonce": "$N", "signature": "0x1234", "tenant": e.A.Pub}, 400, -32602},
+	}
+	for _, tc := range logins {
+		t.Run("login "+tc.name, func(t *testing.T) {
+			n := fresh(e.A.Pub)
+			body := map[string]string{}
+			for key, v := range tc.body {
+				body[key] = v
+			}
+			if body["nonce"] == "$N" {
+				body["nonce"] = n
+			}
+			switch body["signature"] {
+			case "self":
+				body["signature"] = k.Sign(body["nonce"])
+			case "other":
+				body["signature"] = other.Sign(body["nonce"])
+			}
+			e.api("POST", "/admin-api/add-client-key", "", body).wantError(t, tc.status, tc.code)
+			// A refused login consumes nothing: the fresh nonce still works.
+			e.adminLoginWith(k, e.A.Pub, n)
+		})
+	}
+}
+
+// adminLoginWith completes a login with a nonce from request-challenge.
+func (e *env) adminLoginWith(k testutil.Key, tenantKey, nonce string) login {
+	e.t.Helper()
+	var l login
+	e.api("POST", "/admin-api/add-client-key", "", map[string]string{
+		"pubkey": k.Pub, "signature": k.Sign(nonce), "nonce": nonce, "tenant": tenantKey,
+	}).into(e.t, 200, &l)
+	return l
+}
+
+func TestAdminRootKeys(t *testing.T) {
+	dir := t.TempDir()
+	root, second := testutil.NewKey(t), testutil.NewKey(t)
+	e := startEnv(t, withRoot(root), func(c *Config) { c.Data = dir })
+	rt := e.adminLogin(root, "").Token
+	owner := e.adminLogin(e.A, e.A.Pub).Token
+	e.api("POST", "/admin-api/root-key", owner, map[string]string{"pubkey": second.Pub}).wantError(t, 403, -32003)
+	e.api("POST", "/admin-api/root-key", rt, map[string]string{"pubkey": "nope"}).wantError(t, 400, -32602)
+	e.api("POST", "/admin-api/root-key", rt, `{"pubkey":"`+second.Pub+`","extra":true}`).wantError(t, 400, -32602)
+	var did didView
+	e.api("GET", "/admin-api/did", rt, nil).into(t, 200, &did)
+	if len(did.RootKeys) != 1 {
+		t.Fatalf("refused additions changed the root keys: %+v", did.RootKeys)
+	}
+	var rk struct {
+		PubKey  string `json:"pubkey"`
+		Source  string `json:"source"`
+		AddedBy string `json:"addedBy"`
+	}
+	e.api("POST", "/admin-api/root-key", rt, map[string]string{"pubkey": second.Pub}).into(t, 201, &rk)
+	if rk.PubKey != second.Pub || rk.Source != "api" || rk.AddedBy != root.Pub {
+		t.Fatalf("root-key = %+v", rk)
+	}
+	e.api("POST", "/admin-api/root-key", rt, map[string]string{"pubkey": second.Pub}).into(t, 200, nil)
+	if l := e.adminLogin(second, ""); l.Role != "root" {
+		t.Fatalf("the new root's login = %+v", l)
+	}
+	// Kept across a restart, beside the configured one.
+	shutdown(t, e.g)
+	e2 := startEnv(t, withRoot(root), func(c *Config) { c.Data = dir })
+	if l := e2.adminLogin(second, ""); l.Role != "root" {
+		t.Fatalf("after a restart the added root's login = %+v", l)
+	}
+}
+
+// TestAdminDevTrustOnFirstUse: without --dev no key becomes a root on its own; with
+// it, the first one does while there is none, and only that one.
+func TestAdminDevTrustOnFirstUse(t *testing.T) {
+	first, second := testutil.NewKey(t), testutil.NewKey(t)
+	strict := startEnv(t)
+	var c challenge
+	strict.api("POST", "/admin-api/request-challenge", "", map[string]string{"pubkey": first.Pub}).into(t, 200, &c)
+	strict.api("POST", "/admin-api/add-client-key", "", map[string]string{
+		"pubkey": first.Pub, "signature": first.Sign(c.Nonce), "nonce": c.Nonce,
+	}).wantError(t, 403, -32003)
+
+	dev := startEnv(t, func(c *Config) { c.Admin.Dev = true })
+	if l := dev.adminLogin(first, ""); l.Role != "root" {
+		t.Fatalf("first login under --dev = %+v, want root", l)
+	}
+	dev.api("POST", "/admin-api/request-challenge", "", map[string]string{"pubkey": second.Pub}).into(t, 200, &c)
+	dev.api("POST", "/admin-api/add-client-key", "", map[string]string{
+		"pubkey": second.Pub, "signature": second.Sign(c.Nonce), "nonce": c.Nonce,
+	}).wantError(t, 403, -32003)
+	var did didView
+	dev.api("GET", "/admin-api/did", dev.adminLogin(first, "").Token, nil).into(t, 200, &did)
+	if len(did.RootKeys) != 1 || did.RootKeys[0].PubKey != first.Pub || did.RootKeys[0].Source != "dev" {
+		t.Fatalf("root keys under --dev = %+v", did.RootKeys)
+	}
+}
+
+func TestAdminRuntimeTenants(t *testing.T) {
+	dir := t.TempDir()
+	root, nt := testutil.NewKey(t), testutil.NewKey(t)
+	e := startEnv(t, withRoot(root), func(c *Config) { c.Data = dir })
+	rt := e.adminLogin(root, "").Token
+	list := func(e *env) []tenantView {
+		var l []tenantView
+		e.api("GET", "/admin-api/tenants", rt, nil).into(t, 200, &l)
+		return l
+	}
+	for _, tc := range []struct {
+		name   string
+		body   string
+		status int
+	}{
+		{"bad key", `{"pubkey":"02zz"}`, 400},
+		{"bad admin", `{"pubkey":"` + nt.Pub + `","admins":["x"]}`, 400},
+		{"control character in name", `{"pubkey":"` + nt.Pub + `","name":"a\nb"}`, 400},
+		{"long name", `{"pubkey":"` + nt.Pub + `","name":"` + strings.Repeat("n", 65) + `"}`, 400},
+		{"unknown field", `{"pubkey":"` + nt.Pub + `","owner":"x"}`, 400},
+		{"served already", `{"pubkey":"` + e.A.Pub + `"}`, 409},
+	} {
+		r := e.api("POST", "/admin-api/tenants", rt, tc.body)
+		if r.Status != tc.status {
+			t.Errorf("%s: %d %s, want %d", tc.name, r.Status, r.Raw, tc.status)
+		}
+	}
+	if l := list(e); len(l) != 2 {
+		t.Fatalf("refused additions changed the tenants: %+v", l)
+	}
+	if code, _ := e.get("/" + nt.Pub + "/auth/nonce?pubkey=" + nt.Pub); code != 404 {
+		t.Fatalf("the new tenant is served before it is added: %d", code)
+	}
+	var added tenantView
+	e.api("POST", "/admin-api/tenants", rt, map[string]any{"pubkey": "0x" + strings.ToUpper(nt.Pub), "name": "rt", "admins": []string{e.AdminA.Pub}}).into(t, 201, &added)
+	if added.PubKey != nt.Pub || added.Name != "rt" || added.Source != "api" || !slices.Equal(added.Admins, []string{e.AdminA.Pub}) {
+		t.Fatalf("added = %+v", added)
+	}
+	e.api("POST", "/admin-api/tenants", rt, map[string]string{"pubkey": nt.Pub}).wantError(t, 409, -32007)
+	// Served at once, with its admins.
+	if _, res := e.login(nt.Pub, e.AdminA); res.Role != "owner" {
+		t.Fatalf("the admin of the added tenant is %q", res.Role)
+	}
+	if l := list(e); len(l) != 3 || !slices.ContainsFunc(l, func(v tenantView) bool { return v.PubKey == nt.Pub && v.Source == "api" }) {
+		t.Fatalf("tenants = %+v", l)
+	}
+	e.api("DELETE", "/admin-api/tenants/"+e.A.Pub, rt, nil).wantError(t, 409, -32007)
+
+	// Kept across a restart.
+	shutdown(t, e.g)
+	e = startEnv(t, withRoot(root), func(c *Config) { c.Data = dir })
+	rt = e.adminLogin(root, "").Token
+	ownerTok := e.adminLogin(nt, nt.Pub).Token
+
+	// Removing it closes its sessions (4503) and SSE streams and refuses its tokens.
+	conn, _, err := e.rawWS("/"+nt.Pub+"?token="+ownerTok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	stream := e.openSSEAt(t, nt.Pub, ownerTok, "", nil)
+	e.api("DELETE", "/admin-api/tenants/"+nt.Pub, rt, nil).into(t, 200, nil)
+	if code := closeCode(t, conn); code != 4503 {
+		t.Fatalf("session of a removed tenant closed with %d, want 4503", code)
+	}
+	stream.waitEnd(t)
+	if code, _ := e.get("/" + nt.Pub + "/auth/nonce?pubkey=" + nt.Pub); code != 404 {
+		t.Fatalf("a removed tenant is still served: %d", code)
+	}
+	e.api("DELETE", "/admin-api/tenants/"+nt.Pub, rt, nil).wantError(t, 404, -32004)
+	if l := list(e); len(l) != 2 {
+		t.Fatalf("tenants after removal = %+v", l)
+	}
+	// Added again, it does not take its old tokens back.
+	e.api("POST", "/admin-api/tenants", rt, map[string]string{"pubkey": nt.Pub}).into(t, 201, nil)
+	if code, _ := e.whoamiHTTP(nt.Pub, ownerTok); code != 401 {
+		t.Fatalf("a token from before the removal: %d, want 401", code)
+	}
+	if code, role := e.whoamiHTTP(nt.Pub, e.adminLogin(nt, nt.Pub).Token); code != 200 || role != "owner" {
+		t.Fatalf("a new login of the re-added tenant: %d %q", code, role)
+	}
+}
+
+// TestAdminSync: what another gateway of a fleet writes to the shared records applies
+// here at the next sync.
+func TestAdminSync(t *testing.T) {
+	root, nt := testutil.NewKey(t), testutil.NewKey(t)
+	e := startEnv(t, withRoot(root), func(c *Config) { c.Admin.SyncInterval = -1 })
+	ctx := ctxT(t)
+	rec, _ := json.Marshal(map[string]any{"pubkey": nt.Pub, "name": "elsewhere", "admins": []string{}, "source": "api"})
+	if err := e.g.Store.PutRecord(ctx, "", "admin.tenant", nt.Pub, rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.g.Admin.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c, res := e.login(nt.Pub, nt)
+	if res.Role != "owner" {
+		t.Fatalf("a tenant added elsewhere: role %q", res.Role)
+	}
+	if _, err := e.g.Store.DeleteRecord(ctx, "", "admin.tenant", nt.Pub); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.g.Admin.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	closedWith(t, c, 4503)
+}
+
+// notedWASM is mod with an empty custom section appended: another app that behaves
+// the same.
+func notedWASM(mod []byte) []byte {
+	return append(slices.Clone(mod), 0x00, 0x06, 0x04, 'n', 'o', 't', 'e', '!')
+}
+
+func appID(wasm []byte) string {
+	s := sha256.Sum256(wasm)
+	return hex.EncodeToString(s[:])
+}
+
+type adminApp struct {
+	AppID   string `json:"appId"`
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Size    int    `json:"size"`
+}
+
+// installRaw posts wasm as the raw body of an install.
+func (e *env) installRaw(tenantKey, token, query string, wasm []byte, contentType string) apiReply {
+	e.t.Helper()
+	req, _ := http.NewRequest("POST", e.baseURL+"/admin-api/tenants/"+tenantKey+"/applications"+query, bytes.NewReader(wasm))
+	req.Header.Set("Authorization", "Bearer "+token)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	return e.apiDo(req)
+}
+
+// apiDo sends a prepared admin request.
+func (e *env) apiDo(req *http.Request) apiReply {
+	e.t.Helper()
+	status, raw := e.do(req)
+	r := apiReply{}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		e.t.Fatalf("%s %s: %d, not JSON: %s", req.Method, req.URL.Path, status, raw)
+	}
+	r.Status, r.Raw = status, raw
+	return r
+}
+
+func multipartBody(t *testing.T, parts map[string][]byte) (*bytes.Buffer, string) {
+	t.Helper()
+	var b bytes.Buffer
+	w := multipart.NewWriter(&b)
+	for _, name := range slices.Sorted(func(yield func(string) bool) {
+		for k := range parts {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		var fw interface{ Write([]byte) (int, error) }
+		var err error
+		if name == "wasm" {
+			fw, err = w.CreateFormFile(name, "app.wasm")
+		} else {
+			fw, err = w.CreateFormField(name)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = fw.Write(parts[name])
+	}
+	_ = w.Close()
+	return &b, w.FormDataContentType()
+}
+
+func TestAdminApplications(t *testing.T) {
+	e := startEnv(t, func(c *Config) { c.Execution.MaxAppBytes = 64 << 10 })
+	owner := e.adminLogin(e.A, e.A.Pub).Token
+	base := "/admin-api/tenants/" + e.A.Pub + "/applications"
+	mod := testapps.Build(t, "watcounter")
+
+	var apps []adminApp
+	e.api("GET", base, owner, nil).into(t, 200, &apps)
+	if len(apps) != 0 {
+		t.Fatalf("apps of a new tenant = %+v", apps)
+	}
+	for _, tc := range []struct {
+		name, ctype string
+		body        []byte
+		status      int
+	}{
+		{"empty", "application/wasm", nil, 400},
+		{"not wasm", "application/wasm", []byte("hello"), 400},
+		{"json", "application/json", []byte(`{"wasm":"AGFzbQ=="}`), 400},
+		{"too large", "application/octet-stream", make([]byte, 64<<10+1), 413},
+	} {
+		if r := e.installRaw(e.A.Pub, owner, "", tc.body, tc.ctype); r.Status != tc.status || r.Error == nil {
+			t.Errorf("install %s: %d %s, want %d", tc.name, r.Status, r.Raw, tc.status)
+		}
+	}
+	mpBad, ctBad := multipartBody(t, map[string][]byte{"name": []byte("x")})
+	mpUnknown, ctUnknown := multipartBody(t, map[string][]byte{"wasm": mod, "other": []byte("x")})
+	for _, tc := range []struct {
+		name  string
+		body  *bytes.Buffer
+		ctype string
+	}{{"no wasm part", mpBad, ctBad}, {"unknown part", mpUnknown, ctUnknown}, {"no boundary", bytes.NewBufferString("x"), "multipart/form-data"}} {
+		req, _ := http.NewRequest("POST", e.baseURL+base, tc.body)
+		req.Header.Set("Authorization", "Bearer "+owner)
+		req.Header.Set("Content-Type", tc.ctype)
+		if r := e.apiDo(req); r.Status != 400 {
+			t.Errorf("multipart %s: %d %s, want 400", tc.name, r.Status, r.Raw)
+		}
+	}
+	e.api("GET", base, owner, nil).into(t, 200, &apps)
+	if len(apps) != 0 {
+		t.Fatalf("refused installs installed %+v", apps)
+	}
+
+	var raw, mp adminApp
+	e.installRaw(e.A.Pub, owner, "?name=counter&version=1", mod, "application/wasm").into(t, 200, &raw)
+	if raw.AppID != appID(mod) || raw.Name != "counter" || raw.Version != "1" || raw.Size != len(mod) {
+		t.Fatalf("raw install = %+v", raw)
+	}
+	noted := notedWASM(mod)
+	body, ctype := multipartBody(t, map[string][]byte{"wasm": noted, "name": []byte("noted"), "version": []byte("2")})
+	req, _ := http.NewRequest("POST", e.baseURL+base, body)
+	req.Header.Set("Authorization", "Bearer "+owner)
+	req.Header.Set("Content-Type", ctype)
+	e.apiDo(req).into(t, 200, &mp)
+	if mp.AppID != appID(noted) || mp.Name != "noted" || mp.Version != "2" {
+		t.Fatalf("multipart install = %+v", mp)
+	}
+	e.api("GET", base, owner, nil).into(t, 200, &apps)
+	if len(apps) != 2 {
+		t.Fatalf("apps = %+v", apps)
+	}
+	var got adminApp
+	e.api("GET", base+"/"+raw.AppID, owner, nil).into(t, 200, &got)
+	if got != raw {
+		t.Fatalf("get = %+v, want %+v", got, raw)
+	}
+	e.api("GET", base+"/"+strings.Repeat("0", 64), owner, nil).wantError(t, 404, -32004)
+	// The same app, seen over JSON-RPC: one implementation.
+	c, _ := e.login(e.A.Pub, e.A)
+	var viaRPC struct {
+		Apps []adminApp `json:"apps"`
+	}
+	if err := c.Call(ctxT(t), "app.list", nil, &viaRPC); err != nil || len(viaRPC.Apps) != 2 {
+		t.Fatalf("app.list = %+v, %v", viaRPC, err)
+	}
+	e.api("DELETE", base+"/"+mp.AppID, owner, nil).into(t, 200, nil)
+	e.api("GET", base+"/"+mp.AppID, owner, nil).wantError(t, 404, -32004)
+	e.api("DELETE", base+"/"+mp.AppID, owner, nil).wantError(t, 404, -32004)
+}
+
+type adminContext struct {
+	ContextID string   `json:"contextId"`
+	AppID     string   `json:"appId"`
+	Members   []string `json:"members"`
+	Public    bool     `json:"public"`
+	Seq       uint64   `json:"seq"`
+	RootHash  string   `json:"rootHash"`
+}
+
+func TestAdminContexts(t *testing.T) {
+	root := testutil.NewKey(t)
+	e := startEnv(t, withRoot(root))
+	member, outsider := testutil.NewKey(t), testutil.NewKey(t)
+	owner := e.adminLogin(e.A, e.A.Pub).Token
+	rt := e.adminLogin(root, "").Token
+	mod := testapps.Build(t, "watcounter")
+	var app adminApp
+	e.installRaw(e.A.Pub, owner, "", mod, "").into(t, 200, &app)
+	base := "/admin-api/tenants/" + e.A.Pub + "/contexts"
+
+	for _, tc := range []struct {
+		name   string
+		body   string
+		status int
+	}{
+		{"no app", `{}`, 400},
+		{"unknown app", `{"appId":"` + strings.Repeat("a", 64) + `"}`, 404},
+		{"bad member", `{"appId":"` + app.AppID + `","members":["x"]}`, 400},
+		{"unknown field", `{"appId":"` + app.AppID + `","owner":"x"}`, 400},
+		{"members not a list", `{"appId":"` + app.AppID + `","members":"x"}`, 400},
+	} {
+		if r := e.api("POST", base, owner, tc.body); r.Status != tc.status {
+			t.Errorf("create %s: %d %s, want %d", tc.name, r.Status, r.Raw, tc.status)
+		}
+	}
+	var list []adminContext
+	e.api("GET", base, owner, nil).into(t, 200, &list)
+	if len(list) != 0 {
+		t.Fatalf("refused creations created %+v", list)
+	}
+	var cx adminContext
+	e.api("POST", base, owner, map[string]any{"appId": app.AppID, "members": []string{member.Pub}}).into(t, 201, &cx)
+	if cx.AppID != app.AppID || !slices.Equal(cx.Members, []string{member.Pub}) || cx.Public {
+		t.Fatalf("created = %+v", cx)
+	}
+	// A root acts as owner too.
+	var byRoot adminContext
+	e.api("POST", base, rt, map[string]any{"appId": app.AppID, "public": true}).into(t, 201, &byRoot)
+	e.api("GET", base, owner, nil).into(t, 200, &list)
+	if len(list) != 2 {
+		t.Fatalf("contexts = %+v", list)
+	}
+
+	// The member mutates over JSON-RPC; the admin API sees the result.
+	mc, _ := e.login(e.A.Pub, member)
+	if err := mc.Call(ctxT(t), "mutate", map[string]any{"contextId": cx.ContextID, "method": "increment"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var got adminContext
+	e.api("GET", base+"/"+cx.ContextID, owner, nil).into(t, 200, &got)
+	if got.Seq != 1 || got.RootHash == cx.RootHash {
+		t.Fatalf("context after a mutation = %+v", got)
+	}
+	var st struct {
+		Keys  int64  `json:"keys"`
+		Bytes int64  `json:"bytes"`
+		Seq   uint64 `json:"seq"`
+	}
+	e.api("GET", base+"/"+cx.ContextID+"/storage", owner, nil).into(t, 200, &st)
+	if st.Keys != 1 || st.Bytes != int64(len("count")+8) || st.Seq != 1 {
+		t.Fatalf("storage = %+v", st)
+	}
+
+	var users struct {
+		ContextID string `json:"contextId"`
+		CreatedBy string `json:"createdBy"`
+		Users     []struct {
+			PubKey string `json:"pubkey"`
+			Role   string `json:"role"`
+		} `json:"users"`
+	}
+	e.api("GET", base+"/"+cx.ContextID+"/users", owner, nil).into(t, 200, &users)
+	roles := map[string]string{}
+	for _, u := range users.Users {
+		roles[u.PubKey] = u.Role
+	}
+	if users.CreatedBy != e.A.Pub || len(roles) != 3 || roles[e.A.Pub] != "owner" || roles[e.AdminA.Pub] != "owner" || roles[member.Pub] != "member" {
+		t.Fatalf("users = %+v", users)
+	}
+
+	// Client keys: those that logged in through the admin API and may read the context.
+	e.adminLogin(member, e.A.Pub)
+	e.adminLogin(outsider, e.A.Pub)
+	keysOf := func(id string) map[string]string {
+		var ks []struct {
+			PubKey string `json:"pubkey"`
+			Role   string `json:"role"`
+		}
+		e.api("GET", base+"/"+id+"/client-keys", owner, nil).into(t, 200, &ks)
+		m := map[string]string{}
+		for _, k := range ks {
+			m[k.PubKey] = k.Role
+		}
+		return m
+	}
+	if m := keysOf(cx.ContextID); len(m) != 2 || m[e.A.Pub] != "owner" || m[member.Pub] != "member" {
+		t.Fatalf("client keys of the private context = %+v", m)
+	}
+	if m := keysOf(byRoot.ContextID); len(m) != 3 || m[outsider.Pub] != "reader" {
+		t.Fatalf("client keys of the public context = %+v", m)
+	}
+
+	e.api("DELETE", "/admin-api/tenants/"+e.A.Pub+"/applications/"+app.AppID, owner, nil).wantError(t, 409, -32007)
+	e.api("DELETE", base+"/"+cx.ContextID, owner, nil).into(t, 200, nil)
+	for _, sub := range []string{"", "/users", "/client-keys", "/storage"} {
+		e.api("GET", base+"/"+cx.ContextID+sub, owner, nil).wantError(t, 404, -32004)
+	}
+	e.api("DELETE", base+"/"+cx.ContextID, owner, nil).wantError(t, 404, -32004)
+	// A context of tenant A is not found through tenant B, even by a root.
+	e.api("GET", "/admin-api/tenants/"+e.B.Pub+"/contexts/"+byRoot.ContextID, rt, nil).wantError(t, 404, -32004)
+}
+
+func TestAdminWebhooks(t *testing.T) {
+	e := startEnv(t)
+	owner := e.adminLogin(e.A, e.A.Pub).Token
+	base := "/admin-api/tenants/" + e.A.Pub + "/webhooks"
+	c, _ := e.login(e.A.Pub, e.A)
+	mod := testapps.Build(t, "watcounter")
+	var app adminApp
+	e.installRaw(e.A.Pub, owner, "", mod, "").into(t, 200, &app)
+	var cx adminContext
+	e.api("POST", "/admin-api/tenants/"+e.A.Pub+"/contexts", owner, map[string]any{"appId": app.AppID}).into(t, 201, &cx)
+	const secret = "whsec_admin_test_secret_value_1234567890"
+	var added struct {
+		SecretID string `json:"secretId"`
+	}
+	if err := c.Call(ctxT(t), "webhook.secret.add", map[string]string{"provider": "stripe", "secret": secret}, &added); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Call(ctxT(t), "webhook.route.set", map[string]string{"provider": "stripe", "eventType": "*", "contextId": cx.ContextID, "method": "increment"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	r := e.api("GET", base+"/secrets", owner, nil)
+	var secrets []struct {
+		SecretID string `json:"secretId"`
+		Provider string `json:"provider"`
+	}
+	r.into(t, 200, &secrets)
+	if len(secrets) != 1 || secrets[0].SecretID != added.SecretID || secrets[0].Provider != "stripe" || bytes.Contains(r.Raw, []byte(secret)) {
+		t.Fatalf("secrets = %s", r.Raw)
+	}
+	var routes []struct {
+		ContextID string `json:"contextId"`
+		Method    string `json:"method"`
+	}
+	e.api("GET", base+"/routes", owner, nil).into(t, 200, &routes)
+	if len(routes) != 1 || routes[0].ContextID != cx.ContextID || routes[0].Method != "increment" {
+		t.Fatalf("routes = %+v", routes)
+	}
+	for i := range 3 { // refused deliveries are logged too
+		if code, _, _ := e.hook("/webhooks/stripe/"+e.A.Pub, http.Header{"Stripe-Signature": {"t=1,v1=00"}}, []byte(`{"id":"evt_`+string(rune('a'+i))+`"}`)); code != 400 {
+			t.Fatalf("unsigned delivery: %d", code)
+		}
+	}
+	var page struct {
+		Deliveries []struct {
+			Outcome string `json:"outcome"`
+			Status  int    `json:"status"`
+		} `json:"deliveries"`
+		Next string `json:"next"`
+	}
+	e.api("GET", base+"/deliveries?limit=2", owner, nil).into(t, 200, &page)
+	if len(page.Deliveries) != 2 || page.Next == "" || page.Deliveries[0].Status != 400 {
+		t.Fatalf("first page = %+v", page)
+	}
+	before := page.Next
+	page.Next = ""
+	e.api("GET", base+"/deliveries?limit=2&before="+before, owner, nil).into(t, 200, &page)
+	if len(page.Deliveries) != 1 || page.Next != "" {
+		t.Fatalf("second page = %+v", page)
+	}
+	e.api("GET", base+"/deliveries?limit=x", owner, nil).wantError(t, 400, -32602)
+	e.api("GET", base+"/deliveries?limit=501", owner, nil).wantError(t, 400, -32602)
+}
+
+// waitEnd waits for the server to end an SSE stream.
+func (s *sseStream) waitEnd(t *testing.T) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			if _, err := s.r.ReadString('\n'); err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		s.resp.Body.Close()
+		t.Fatal("the SSE stream is still open")
+	}
+}
+
+type keysView struct {
+	ClientKeys []struct {
+		PubKey string `json:"pubkey"`
+		Role   string `json:"role"`
+	} `json:"clientKeys"`
+	Tokens []struct {
+		TokenID     string `json:"tokenId"`
+		PubKey      string `json:"pubkey"`
+		Source      string `json:"source"`
+		Connections int    `json:"connections"`
+	} `json:"tokens"`
+}
+
+// tokenID returns the id inside a cg1 token.
+func tokenID(t *testing.T, token string) string {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	var p struct {
+		I string `json:"i"`
+	}
+	b, err := base64RawURL(parts[1])
+	if err != nil || json.Unmarshal(b, &p) != nil {
+		t.Fatalf("token %q has no id", token)
+	}
+	return p.I
+}
+
+func TestAdminKeysAndRevocation(t *testing.T) {
+	root := testutil.NewKey(t)
+	e := startEnv(t, withRoot(root))
+	guest := testutil.NewKey(t)
+	owner := e.adminLogin(e.A, e.A.Pub).Token
+	base := "/admin-api/tenants/" + e.A.Pub + "/keys"
+	gl := e.adminLogin(guest, e.A.Pub)
+
+	// The guest holds a WebSocket session and an SSE stream with its admin token, and a
+	// second session authenticated on the socket (another token).
+	conn, _, err := e.rawWS("/"+e.A.Pub+"?token="+gl.Token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	stream := e.openSSE(t, gl.Token, "", nil)
+	wsc, wsAuth := e.login(e.A.Pub, guest)
+	// A session of tenant B stays untouched by all of A's revocations.
+	bc, _ := e.login(e.B.Pub, guest)
+
+	var keys keysView
+	e.api("GET", base, owner, nil).into(t, 200, &keys)
+	byID := map[string]int{}
+	for i, tk := range keys.Tokens {
+		byID[tk.TokenID] = i
+	}
+	if len(keys.ClientKeys) != 2 || len(keys.Tokens) != 3 {
+		t.Fatalf("keys = %+v", keys)
+	}
+	if i, ok := byID[tokenID(t, gl.Token)]; !ok || keys.Tokens[i].Source != "admin" || keys.Tokens[i].Connections != 2 {
+		t.Fatalf("the guest's admin token is not listed with 2 connections: %+v", keys)
+	}
+	if i, ok := byID[tokenID(t, wsAuth.Token)]; !ok || keys.Tokens[i].Source != "connection" || keys.Tokens[i].Connections != 1 {
+		t.Fatalf("the socket's token is not listed: %+v", keys)
+	}
+
+	// Bad input revokes nothing.
+	e.api("DELETE", base+"/nope", owner, nil).wantError(t, 400, -32602)
+	e.api("DELETE", base+"/tokens/XYZ", owner, nil).wantError(t, 400, -32602)
+	if code, _ := e.whoamiHTTP(e.A.Pub, gl.Token); code != 200 {
+		t.Fatalf("a refused revocation revoked: %d", code)
+	}
+
+	// Revoking the key refuses all its tokens everywhere at once.
+	e.api("DELETE", base+"/"+guest.Pub, owner, nil).into(t, 200, nil)
+	if code := closeCode(t, conn); code != 4502 {
+		t.Fatalf("the session of a revoked key closed with %d, want 4502", code)
+	}
+	stream.waitEnd(t)
+	closedWith(t, wsc, 4502)
+	if code, _ := e.whoamiHTTP(e.A.Pub, gl.Token); code != 401 {
+		t.Fatalf("HTTP JSON-RPC with a revoked token: %d", code)
+	}
+	e.api("GET", base, gl.Token, nil).wantError(t, 401, -32002)
+	if _, _, err := e.rawWS("/"+e.A.Pub+"?token="+gl.Token, nil); err == nil {
+		t.Fatal("a revoked token opened a session")
+	}
+	e.api("GET", base, owner, nil).into(t, 200, &keys)
+	if len(keys.ClientKeys) != 1 || len(keys.Tokens) != 1 || keys.Tokens[0].PubKey != e.A.Pub {
+		t.Fatalf("keys after revoking the guest = %+v", keys)
+	}
+	var who whoami
+	if err := bc.Call(ctxT(t), "whoami", nil, &who); err != nil {
+		t.Fatalf("the key's session in tenant B suffered: %v", err)
+	}
+
+	// The key logs in again at once, and one token is revoked by its id.
+	again := e.adminLogin(guest, e.A.Pub)
+	if code, _ := e.whoamiHTTP(e.A.Pub, again.Token); code != 200 {
+		t.Fatalf("a new login after the revocation: %d", code)
+	}
+	other := e.adminLogin(guest, e.A.Pub)
+	e.api("DELETE", base+"/tokens/"+tokenID(t, again.Token), owner, nil).into(t, 200, nil)
+	if code, _ := e.whoamiHTTP(e.A.Pub, again.Token); code != 401 {
+		t.Fatalf("a revoked token: %d", code)
+	}
+	if code, _ := e.whoamiHTTP(e.A.Pub, other.Token); code != 200 {
+		t.Fatalf("the key's other token: %d", code)
+	}
+	// The owner of B cannot revoke A's token by naming its id on B.
+	ownerB := e.adminLogin(e.B, e.B.Pub).Token
+	e.api("DELETE", "/admin-api/tenants/"+e.B.Pub+"/keys/tokens/"+tokenID(t, other.Token), ownerB, nil).into(t, 200, nil)
+	if code, _ := e.whoamiHTTP(e.A.Pub, other.Token); code != 200 {
+		t.Fatalf("B's owner revoked a token of A: %d", code)
+	}
+
+	// A root revokes every key and token: tenants, the node, open sessions.
+	rt := e.adminLogin(root, "").Token
+	e.api("DELETE", "/admin-api/identity/keys", owner, nil).wantError(t, 403, -32003)
+	e.api("DELETE", "/admin-api/identity/keys", rt, nil).into(t, 200, nil)
+	closedWith(t, bc, 4502)
+	for _, tok := range []string{owner, other.Token, ownerB} {
+		if code, _ := e.whoamiHTTP(tenantOfToken(t, tok), tok); code != 401 {
+			t.Fatalf("a token from before revoking everything: %d", code)
+		}
+	}
+	e.api("GET", "/admin-api/tenants", rt, nil).wantError(t, 401, -32002)
+	rt = e.adminLogin(root, "").Token
+	e.api("GET", "/admin-api/tenants/"+e.A.Pub+"/keys", rt, nil).into(t, 200, &keys)
+	if len(keys.ClientKeys) != 0 || len(keys.Tokens) != 0 {
+		t.Fatalf("keys after revoking everything = %+v", keys)
+	}
+}
+
+// tenantOfToken returns the tenant a cg1 token is for.
+func tenantOfToken(t *testing.T, token string) string {
+	t.Helper()
+	var p struct {
+		T string `json:"t"`
+	}
+	b, err := base64RawURL(strings.Split(token, ".")[1])
+	if err != nil || json.Unmarshal(b, &p) != nil {
+		t.Fatalf("token %q has no tenant", token)
+	}
+	return p.T
+}
+
+// TestTokenExpiryClosesConnections: a session or SSE stream ends when its token
+// expires (4501), without waiting for a request.
+func TestTokenExpiryClosesConnections(t *testing.T) {
+	e := startEnv(t, func(c *Config) { c.Auth.TokenTTL = 3 * time.Second })
+	k := testutil.NewKey(t)
+	l := e.adminLogin(k, e.A.Pub)
+	conn, _, err := e.rawWS("/"+e.A.Pub+"?token="+l.Token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	stream := e.openSSE(t, l.Token, "", nil)
+	c, _ := e.login(e.A.Pub, k) // authenticated on the socket: the deadline moves to its token's expiry
+	if code := closeCode(t, conn); code != 4501 {
+		t.Fatalf("session closed with %d, want 4501", code)
+	}
+	stream.waitEnd(t)
+	closedWith(t, c, 4501)
+	if v, err := e.metric(`circlegate_ws_disconnects_total{reason="token_expired"}`); err != nil || v != 3 {
+		t.Fatalf("token_expired disconnects = %v, %v; want 3", v, err)
+	}
+}
+
+// expiredToken forges an expired token of tenantKey for key with the gateway's own
+// node secret: a token that was real, and has expired.
+func (e *env) expiredToken(tenantKey, key string) string {
+	e.t.Helper()
+	secret, err := os.ReadFile(filepath.Join(e.g.cfg.Data, "node.secret"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	past := func() time.Time { return time.Now().Add(-48 * time.Hour) }
+	tok, _ := tenant.NewTokens(secret, past).Issue(tenantKey, key, time.Hour)
+	return tok
+}
+
+// closedWith waits for the server to close c and checks the close code.
+func closedWith(t *testing.T, c *client.Client, code int) {
+	t.Helper()
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the session is still open; want it closed with %d", code)
+	}
+	var ce *client.CloseError
+	if !errors.As(c.Err(), &ce) || ce.Code != code {
+		t.Fatalf("session ended with %v, want close code %d", c.Err(), code)
+	}
+}
+
+func base64RawURL(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
