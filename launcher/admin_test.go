@@ -881,13 +881,22 @@ func TestTokenExpiryClosesConnections(t *testing.T) {
 // expiredToken forges an expired token of tenantKey for key with the gateway's own
 // node secret: a token that was real, and has expired.
 func (e *env) expiredToken(tenantKey, key string) string {
+	return e.forgeToken(tenantKey, key, time.Now().Add(-48*time.Hour))
+}
+
+// validToken makes a token of tenantKey for key with the gateway's node secret, as
+// the gateway would have issued it now.
+func (e *env) validToken(tenantKey, key string) string {
+	return e.forgeToken(tenantKey, key, time.Now())
+}
+
+func (e *env) forgeToken(tenantKey, key string, at time.Time) string {
 	e.t.Helper()
 	secret, err := os.ReadFile(filepath.Join(e.g.cfg.Data, "node.secret"))
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	past := func() time.Time { return time.Now().Add(-48 * time.Hour) }
-	tok, _ := tenant.NewTokens(secret, past).Issue(tenantKey, key, time.Hour)
+	tok, _ := tenant.NewTokens(secret, func() time.Time { return at }).Issue(tenantKey, key, time.Hour)
 	return tok
 }
 
