@@ -34,6 +34,8 @@ type Login struct {
 	Token     string      `json:"token"`
 	Role      tenant.Role `json:"role"`
 	ExpiresAt int64       `json:"expiresAt"`
+	// TokenID names the token in the key listings and for revocation.
+	TokenID string `json:"tokenId"`
 }
 
 // TokenInfo describes a token without the token itself.
@@ -130,7 +132,7 @@ func (s *Service) AddClientKey(ctx context.Context, pubkey, signature, nonce, te
 	if err := s.recordLogin(ctx, t, pr, role != tenant.RoleGuest); err != nil {
 		return Login{}, err
 	}
-	return Login{Token: token, Role: role, ExpiresAt: pr.ExpiresAt.Unix()}, nil
+	return Login{Token: token, Role: role, ExpiresAt: pr.ExpiresAt.Unix(), TokenID: pr.TokenID}, nil
 }
 
 // trustOnFirstUse makes pk a root key when Dev is set and the node has none.
@@ -265,8 +267,8 @@ func (s *Service) RevokeKey(ctx context.Context, t *tenant.Tenant, pubkey string
 	if err != nil {
 		return time.Time{}, err
 	}
-	at, err := s.deps.Auth.RevokeKeys(ctx, t.PubKey, pk)
-	if err != nil {
+	at := s.now().UTC()
+	if err := s.deps.Auth.RevokeKeys(ctx, t.PubKey, pk); err != nil {
 		return time.Time{}, err
 	}
 	s.keysMu.Lock()

@@ -357,7 +357,7 @@ func (s *Service) RemoveTenant(ctx context.Context, by, key string) (TenantInfo,
 	s.deps.Registry.Remove(pk)
 	s.deps.Sessions.CloseTenant(pk)
 	// Re-adding the tenant later must not revive the tokens issued until now.
-	if _, err := s.deps.Auth.RevokeKeys(ctx, pk, tenant.All); err != nil {
+	if err := s.deps.Auth.RevokeKeys(ctx, pk, tenant.All); err != nil {
 		return TenantInfo{}, err
 	}
 	if err := s.forgetClientKeys(ctx, pk); err != nil {
@@ -370,8 +370,8 @@ func (s *Service) RemoveTenant(ctx context.Context, by, key string) (TenantInfo,
 // RevokeEverything revokes every token of the node, of every tenant and of the node
 // itself, and forgets every client key. Root keys stay roots; they log in again.
 func (s *Service) RevokeEverything(ctx context.Context, by string) (time.Time, error) {
-	at, err := s.deps.Auth.RevokeKeys(ctx, tenant.All, tenant.All)
-	if err != nil {
+	at := s.now().UTC()
+	if err := s.deps.Auth.RevokeKeys(ctx, tenant.All, tenant.All); err != nil {
 		return time.Time{}, err
 	}
 	scopes := []string{""}

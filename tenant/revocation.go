@@ -256,13 +256,12 @@ func (a *Auth) RevokeToken(ctx context.Context, scope, tokenID string, expiresAt
 	return nil
 }
 
-// RevokeKeys refuses every token of pubkey in scope issued until now, and returns the
-// time of the revocation. pubkey All revokes every key of scope; scope All (with
-// pubkey All) revokes every token of the node. The key may authenticate again
-// afterwards and gets a token that works.
-func (a *Auth) RevokeKeys(ctx context.Context, scope, pubkey string) (time.Time, error) {
+// RevokeKeys refuses every token of pubkey in scope issued until now. pubkey All
+// revokes every key of scope; scope All (with pubkey All) revokes every token of the
+// node. The key may authenticate again afterwards and gets a token that works.
+func (a *Auth) RevokeKeys(ctx context.Context, scope, pubkey string) error {
 	if scope == All && pubkey != All {
-		return time.Time{}, errs.Param("pubkey", "revoking in every scope covers every key")
+		return errs.Param("pubkey", "revoking in every scope covers every key")
 	}
 	r := &a.revoked
 	r.mu.Lock()
@@ -277,7 +276,7 @@ func (a *Auth) RevokeKeys(ctx context.Context, scope, pubkey string) (time.Time,
 		b, _ := json.Marshal(revokedKeysRecord{Scope: scope, PubKey: pubkey, RevokedAt: at})
 		if err := r.records.PutRecord(ctx, "", recordRevokedKeys, scope+"/"+pubkey, b); err != nil {
 			r.mu.Unlock()
-			return time.Time{}, err
+			return err
 		}
 	}
 	d.keys[scoped{scope, pubkey}] = at
@@ -295,7 +294,7 @@ func (a *Auth) RevokeKeys(ctx context.Context, scope, pubkey string) (time.Time,
 	r.list.Store(d)
 	r.mu.Unlock()
 	a.notifyRevoked()
-	return time.Unix(at, 0), nil
+	return nil
 }
 
 // collapse drops every entry that the node-wide revocation through at makes

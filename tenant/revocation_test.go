@@ -141,7 +141,7 @@ func TestRevokeKeys(t *testing.T) {
 	aliceA, _ := e.login(e.ta, e.alice)
 	bobA, _ := e.login(e.ta, e.bob)
 	aliceB, _ := e.login(e.tb, e.alice)
-	if _, err := e.auth.RevokeKeys(t.Context(), e.ta.PubKey, PubKeyHex(e.alice.PubKey())); err != nil {
+	if err := e.auth.RevokeKeys(t.Context(), e.ta.PubKey, PubKeyHex(e.alice.PubKey())); err != nil {
 		t.Fatal(err)
 	}
 	if e.valid(e.ta, aliceA) {
@@ -156,7 +156,7 @@ func TestRevokeKeys(t *testing.T) {
 		t.Fatalf("a token issued after the revocation is refused (issued %v)", pr.IssuedAt)
 	}
 	// ...and a second revocation in the same second covers it.
-	if _, err := e.auth.RevokeKeys(t.Context(), e.ta.PubKey, PubKeyHex(e.alice.PubKey())); err != nil {
+	if err := e.auth.RevokeKeys(t.Context(), e.ta.PubKey, PubKeyHex(e.alice.PubKey())); err != nil {
 		t.Fatal(err)
 	}
 	if e.valid(e.ta, again) {
@@ -173,7 +173,7 @@ func TestRevokeEveryKeyOfTenant(t *testing.T) {
 	aliceA, _ := e.login(e.ta, e.alice)
 	bobA, _ := e.login(e.ta, e.bob)
 	aliceB, _ := e.login(e.tb, e.alice)
-	if _, err := e.auth.RevokeKeys(t.Context(), e.ta.PubKey, All); err != nil {
+	if err := e.auth.RevokeKeys(t.Context(), e.ta.PubKey, All); err != nil {
 		t.Fatal(err)
 	}
 	if e.valid(e.ta, aliceA) || e.valid(e.ta, bobA) {
@@ -187,7 +187,7 @@ func TestRevokeEveryKeyOfTenant(t *testing.T) {
 	if !e.valid(e.ta, tok) {
 		t.Fatal("a new token after the tenant-wide revocation is refused")
 	}
-	if _, err := e.auth.RevokeKeys(t.Context(), e.ta.PubKey, PubKeyHex(e.bob.PubKey())); err != nil {
+	if err := e.auth.RevokeKeys(t.Context(), e.ta.PubKey, PubKeyHex(e.bob.PubKey())); err != nil {
 		t.Fatal(err)
 	}
 	if e.valid(e.ta, tok) {
@@ -204,13 +204,13 @@ func TestRevokeAllCollapsesRecords(t *testing.T) {
 	if err := e.auth.RevokeToken(ctx, e.ta.PubKey, pr.TokenID, pr.ExpiresAt); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.auth.RevokeKeys(ctx, e.tb.PubKey, All); err != nil {
+	if err := e.auth.RevokeKeys(ctx, e.tb.PubKey, All); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.auth.RevokeKeys(ctx, All, PubKeyHex(e.alice.PubKey())); err == nil {
+	if err := e.auth.RevokeKeys(ctx, All, PubKeyHex(e.alice.PubKey())); err == nil {
 		t.Fatal("RevokeKeys(All, one key): want an error")
 	}
-	if _, err := e.auth.RevokeKeys(ctx, All, All); err != nil {
+	if err := e.auth.RevokeKeys(ctx, All, All); err != nil {
 		t.Fatal(err)
 	}
 	if e.valid(e.ta, aliceA) || e.valid(e.tb, bobB) {
@@ -242,7 +242,7 @@ func TestRevocationsSurviveRestart(t *testing.T) {
 	if err := e.auth.RevokeToken(ctx, e.tb.PubKey, prShort.TokenID, clock.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.auth.RevokeKeys(ctx, e.tb.PubKey, PubKeyHex(e.alice.PubKey())); err != nil {
+	if err := e.auth.RevokeKeys(ctx, e.tb.PubKey, PubKeyHex(e.alice.PubKey())); err != nil {
 		t.Fatal(err)
 	}
 	// A new Auth over the same records (a restart) refuses the same tokens.
