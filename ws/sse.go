@@ -106,6 +106,7 @@ func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(ids) > 0 {
+		st.out.hold()
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
 		res, err := rpc.Subscribe(ctx, h.svc, st.subs, t.PubKey, rpc.CallerOf(pr), ids, since)
 		cancel()
@@ -115,7 +116,7 @@ func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request) {
 		} else {
 			rec = record("subscribed", res)
 		}
-		st.send(rec)
+		st.out.releaseFront(rec) // ahead of the events the subscription replayed meanwhile
 	}
 	st.mu.Lock()
 	if !st.closed {
