@@ -36,6 +36,7 @@ func (h *Handler) table() []route {
 		{Route{http.MethodGet, t + "/contexts/{contextId}/users", ScopeOwner}, h.contextUsers},
 		{Route{http.MethodGet, t + "/contexts/{contextId}/client-keys", ScopeOwner}, h.contextClientKeys},
 		{Route{http.MethodGet, t + "/contexts/{contextId}/storage", ScopeOwner}, h.contextStorage},
+		{Route{http.MethodGet, t + "/webhooks", ScopeOwner}, h.webhookConfig},
 		{Route{http.MethodGet, t + "/webhooks/secrets", ScopeOwner}, h.webhookSecrets},
 		{Route{http.MethodGet, t + "/webhooks/routes", ScopeOwner}, h.webhookRoutes},
 		{Route{http.MethodGet, t + "/webhooks/deliveries", ScopeOwner}, h.webhookDeliveries},

@@ -235,16 +235,40 @@ func (h *Handler) contextStorage(ctx context.Context, r *request) (any, error) {
 	return h.exec().Storage(ctx, r.tenant.PubKey, r.caller.exec(), r.vars("contextId"))
 }
 
+// WebhookConfig is the answer of GET .../webhooks: the tenant's webhook secrets
+// (never their values) and routes.
+type WebhookConfig struct {
+	Secrets []webhooks.SecretInfo `json:"secrets"`
+	Routes  []webhooks.Route      `json:"routes"`
+}
+
+func (h *Handler) webhookConfig(ctx context.Context, r *request) (any, error) {
+	secrets, err := h.secretList(ctx, r.tenant.PubKey)
+	if err != nil {
+		return nil, err
+	}
+	routes, err := h.routeList(ctx, r.tenant.PubKey)
+	return WebhookConfig{Secrets: secrets, Routes: routes}, err
+}
+
 func (h *Handler) webhookSecrets(ctx context.Context, r *request) (any, error) {
-	list, err := h.hooks().ListSecrets(ctx, r.tenant.PubKey)
+	return h.secretList(ctx, r.tenant.PubKey)
+}
+
+func (h *Handler) webhookRoutes(ctx context.Context, r *request) (any, error) {
+	return h.routeList(ctx, r.tenant.PubKey)
+}
+
+func (h *Handler) secretList(ctx context.Context, t string) ([]webhooks.SecretInfo, error) {
+	list, err := h.hooks().ListSecrets(ctx, t)
 	if list == nil {
 		list = []webhooks.SecretInfo{}
 	}
 	return list, err
 }
 
-func (h *Handler) webhookRoutes(ctx context.Context, r *request) (any, error) {
-	list, err := h.hooks().ListRoutes(ctx, r.tenant.PubKey)
+func (h *Handler) routeList(ctx context.Context, t string) ([]webhooks.Route, error) {
+	list, err := h.hooks().ListRoutes(ctx, t)
 	if list == nil {
 		list = []webhooks.Route{}
 	}

@@ -73,7 +73,7 @@ func TestAdminSecurity(t *testing.T) {
 		"GET " + admin.Prefix + "/tenants/{tenant}/contexts/{contextId}": "",
 	}
 	routes := admin.Routes()
-	if len(routes) < 26 {
+	if len(routes) < 27 {
 		t.Fatalf("admin.Routes() lists %d routes", len(routes))
 	}
 	for _, rt := range routes {

@@ -665,6 +665,19 @@ func TestAdminWebhooks(t *testing.T) {
 	if len(routes) != 1 || routes[0].ContextID != cx.ContextID || routes[0].Method != "increment" {
 		t.Fatalf("routes = %+v", routes)
 	}
+	r = e.api("GET", base, owner, nil)
+	var both struct {
+		Secrets []struct {
+			SecretID string `json:"secretId"`
+		} `json:"secrets"`
+		Routes []struct {
+			ContextID string `json:"contextId"`
+		} `json:"routes"`
+	}
+	r.into(t, 200, &both)
+	if len(both.Secrets) != 1 || both.Secrets[0].SecretID != added.SecretID || len(both.Routes) != 1 || bytes.Contains(r.Raw, []byte(secret)) {
+		t.Fatalf("webhooks = %s", r.Raw)
+	}
 	for i := range 3 { // refused deliveries are logged too
 		if code, _, _ := e.hook("/webhooks/stripe/"+e.A.Pub, http.Header{"Stripe-Signature": {"t=1,v1=00"}}, []byte(`{"id":"evt_`+string(rune('a'+i))+`"}`)); code != 400 {
 			t.Fatalf("unsigned delivery: %d", code)
