@@ -94,14 +94,15 @@ type Publisher interface {
 // Service is the one implementation of every app, context and call operation; the
 // JSON-RPC methods and the admin API are thin wrappers over it.
 type Service struct {
-	cfg     Config
-	store   store.Store
-	engine  *Engine
-	queue   Queue
-	pub     Publisher
-	log     *slog.Logger
-	metrics *metrics
-	now     func() time.Time
+	cfg            Config
+	store          store.Store
+	storePublishes bool
+	engine         *Engine
+	queue          Queue
+	pub            Publisher
+	log            *slog.Logger
+	metrics        *metrics
+	now            func() time.Time
 }
 
 // NewService wires the service. pub may be nil; reg may be nil.
@@ -117,7 +118,9 @@ func NewService(cfg Config, st store.Store, eng *Engine, q Queue, pub Publisher,
 	if err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, store: st, engine: eng, queue: q, pub: pub, log: log, metrics: m, now: time.Now}, nil
+	sp, _ := st.(selfPublishing)
+	return &Service{cfg: cfg, store: st, storePublishes: sp != nil && sp.PublishesEvents(), engine: eng, queue: q,
+		pub: pub, log: log, metrics: m, now: time.Now}, nil
 }
 
 // Config returns the configuration with defaults applied.

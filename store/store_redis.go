@@ -240,3 +240,8 @@ func maxSeqArg(seq uint64) uint64 { return min(seq, 1<<52) }
 
 // Prefix returns the key prefix.
 func (r *Redis) Prefix() string { return r.prefix }
+
+// PublishesEvents reports that every write of this store that appends events also
+// publishes them (on RedisEventChannel), in the same script: a fleet's event bus need
+// not publish them again.
+func (r *Redis) PublishesEvents() bool { return true }

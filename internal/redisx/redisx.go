@@ -148,6 +148,11 @@ func Unavailable(err error) bool {
 // msgUnavailable is the client-safe message of every unavailability error.
 const msgUnavailable = "the fleet's Redis is unavailable, try again"
 
+// ErrUnavailable is in the chain of every error Err made from an unavailability, so
+// callers can tell "Redis did not answer" (the operation may or may not have run)
+// from an answer.
+var ErrUnavailable = errors.New("redis unavailable")
+
 // Err wraps a Redis failure for callers of the service layer: unavailability is an
 // errs.Overloaded error (-32006 on the wire, the call may be retried), anything else
 // an errs.Internal error whose text stays in the logs.
@@ -156,7 +161,7 @@ func Err(err error, what string) error {
 		return nil
 	}
 	if Unavailable(err) {
-		return errs.Wrap(errs.Overloaded, err, msgUnavailable)
+		return errs.Wrap(errs.Overloaded, fmt.Errorf("%w: %s: %w", ErrUnavailable, what, err), msgUnavailable)
 	}
 	return errs.Wrap(errs.Internal, err, "redis: %s", what)
 }
