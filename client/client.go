@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/circlegate/circlegate/tenant"
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
@@ -60,6 +61,8 @@ type Client struct {
 	nextID atomic.Uint64
 	notes  chan Notification
 	done   chan struct{}
+	quit   chan struct{} // closed by Close: the reader stops delivering
+	once   sync.Once
 	err    error
 }
 
@@ -109,7 +112,7 @@ func Dial(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 		}
 		return nil, fmt.Errorf("client: dial %s: %w", rawURL, err)
 	}
-	c := &Client{conn: conn, calls: make(map[string]chan *response), notes: make(chan Notification, o.buffer), done: make(chan struct{})}
+	c := &Client{conn: conn, calls: make(map[string]chan *response), notes: make(chan Notification, o.buffer), done: make(chan struct{}), quit: make(chan struct{})}
 	go c.read()
 	return c, nil
 }
@@ -142,7 +145,8 @@ func (c *Client) read() {
 		if r.ID == nil && r.Method != "" {
 			select {
 			case c.notes <- Notification{Method: r.Method, Params: r.Params}:
-			case <-c.done:
+			case <-c.quit:
+				c.fail(ErrClosed)
 				return
 			}
 			continue
@@ -200,13 +204,22 @@ func (c *Client) Done() <-chan struct{} { return c.done }
 // Notifications delivers the server's notifications in order.
 func (c *Client) Notifications() <-chan Notification { return c.notes }
 
-// Close closes the connection with a normal close frame.
+// Close closes the connection with a normal close frame, waiting a moment for the
+// server's reply.
 func (c *Client) Close() error {
-	c.wmu.Lock()
-	_ = c.conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
-	c.wmu.Unlock()
-	c.fail(ErrClosed)
-	<-c.done
+	c.once.Do(func() {
+		c.wmu.Lock()
+		_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+		c.wmu.Unlock()
+		c.fail(ErrClosed)
+		close(c.quit)
+	})
+	select {
+	case <-c.done:
+	case <-time.After(time.Second):
+		_ = c.conn.Close()
+		<-c.done
+	}
 	return nil
 }
 

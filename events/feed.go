@@ -34,9 +34,12 @@ type FeedConfig struct {
 	// Out receives the feed's messages in seq order with no gap and no duplicate. It
 	// must not block; it returns false when the subscriber is gone, which ends the feed.
 	Out func(*Message) bool
-	// Gone is called once if the feed ends by itself (Out returned false, or the
-	// context was deleted). It may be nil.
+	// Gone is called once if the feed ends by itself (Out returned false, the context
+	// was deleted, or Recheck refused). It may be nil.
 	Gone func()
+	// Recheck, if set, runs after each MembersChanged event is passed on; an error
+	// ends the feed (the subscriber may no longer read the context).
+	Recheck func(ctx context.Context) error
 }
 
 // Feed is one subscriber's ordered view of one context.
@@ -124,13 +127,26 @@ func (f *Feed) out(m *Message) {
 		return
 	}
 	f.last = m.Seq()
-	if m.Event.Kind == KindContextDeleted {
+	switch m.Event.Kind {
+	case KindContextDeleted:
 		f.endLocked()
+	case KindMembersChanged:
+		if f.cfg.Recheck != nil {
+			go func() {
+				if err := f.cfg.Recheck(f.ctx); err != nil && f.ctx.Err() == nil {
+					f.end()
+				}
+			}()
+		}
 	}
 }
 
-// KindContextDeleted is the lifecycle event that ends every feed of its context.
-const KindContextDeleted = "ContextDeleted"
+// The lifecycle events a feed acts on: ContextDeleted ends every feed of its context;
+// MembersChanged makes each feed check that its subscriber may still read it.
+const (
+	KindContextDeleted = "ContextDeleted"
+	KindMembersChanged = "MembersChanged"
+)
 
 // catchUp reads history after f.last until it meets the held live messages, then
 // goes live.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/circlegate/circlegate"
+	"github.com/circlegate/circlegate/events"
 	"github.com/circlegate/circlegate/execution"
 	"github.com/circlegate/circlegate/rpc"
 	"github.com/circlegate/circlegate/store"
@@ -37,6 +38,7 @@ type Gateway struct {
 	Engine   *execution.Engine
 	Queue    execution.Queue
 	Service  *execution.Service
+	Bus      events.Bus
 
 	ln       net.Listener
 	http     *http.Server
@@ -87,7 +89,8 @@ func (g *Gateway) openExecution() error {
 	if g.Queue, err = execution.NewMemoryQueue(ec.Queue); err != nil {
 		return err
 	}
-	g.Service, err = execution.NewService(ec, g.Store, g.Engine, g.Queue, nil, g.log, g.Metrics)
+	g.Bus = events.NewMemory()
+	g.Service, err = execution.NewService(ec, g.Store, g.Engine, g.Queue, g.Bus, g.log, g.Metrics)
 	return err
 }
 
@@ -111,6 +114,9 @@ func (g *Gateway) stopWorkers() {
 }
 
 func (g *Gateway) closeBackends() {
+	if g.Bus != nil {
+		_ = g.Bus.Close()
+	}
 	if g.Engine != nil {
 		_ = g.Engine.Close(context.Background())
 	}
@@ -151,9 +157,11 @@ func (g *Gateway) wire() error {
 		return err
 	}
 	rpc.RegisterApps(g.RPC, g.Service)
+	rpc.RegisterEvents(g.RPC, g.Service)
 	if g.Hub, err = ws.NewHub(cfg.Sessions, g.RPC, g.Auth, g.log, g.Metrics); err != nil {
 		return err
 	}
+	g.Hub.UseEvents(g.Bus, g.Store, g.Service)
 	sc := g.Hub.Config()
 	httpRPC := &rpc.HTTP{Server: g.RPC, Auth: g.Auth, MaxBodyBytes: sc.MaxMessageBytes, OwnerMaxBodyBytes: sc.OwnerMaxMessageBytes}
 	g.http = &http.Server{
@@ -162,6 +170,7 @@ func (g *Gateway) wire() error {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
+	g.http.RegisterOnShutdown(g.Hub.StartShutdown) // SSE handlers end only when told
 	return nil
 }
 

@@ -17,6 +17,8 @@ usage:
                      [--tls --cert FILE --key FILE] [--demo] [--check-config]
   circlegate keygen  print a new secp256k1 key pair as JSON
   circlegate call    --url ws://HOST/TENANT_PK [--key PRIVATE_HEX] [--b64 NAME=FILE] METHOD [JSON_PARAMS | @FILE]
+  circlegate subscribe --url ws://HOST/TENANT_PK --key PRIVATE_HEX [--since ID:SEQ ...] CONTEXT_ID...
+                     print the contexts' events as JSON lines, resuming across reconnects
   circlegate verify  [--data DIR]   check every context's hash chain (gateway stopped)
   circlegate version
 
@@ -38,6 +40,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runKeygen(rest, stdout, stderr)
 	case "call":
 		return runCall(ctx, rest, stdout, stderr)
+	case "subscribe":
+		return runSubscribe(ctx, rest, stdout, stderr)
 	case "verify":
 		return runVerify(ctx, rest, stdout, stderr)
 	case "version", "--version", "-v":

@@ -34,6 +34,8 @@ func newRouter(reg *tenant.Registry, hub *ws.Hub, httpRPC *rpc.HTTP, metrics *pr
 	t.HandleFunc("/jsonrpc", httpRPC.ServeJSONRPC).Methods(http.MethodPost)
 	t.HandleFunc("/auth/nonce", httpRPC.ServeNonce).Methods(http.MethodGet)
 	t.HandleFunc("/auth/token", httpRPC.ServeToken).Methods(http.MethodPost)
+	t.HandleFunc("/sse", hub.ServeSSE).Methods(http.MethodGet)
+	t.HandleFunc("/sse/subscription", hub.ServeSSESubscription).Methods(http.MethodPost)
 	return r
 }
 

@@ -11,9 +11,12 @@ import (
 	"github.com/circlegate/circlegate/tenant"
 )
 
-// caller is the execution layer's view of an authenticated principal.
-func caller(c *Call) execution.Caller {
-	return execution.Caller{PubKey: c.Principal.PubKey, Owner: c.Principal.Tenant.IsOwner(c.Principal.PubKey)}
+// caller is the execution layer's view of the call's principal.
+func caller(c *Call) execution.Caller { return CallerOf(c.Principal) }
+
+// CallerOf is the execution layer's view of an authenticated principal.
+func CallerOf(pr *tenant.Principal) execution.Caller {
+	return execution.Caller{PubKey: pr.PubKey, Owner: pr.Tenant.IsOwner(pr.PubKey)}
 }
 
 func tenantOf(c *Call) string { return c.Peer.Tenant.PubKey }

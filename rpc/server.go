@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/circlegate/circlegate/errs"
+	"github.com/circlegate/circlegate/events"
 	"github.com/circlegate/circlegate/tenant"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
@@ -73,6 +74,9 @@ type Peer struct {
 	Limiter *rate.Limiter
 	// OnAuthenticated, if set, runs after authenticate succeeds on this peer.
 	OnAuthenticated func(*tenant.Principal)
+	// Subscriptions, if set, is where subscribe and unsubscribe keep this peer's
+	// feeds: a WebSocket session has it, an HTTP request does not.
+	Subscriptions *events.Subscriptions
 
 	principal atomic.Pointer[tenant.Principal]
 }

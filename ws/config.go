@@ -32,6 +32,14 @@ type Config struct {
 	// OutboundQueueBytes bounds the replies and events waiting to be written to one
 	// session; past it the session is closed as "slow". Zero means 1 MiB.
 	OutboundQueueBytes int `toml:"outbound_queue_bytes"`
+	// EventWriteInterval is the most often a session writes when it has only events
+	// queued: events that come faster wait up to this long and leave together in one
+	// system call. Replies and the first event after a quiet spell go at once. Zero
+	// means 20ms; a negative value writes every event at once.
+	EventWriteInterval time.Duration `toml:"event_write_interval"`
+	// MaxSubscriptions bounds the contexts one session or SSE stream subscribes to at
+	// once. Zero means 1000.
+	MaxSubscriptions int `toml:"max_subscriptions"`
 	// WriteTimeout is the deadline for writing queued frames. Zero means 10s.
 	WriteTimeout time.Duration `toml:"write_timeout"`
 	// PingInterval is how often the server pings a session. Zero means 25s.
@@ -80,6 +88,12 @@ func (c Config) WithDefaults() Config {
 	if c.OutboundQueueBytes == 0 {
 		c.OutboundQueueBytes = 1 << 20
 	}
+	if c.EventWriteInterval == 0 {
+		c.EventWriteInterval = 20 * time.Millisecond
+	}
+	if c.MaxSubscriptions == 0 {
+		c.MaxSubscriptions = 1000
+	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 10 * time.Second
 	}
@@ -126,6 +140,8 @@ func (c Config) Validate() error {
 		return errs.Param("max_concurrent_requests", "must not be negative")
 	case c.RequestRate < 0:
 		return errs.Param("request_rate", "must not be negative")
+	case c.MaxSubscriptions < 0:
+		return errs.Param("max_subscriptions", "must not be negative")
 	case c.ServeWorkers < 0:
 		return errs.Param("serve_workers", "must not be negative")
 	case c.ReadBufferSize < 256:

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 
 	"github.com/circlegate/circlegate/errs"
+	"github.com/circlegate/circlegate/events"
+	"github.com/circlegate/circlegate/execution"
 	"github.com/circlegate/circlegate/rpc"
 	"github.com/circlegate/circlegate/tenant"
 	"github.com/gorilla/websocket"
@@ -22,6 +24,9 @@ type Hub struct {
 	log     *slog.Logger
 	metrics *metrics
 	upgrade *websocket.Upgrader
+	bus     events.Bus
+	history events.History
+	svc     *execution.Service
 
 	root   context.Context
 	cancel context.CancelFunc
@@ -30,6 +35,7 @@ type Hub struct {
 
 	mu        sync.Mutex
 	sessions  map[uint64]*session
+	streams   map[string]*stream
 	perTenant map[string]int
 	reserved  int
 	closed    bool
@@ -53,7 +59,7 @@ func NewHub(cfg Config, srv *rpc.Server, auth *tenant.Auth, log *slog.Logger, re
 	h := &Hub{
 		cfg: cfg, rpc: srv, auth: auth, log: log, metrics: m,
 		root: root, cancel: cancel,
-		sessions: make(map[uint64]*session), perTenant: make(map[string]int),
+		sessions: make(map[uint64]*session), streams: make(map[string]*stream), perTenant: make(map[string]int),
 	}
 	h.upgrade = h.upgrader()
 	h.tasks = make(chan func())
@@ -65,6 +71,13 @@ func NewHub(cfg Config, srv *rpc.Server, auth *tenant.Auth, log *slog.Logger, re
 		}()
 	}
 	return h, nil
+}
+
+// UseEvents lets sessions and SSE streams subscribe to context events from bus,
+// resuming from history, for the contexts svc lets the caller read. Call it before
+// serving.
+func (h *Hub) UseEvents(bus events.Bus, history events.History, svc *execution.Service) {
+	h.bus, h.history, h.svc = bus, history, svc
 }
 
 // Config returns the configuration with defaults applied.
@@ -138,9 +151,29 @@ func (h *Hub) TenantLen(pk string) int {
 	return h.perTenant[pk]
 }
 
-// CloseTenant closes every session of tenant pk with reason d.
+// CloseTenant closes every session and SSE stream of tenant pk with reason d.
 func (h *Hub) CloseTenant(pk string, d Disconnect) int {
-	return h.closeWhere(func(s *session) bool { return s.peer.Tenant.PubKey == pk }, d)
+	h.mu.Lock()
+	var streams []*stream
+	for _, st := range h.streams {
+		if st.principal.Tenant.PubKey == pk {
+			streams = append(streams, st)
+		}
+	}
+	h.mu.Unlock()
+	for _, st := range streams {
+		st.close(d)
+	}
+	return len(streams) + h.closeWhere(func(s *session) bool { return s.peer.Tenant.PubKey == pk }, d)
+}
+
+// StartShutdown begins closing SSE streams, so an HTTP server's Shutdown, which
+// waits for handlers, is not held up by them. Register it with RegisterOnShutdown.
+func (h *Hub) StartShutdown() {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	h.closeStreams(DisconnectShutdown)
 }
 
 func (h *Hub) closeWhere(match func(*session) bool, d Disconnect) int {
@@ -174,6 +207,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	h.closed = true
 	h.mu.Unlock()
 	h.closeWhere(func(*session) bool { return true }, DisconnectShutdown)
+	h.closeStreams(DisconnectShutdown)
 	h.cancel()
 	done := make(chan struct{})
 	go func() {

@@ -4,6 +4,7 @@ import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
 	sessions    prometheus.Gauge
+	streams     prometheus.Gauge
 	connections prometheus.Counter
 	refused     *prometheus.CounterVec
 	disconnects *prometheus.CounterVec
@@ -16,6 +17,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "circlegate", Subsystem: "ws", Name: "sessions",
 			Help: "Open WebSocket sessions.",
+		}),
+		streams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "circlegate", Subsystem: "sse", Name: "streams",
+			Help: "Open SSE streams.",
 		}),
 		connections: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "circlegate", Subsystem: "ws", Name: "connections_total",
@@ -45,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.refused.WithLabelValues(r)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.sessions, m.connections, m.refused, m.disconnects, m.received, m.sent} {
+		for _, c := range []prometheus.Collector{m.sessions, m.streams, m.connections, m.refused, m.disconnects, m.received, m.sent} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

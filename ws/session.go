@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/circlegate/circlegate/events"
 	"github.com/circlegate/circlegate/rpc"
 	"github.com/circlegate/circlegate/tenant"
 	"github.com/gorilla/websocket"
@@ -18,16 +19,22 @@ import (
 type session struct {
 	id     uint64
 	hub    *Hub
-	conn   *websocket.Conn
+	conn   *websocket.Conn // reads; writes go to netConn directly (frame.go)
+	net    net.Conn
 	peer   *rpc.Peer
 	ctx    context.Context
 	cancel context.CancelFunc
 	slots  chan struct{} // one per running request
+	subs   *events.Subscriptions
+
+	wmu sync.Mutex // held while writing to net
 
 	mu        sync.Mutex
-	queue     [][]byte
-	queued    int // bytes in queue
+	queue     net.Buffers // whole frames, or header and payload
+	queued    int         // payload bytes in queue
 	writing   bool
+	urgent    bool          // a reply or control frame is queued: write it at once
+	wake      chan struct{} // wakes a writer waiting to batch events
 	closed    bool
 	reason    Disconnect
 	authTimer *time.Timer
@@ -37,11 +44,24 @@ type session struct {
 func (h *Hub) newSession(conn *websocket.Conn, peer *rpc.Peer) *session {
 	ctx, cancel := context.WithCancel(h.root)
 	s := &session{
-		id: h.nextID.Add(1), hub: h, conn: conn, peer: peer,
+		id: h.nextID.Add(1), hub: h, conn: conn, net: conn.NetConn(), peer: peer,
 		ctx: ctx, cancel: cancel,
 		slots: make(chan struct{}, h.cfg.MaxConcurrentRequests),
+		wake:  make(chan struct{}, 1),
 	}
 	peer.OnAuthenticated = func(*tenant.Principal) { s.stopAuthTimer() }
+	if h.bus != nil {
+		s.subs = events.NewSubscriptions(h.bus, h.history, peer.Tenant.PubKey, h.cfg.MaxSubscriptions, s.deliver)
+		peer.Subscriptions = s.subs
+	}
+	conn.SetPingHandler(func(data string) error {
+		s.enqueue(frame(opPong, []byte(data)), nil, true)
+		return nil
+	})
+	conn.SetCloseHandler(func(code int, text string) error {
+		s.writeControl(opClose, websocket.FormatCloseMessage(code, ""), time.Second, false)
+		return nil
+	})
 	return s
 }
 
@@ -111,37 +131,72 @@ func (s *session) readMessage() ([]byte, error) {
 func (s *session) serve(msg []byte) {
 	defer func() { <-s.slots }()
 	if reply := s.hub.rpc.Handle(s.ctx, s.peer, msg); reply != nil {
-		if s.enqueue(reply) {
+		if s.enqueue(appendHeader(make([]byte, 0, 10), opText, len(reply)), reply, true) {
 			s.write() // this goroutine becomes the writer: no hand-off for a reply
 		}
 	}
 }
 
-// enqueue queues one text frame and reports whether the caller must become (or
-// start) the writer. Past the outbound bound the session is closed as slow.
-func (s *session) enqueue(msg []byte) (startWriter bool) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return false
+// deliver queues an event's frame (shared by every subscriber; never modified) and
+// starts a writer if none runs. It reports false once the session is closed, or when
+// it closes it as slow.
+func (s *session) deliver(m *events.Message) bool {
+	start, ok := s.push(m.Encode(eventFrame), nil, false)
+	if start {
+		go s.write()
 	}
-	if s.queued+len(msg) > s.hub.cfg.OutboundQueueBytes {
-		s.mu.Unlock()
-		s.close(DisconnectSlow)
-		return false
-	}
-	s.queue = append(s.queue, msg)
-	s.queued += len(msg)
-	start := !s.writing
-	s.writing = true
-	s.mu.Unlock()
+	return ok
+}
+
+// enqueue queues a frame (a header and its payload, or a whole frame with a nil
+// payload) and reports whether the caller must become (or start) the writer. Urgent
+// frames (replies, control) are written at once; events may wait to be batched.
+func (s *session) enqueue(header, payload []byte, urgent bool) (startWriter bool) {
+	start, _ := s.push(header, payload, urgent)
 	return start
 }
 
+func (s *session) push(header, payload []byte, urgent bool) (startWriter, ok bool) {
+	n := len(header) + len(payload)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false, false
+	}
+	if s.queued+n > s.hub.cfg.OutboundQueueBytes {
+		s.mu.Unlock()
+		s.close(DisconnectSlow)
+		return false, false
+	}
+	s.queue = append(s.queue, header)
+	if payload != nil {
+		s.queue = append(s.queue, payload)
+	}
+	s.queued += n
+	if urgent && !s.urgent {
+		s.urgent = true
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+	start := !s.writing
+	s.writing = true
+	s.mu.Unlock()
+	return start, true
+}
+
 // write drains the queue, then returns; whoever next finds no writer running
-// becomes the writer.
+// becomes the writer. When only events are queued it writes at most once per
+// event_write_interval, so a busy subscriber gets its events in batches of one
+// writev instead of one system call each.
 func (s *session) write() {
-	var batch [][]byte
+	interval := s.hub.cfg.EventWriteInterval
+	var (
+		batch net.Buffers
+		last  time.Time
+		timer *time.Timer
+	)
 	for {
 		s.mu.Lock()
 		if s.closed || len(s.queue) == 0 {
@@ -150,19 +205,58 @@ func (s *session) write() {
 			s.mu.Unlock()
 			return
 		}
-		batch, s.queue = s.queue, batch[:0]
-		s.queued = 0
-		s.mu.Unlock()
-		_ = s.conn.SetWriteDeadline(time.Now().Add(s.hub.cfg.WriteTimeout))
-		for i, m := range batch {
-			if err := s.conn.WriteMessage(websocket.TextMessage, m); err != nil {
-				s.close(DisconnectWriteError)
-				return
+		if wait := interval - time.Since(last); !s.urgent && !last.IsZero() && wait > 0 {
+			s.mu.Unlock()
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			} else {
+				timer.Reset(wait)
 			}
-			batch[i] = nil
+			select {
+			case <-timer.C:
+			case <-s.wake:
+			case <-s.ctx.Done():
+			}
+			continue
 		}
-		s.hub.metrics.sent.Add(float64(len(batch)))
+		batch, s.queue = s.queue, batch[:0]
+		frames := len(batch)
+		s.queued, s.urgent = 0, false
+		select {
+		case <-s.wake: // consumed by this write
+		default:
+		}
+		s.mu.Unlock()
+		all := batch
+		s.wmu.Lock()
+		_ = s.net.SetWriteDeadline(time.Now().Add(s.hub.cfg.WriteTimeout))
+		err := writeFrames(s.net, batch)
+		s.wmu.Unlock()
+		if err != nil {
+			s.close(DisconnectWriteError)
+			return
+		}
+		clear(all)
+		batch = all[:0]
+		last = time.Now()
+		s.hub.metrics.sent.Add(float64(frames))
 	}
+}
+
+// writeControl writes one control frame now, under the write lock; with try, only if
+// no write is in progress (a session closed as slow cannot take another frame).
+func (s *session) writeControl(op byte, payload []byte, timeout time.Duration, try bool) error {
+	if try {
+		if !s.wmu.TryLock() {
+			return nil
+		}
+	} else {
+		s.wmu.Lock()
+	}
+	defer s.wmu.Unlock()
+	_ = s.net.SetWriteDeadline(time.Now().Add(timeout))
+	_, err := s.net.Write(frame(op, payload))
+	return err
 }
 
 func (s *session) ping() {
@@ -172,7 +266,7 @@ func (s *session) ping() {
 	if closed {
 		return
 	}
-	if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.hub.cfg.WriteTimeout)); err != nil {
+	if err := s.writeControl(opPing, nil, s.hub.cfg.WriteTimeout, false); err != nil {
 		s.close(DisconnectWriteError)
 		return
 	}
@@ -215,8 +309,7 @@ func (s *session) close(d Disconnect) {
 	}
 	s.mu.Unlock()
 	if sendsFrame(d) {
-		msg := websocket.FormatCloseMessage(d.Code, d.Reason)
-		_ = s.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		_ = s.writeControl(opClose, websocket.FormatCloseMessage(d.Code, d.Reason), time.Second, true)
 	}
 	_ = s.conn.Close()
 }
@@ -234,6 +327,9 @@ func sendsFrame(d Disconnect) bool {
 
 func (s *session) finish() {
 	s.cancel()
+	if s.subs != nil {
+		s.subs.Close()
+	}
 	s.mu.Lock()
 	reason := s.reason
 	s.mu.Unlock()

@@ -1,0 +1,69 @@
+package ws
+
+import (
+	"encoding/binary"
+	"net"
+
+	"github.com/circlegate/circlegate/events"
+)
+
+// Sessions write their frames to the connection themselves (gorilla/websocket reads
+// and upgrades): a server frame is a header and the unmasked payload, so a frame made
+// once can go to every subscriber unchanged, and a session's queued frames leave in
+// one writev.
+
+// WebSocket opcodes (RFC 6455 section 5.2).
+const (
+	opText  = 0x1
+	opClose = 0x8
+	opPing  = 0x9
+	opPong  = 0xA
+)
+
+// appendHeader appends the header of a final, unmasked frame of opcode op with a
+// payload of n bytes.
+func appendHeader(b []byte, op byte, n int) []byte {
+	b = append(b, 0x80|op)
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xFFFF:
+		return binary.BigEndian.AppendUint16(append(b, 126), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
+	}
+}
+
+// frame returns a whole frame: header then payload, in one slice.
+func frame(op byte, payload []byte) []byte {
+	return append(appendHeader(make([]byte, 0, len(payload)+10), op, len(payload)), payload...)
+}
+
+// eventFrame is an event as a JSON-RPC notification in one text frame, made once per
+// event for every WebSocket subscriber.
+var eventFrame = events.NewEncoding(func(m *events.Message) []byte {
+	const pre, post = `{"jsonrpc":"2.0","method":"event","params":`, `}`
+	ev := m.JSON()
+	n := len(pre) + len(ev) + len(post)
+	b := appendHeader(make([]byte, 0, n+10), opText, n)
+	return append(append(append(b, pre...), ev...), post...)
+})
+
+// writeFrames writes frames to c in as few system calls as it can: one writev on TCP;
+// other connections (TLS) get one contiguous buffer, so one record.
+func writeFrames(c net.Conn, frames net.Buffers) error {
+	if _, ok := c.(*net.TCPConn); ok {
+		_, err := frames.WriteTo(c)
+		return err
+	}
+	n := 0
+	for _, f := range frames {
+		n += len(f)
+	}
+	buf := make([]byte, 0, n)
+	for _, f := range frames {
+		buf = append(buf, f...)
+	}
+	_, err := c.Write(buf)
+	return err
+}
