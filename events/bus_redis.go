@@ -22,10 +22,10 @@ type RedisConfig struct {
 	Logger *slog.Logger
 }
 
-// Redis is the fleet's bus: a node subscribes to the pub/sub channel of a context
-// (store.RedisEventChannel) while it has local subscribers to it (the broker's hooks
-// keep one Redis subscription per context per node, whatever the number of local
-// subscribers), and feeds what arrives to its broker. The Redis store publishes the
+// Redis is the fleet's bus: a node subscribes to the pub/sub channel of a tenant's
+// context (store.RedisEventChannel) while it has local subscribers to it (the
+// broker's hooks keep one Redis subscription per context per node, whatever the
+// number of local subscribers), and feeds what arrives to its broker. The Redis store publishes the
 // events of each write on that channel from the write's own script, so events reach
 // every node in commit order; Publish is for events no write stores (ContextDeleted)
 // and for tests.
@@ -43,9 +43,20 @@ type Redis struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
 	changes []change // subscription changes for the Redis connection, in order
+	states  map[string]*channelState
 	closed  bool
 	done    sync.WaitGroup
 }
+
+// channelState follows one channel's subscription until Redis confirms it.
+type channelState struct {
+	subscribed bool          // the broker wants it (between its first and last hook)
+	pending    int           // subscribe confirmations still to come
+	ready      chan struct{} // closed once confirmed while subscribed
+}
+
+// readyTimeout bounds how long Subscribe waits for Redis to confirm a subscription.
+const readyTimeout = 3 * time.Second
 
 type change struct {
 	channel   string
@@ -65,11 +76,11 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	b := &Redis{rdb: cfg.Client, prefix: cfg.Prefix, log: cfg.Logger.With("component", "events")}
+	b := &Redis{rdb: cfg.Client, prefix: cfg.Prefix, log: cfg.Logger.With("component", "events"), states: make(map[string]*channelState)}
 	b.cond = sync.NewCond(&b.mu)
 	b.broker = NewBroker(Hooks{First: b.first, Last: b.last})
 	b.sub = b.rdb.Subscribe(context.Background())
-	msgs := b.sub.Channel(redis.WithChannelSize(4096))
+	msgs := b.sub.ChannelWithSubscriptions(redis.WithChannelSize(4096))
 	b.done.Add(2)
 	go b.applyChanges()
 	go b.receive(msgs)
@@ -77,14 +88,84 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 }
 
 // first and last are the broker's hooks: called under its lock, they only queue.
-func (b *Redis) first(_, contextID string) { b.queue(change{store.RedisEventChannel(b.prefix, contextID), true}) }
-func (b *Redis) last(_, contextID string)  { b.queue(change{store.RedisEventChannel(b.prefix, contextID), false}) }
-
-func (b *Redis) queue(c change) {
+func (b *Redis) first(tenant, contextID string) {
+	ch := store.RedisEventChannel(b.prefix, tenant, contextID)
 	b.mu.Lock()
-	b.changes = append(b.changes, c)
+	st := b.states[ch]
+	if st == nil || isClosed(st.ready) {
+		st = &channelState{ready: make(chan struct{}), pending: stPending(st)}
+		b.states[ch] = st
+	}
+	st.subscribed = true
+	st.pending++
+	b.changes = append(b.changes, change{ch, true})
 	b.mu.Unlock()
 	b.cond.Signal()
+}
+
+func (b *Redis) last(tenant, contextID string) {
+	ch := store.RedisEventChannel(b.prefix, tenant, contextID)
+	b.mu.Lock()
+	if st := b.states[ch]; st != nil {
+		st.subscribed = false
+		if st.pending == 0 {
+			delete(b.states, ch)
+		}
+	}
+	b.changes = append(b.changes, change{ch, false})
+	b.mu.Unlock()
+	b.cond.Signal()
+}
+
+func stPending(st *channelState) int {
+	if st == nil {
+		return 0
+	}
+	return st.pending
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// confirmed records Redis's confirmation of a subscribe command.
+func (b *Redis) confirmed(ch string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st := b.states[ch]
+	if st == nil || st.pending == 0 { // a resubscription after a reconnect
+		return
+	}
+	st.pending--
+	switch {
+	case st.pending > 0:
+	case st.subscribed:
+		if !isClosed(st.ready) {
+			close(st.ready)
+		}
+	default:
+		delete(b.states, ch)
+	}
+}
+
+// waitReady waits until Redis confirmed the subscription to ch, or readyTimeout.
+func (b *Redis) waitReady(ch string) {
+	b.mu.Lock()
+	st := b.states[ch]
+	b.mu.Unlock()
+	if st == nil {
+		return
+	}
+	select {
+	case <-st.ready:
+	case <-time.After(readyTimeout):
+		b.log.Warn("Redis did not confirm an event subscription in time; events until it does are read from history at the next one", "channel", ch)
+	}
 }
 
 // applyChanges sends the queued subscription changes to Redis in order, several
@@ -129,10 +210,18 @@ func (b *Redis) applyChanges() {
 	}
 }
 
-// receive hands what arrives on the subscription to the broker.
-func (b *Redis) receive(msgs <-chan *redis.Message) {
+// receive hands what arrives on the subscription to the broker, and notes Redis's
+// confirmations of subscriptions.
+func (b *Redis) receive(msgs <-chan any) {
 	defer b.done.Done()
-	for m := range msgs {
+	for v := range msgs {
+		m, ok := v.(*redis.Message)
+		if !ok {
+			if s, ok := v.(*redis.Subscription); ok && s.Kind == "subscribe" {
+				b.confirmed(s.Channel)
+			}
+			continue
+		}
 		tenant, evs, err := store.DecodeEventMessage([]byte(m.Payload))
 		if err != nil {
 			b.log.Error("undecodable event message", "channel", m.Channel, "err", err)
@@ -169,7 +258,7 @@ func (b *Redis) Publish(ctx context.Context, tenant string, events []store.Event
 		for to < len(events) && events[to].ContextID == events[from].ContextID {
 			to++
 		}
-		ch := store.RedisEventChannel(b.prefix, events[from].ContextID)
+		ch := store.RedisEventChannel(b.prefix, tenant, events[from].ContextID)
 		publishScript.Eval(ctx, pipe, []string{ch}, store.EncodeEventMessage(tenant, events[from:to]))
 		from = to
 	}
@@ -179,9 +268,13 @@ func (b *Redis) Publish(ctx context.Context, tenant string, events []store.Event
 }
 
 // Subscribe adds sink to a context's subscribers on this node; the node subscribes to
-// the context's channel with its first local subscriber, asynchronously.
+// the context's channel with its first local subscriber. It returns once Redis has
+// confirmed that subscription (waiting at most a few seconds), so every event
+// committed after Subscribe returns reaches sink.
 func (b *Redis) Subscribe(tenant, contextID string, sink Sink) (cancel func()) {
-	return b.broker.Subscribe(tenant, contextID, sink)
+	cancel = b.broker.Subscribe(tenant, contextID, sink)
+	b.waitReady(store.RedisEventChannel(b.prefix, tenant, contextID))
+	return cancel
 }
 
 // Broker returns the node's broker (for its metrics).

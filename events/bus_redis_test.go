@@ -61,8 +61,8 @@ func TestRedisBusRefCounts(t *testing.T) {
 			return 0, err
 		}
 		defer rdb.Close()
-		m, err := rdb.PubSubNumSub(context.Background(), "rc:ev:{ctx1}").Result()
-		return int(m["rc:ev:{ctx1}"]), err
+		m, err := rdb.PubSubNumSub(context.Background(), "rc:ev:{ctx1}:tenant").Result()
+		return int(m["rc:ev:{ctx1}:tenant"]), err
 	}
 	var sinks [3]eventstest.Recorder
 	var cancels []func()
@@ -84,6 +84,26 @@ func TestRedisBusRefCounts(t *testing.T) {
 	testutil.CheckFor(t, 10*time.Second, func() error {
 		if n, err := count(); err != nil || n != 0 {
 			return fmt.Errorf("after the last local subscriber left: %d Redis subscriptions (%v), want 0", n, err)
+		}
+		return nil
+	})
+}
+
+// TestRedisBusSubscribeEffectiveOnReturn: an event published right after Subscribe
+// returns reaches the sink, on many fresh contexts (Subscribe waits for Redis to
+// confirm the node's subscription; a feed relies on it).
+func TestRedisBusSubscribeEffectiveOnReturn(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	pub, sub := openRedisBus(t, srv.URL(), "now"), openRedisBus(t, srv.URL(), "now")
+	var r eventstest.Recorder
+	for i := range 20 {
+		id := fmt.Sprintf("fresh%d", i)
+		defer sub.Subscribe("tenant", id, &r)()
+		pub.Publish(context.Background(), "tenant", eventstest.Events(id, 1, 1))
+	}
+	testutil.CheckFor(t, 10*time.Second, func() error {
+		if n := len(r.Messages()); n != 20 {
+			return fmt.Errorf("%d of 20 events published right after subscribing arrived", n)
 		}
 		return nil
 	})

@@ -88,8 +88,6 @@ func (c RedisQueueConfig) WithDefaults(callTimeout time.Duration) RedisQueueConf
 // Validate reports the first invalid field, by its config key.
 func (c RedisQueueConfig) Validate() error {
 	switch {
-	case c.Client == nil:
-		return errs.Param("url", "is required for the fleet queue")
 	case c.Capacity < 1:
 		return errs.Param("capacity", "must be at least 1")
 	case c.MaxBatch < 1:
@@ -170,6 +168,9 @@ func NewRedisQueue(ctx context.Context, cfg RedisQueueConfig, callTimeout time.D
 	cfg = cfg.WithDefaults(callTimeout)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Client == nil {
+		return nil, errs.Param("client", "is nil")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -224,7 +224,7 @@ func (r *runner) ack(ctx context.Context, batch []ackItem) {
 		keys = append(keys, q.keys.recordPrefix+it.job.ID)
 		args = append(args, it.entry, it.job.Node, encodeRecord(&rec))
 		entries[i] = it.entry
-		if errs.KindOf(it.out.Err) == errs.Internal {
+		if it.out.Err != nil && errs.KindOf(it.out.Err) == errs.Internal {
 			q.log.Error("job failed", "job", it.job.ID, "err", it.out.Err)
 		}
 	}

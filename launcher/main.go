@@ -15,6 +15,9 @@ const usage = `circlegate: a multi-tenant gateway for WASM applications
 usage:
   circlegate serve   [-k TENANT_PK ...] [--config FILE] [--listen ADDR] [--data DIR]
                      [--tls --cert FILE --key FILE] [--demo] [--check-config]
+                     [--redis URL [--workers N]]   a fleet node; --workers 0 only accepts
+  circlegate worker  --redis URL [--concurrency N] [--config FILE] [--metrics ADDR]
+                     run a fleet's job workers, no gateway
   circlegate keygen  print a new secp256k1 key pair as JSON
   circlegate call    --url ws://HOST/TENANT_PK [--key PRIVATE_HEX] [--b64 NAME=FILE] METHOD [JSON_PARAMS | @FILE]
   circlegate subscribe --url ws://HOST/TENANT_PK --key PRIVATE_HEX [--since ID:SEQ ...] CONTEXT_ID...
@@ -36,6 +39,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "serve":
 		return runServe(ctx, rest, stdout, stderr)
+	case "worker":
+		return runWorker(ctx, rest, stdout, stderr)
 	case "keygen":
 		return runKeygen(rest, stdout, stderr)
 	case "call":

@@ -103,7 +103,7 @@ func (r *Redis) appendPublish(args []any, tenant, contextID string, evs []Event)
 	if len(evs) == 0 {
 		return append(args, "", "")
 	}
-	return append(args, RedisEventChannel(r.prefix, contextID), EncodeEventMessage(tenant, evs))
+	return append(args, RedisEventChannel(r.prefix, tenant, contextID), EncodeEventMessage(tenant, evs))
 }
 
 func appendWriteArgs(args []any, ws []Write) []any {

@@ -73,7 +73,7 @@ func (c RedisConfig) Validate() error {
 //	P:t:{tT}:use:<app>   set: the contexts of an app, for DeleteApp's check
 //	P:t:{tT}:r:<kind>    hash: record id -> value
 //	P:t:{tT}:ri:<kind>   sorted set: the record ids, scores 0
-//	P:ev:{C}         pub/sub channel of the context's events (EncodeEventMessage)
+//	P:ev:{C}:T       pub/sub channel of the context's events (EncodeEventMessage)
 //
 // Steps that span a context and its tenant's index (create and delete a context,
 // delete an app) are ordered so that a crash between them leaves nothing a reader
@@ -165,8 +165,11 @@ func (r *Redis) ctxKeys(id string) ctxKeys {
 func (r *Redis) tenantBase(tenant string) string { return r.prefix + ":t:{t" + tenant + "}:" }
 
 // RedisEventChannel is the pub/sub channel on which the Redis backend with key prefix
-// prefix publishes the events of a context (EncodeEventMessage).
-func RedisEventChannel(prefix, contextID string) string { return prefix + ":ev:{" + contextID + "}" }
+// prefix publishes the events of a tenant's context (EncodeEventMessage). It names
+// the tenant too, so that a node's subscription to it is one topic of its broker.
+func RedisEventChannel(prefix, tenant, contextID string) string {
+	return prefix + ":ev:{" + contextID + "}:" + tenant
+}
 
 // validID reports whether an id can be part of a key: the braces of a hash tag would
 // let one context's keys reach another's.
@@ -245,3 +248,34 @@ func (r *Redis) Prefix() string { return r.prefix }
 // publishes them (on RedisEventChannel), in the same script: a fleet's event bus need
 // not publish them again.
 func (r *Redis) PublishesEvents() bool { return true }
+
+// EachContext calls fn for every context of every tenant (in no set order): a SCAN
+// over the heads, on every master of a cluster. It is how `circlegate verify --redis`
+// walks a fleet.
+func (r *Redis) EachContext(ctx context.Context, fn func(Context) error) error {
+	if err := r.enter(ctx); err != nil {
+		return err
+	}
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		it := c.Scan(ctx, 0, r.prefix+":c:{*}:h", 1000).Iterator()
+		for it.Next(ctx) {
+			key := it.Val()
+			id := key[len(r.prefix)+4 : len(key)-3] // P:c:{id}:h
+			h, err := r.readHead(ctx, id)
+			if errs.Is(err, errs.NotFound) {
+				continue // deleted meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			if err := fn(h.Context); err != nil {
+				return err
+			}
+		}
+		return redisx.Err(it.Err(), "scan contexts")
+	}
+	if cc, ok := r.rdb.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	}
+	return scan(ctx, r.rdb)
+}

@@ -82,7 +82,7 @@ func TestRedisPublishesCommits(t *testing.T) {
 	g := storetest.GenesisTx("ctx1", time.Now(), nil, "ContextCreated")
 	c := storetest.NewContext("tenant", app.ID, "ctx1", g)
 	prefix := s.Prefix()
-	sub := rdb.Subscribe(ctx, store.RedisEventChannel(prefix, "ctx1"))
+	sub := rdb.Subscribe(ctx, store.RedisEventChannel(prefix, "tenant", "ctx1"))
 	defer sub.Close()
 	if _, err := sub.Receive(ctx); err != nil { // the subscription confirmation
 		t.Fatal(err)
@@ -134,4 +134,40 @@ func FuzzDecodeEventMessage(f *testing.F) {
 			t.Fatalf("re-encoded message does not decode: %v", err)
 		}
 	})
+}
+
+// TestRedisEachContext: EachContext visits every context of the prefix once (not
+// those of another prefix on the same Redis), and each verifies.
+func TestRedisEachContext(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	ctx := context.Background()
+	var stores []*store.Redis
+	for range 2 {
+		s, _ := openRedis(t, srv, store.HistoryConfig{})
+		stores = append(stores, s)
+		app, _, err := s.PutApp(ctx, store.App{Tenant: "t"}, []byte("app"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			id := fmt.Sprintf("c%d", i)
+			g := storetest.GenesisTx(id, time.Now(), nil)
+			c := storetest.NewContext("t", app.ID, id, g)
+			if err := s.CreateContext(ctx, c, g); err != nil {
+				t.Fatal(err)
+			}
+			tx := storetest.NextTx(c, time.Now(), []store.Write{storetest.Set("k", "v")})
+			if err := s.Commit(ctx, store.Commit{Tenant: "t", ContextID: id, ExpectedSeq: 0, Tx: tx}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	seen := map[string]int{}
+	err := stores[0].EachContext(ctx, func(c store.Context) error {
+		seen[c.ID]++
+		return store.VerifyContext(ctx, stores[0], c)
+	})
+	if err != nil || len(seen) != 3 || seen["c0"] != 1 || seen["c1"] != 1 || seen["c2"] != 1 {
+		t.Fatalf("EachContext saw %v, err %v; want c0, c1, c2 once each", seen, err)
+	}
 }

@@ -59,6 +59,15 @@ func Open(ctx context.Context, url string, poolSize int) (redis.UniversalClient,
 	return c, nil
 }
 
+// CheckURL reports whether url is a URL Open accepts, without connecting.
+func CheckURL(url string) error {
+	base, _, err := splitSeeds(url)
+	if err == nil {
+		_, err = redis.ParseURL(base)
+	}
+	return err
+}
+
 // splitSeeds takes the addr query parameters (extra cluster seeds) out of url.
 func splitSeeds(url string) (string, []string, error) {
 	base, query, ok := strings.Cut(url, "?")
