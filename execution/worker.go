@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -11,8 +12,18 @@ import (
 	"github.com/circlegate/circlegate/store"
 )
 
-// maxStaleRetries bounds how often a job re-executes after losing a commit race.
-const maxStaleRetries = 8
+// maxStaleRetries bounds how often a job re-executes after losing a commit race; the
+// job's deadline bounds it too. Between tries it waits a random while that grows with
+// each loss (staleBackoff), so that two workers of a fleet contending for one context
+// take turns instead of one of them losing every race.
+const maxStaleRetries = 64
+
+// staleBackoff returns the wait before retry n (0-based) of a job that lost a commit
+// race: random in [0, min(1ms<<n, 20ms)).
+func staleBackoff(n int) time.Duration {
+	ceil := min(time.Millisecond<<min(n, 5), 20*time.Millisecond)
+	return time.Duration(rand.Int64N(int64(ceil)))
+}
 
 // handle runs a batch from the queue in rounds: round k holds the k-th job of every
 // context in the batch. A round's jobs execute concurrently, then commit together in
@@ -149,13 +160,25 @@ func (s *Service) runJob(ctx context.Context, job *Job) Outcome {
 			s.publishStored(ctx, job.Tenant, p.events)
 			return Outcome{Result: p.result}
 		}
-		if !errors.Is(err, store.ErrStale) || attempt >= maxStaleRetries {
+		if !errors.Is(err, store.ErrStale) || attempt >= maxStaleRetries || !sleepCtx(ctx, staleBackoff(attempt)) {
 			if errors.Is(err, store.ErrStale) {
 				err = errs.Wrap(errs.Overloaded, err, "context %s is too contended, try again", job.ContextID)
 			}
 			return Outcome{Err: err}
 		}
 		s.metrics.staleRetries.Inc()
+	}
+}
+
+// sleepCtx waits d, and reports false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

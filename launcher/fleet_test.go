@@ -27,13 +27,20 @@ func TestFleetMode(t *testing.T) {
 		t.Skip("this process runs in fleet mode already")
 	}
 	srv := redistest.Start(t, redistest.Options{})
-	cmd := exec.Command(os.Args[0], "-test.run=^("+strings.Join(fleetModeTests, "|")+")$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), fleetEnv+"="+srv.URL())
+	runFleetMode(t, srv.URL(), fleetModeTests)
+}
+
+// runFleetMode runs tests in a child process whose gateways are fleet nodes on the
+// Redis at url, and fails unless each of them passed.
+func runFleetMode(t *testing.T, url string, tests []string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^("+strings.Join(tests, "|")+")$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), fleetEnv+"="+url)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("fleet mode: %v\n%s", err, out)
 	}
-	for _, name := range fleetModeTests {
+	for _, name := range tests {
 		if !strings.Contains(string(out), "--- PASS: "+name+" ") {
 			t.Errorf("fleet mode: %s did not pass\n%s", name, out)
 		}

@@ -106,7 +106,9 @@ func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request) {
 	if len(ids) > 0 {
 		res, err := rpc.Subscribe(st.ctx, h.svc, st.subs, t.PubKey, rpc.CallerOf(pr), ids, since)
 		if err == nil {
-			err = st.writeResult("subscribed", res)
+			// The feeds may have queued replayed events already; "subscribed" goes
+			// before them (nothing of the queue is written before run).
+			err = st.writeResultFirst("subscribed", res)
 		}
 		if err != nil {
 			st.close(DisconnectWriteError)
@@ -199,6 +201,23 @@ func (st *stream) push(rec []byte) bool {
 }
 
 // writeResult queues a record that reports a subscription change made at open.
+// writeResultFirst is writeResult for a stream whose writer has not started: the
+// record goes ahead of everything queued.
+func (st *stream) writeResultFirst(kind string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	rec := []byte("event: " + kind + "\ndata: " + string(data) + "\n\n")
+	st.mu.Lock()
+	if !st.closed {
+		st.queue = append([][]byte{rec}, st.queue...)
+		st.queued += len(rec)
+	}
+	st.mu.Unlock()
+	return nil
+}
+
 func (st *stream) writeResult(kind string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
