@@ -37,8 +37,30 @@ type Hooks struct {
 
 type topicKey struct{ tenant, contextID string }
 
+// topic is one context's subscribers on this node. Dispatch reads an immutable
+// snapshot; a change marks it stale, and the next dispatch rebuilds it once, so a
+// burst of many unsubscribes costs one copy, not one each.
 type topic struct {
-	sinks atomic.Pointer[[]Sink] // copy on write
+	members  map[Sink]struct{} // under Broker.mu
+	snapshot atomic.Pointer[[]Sink]
+}
+
+// sinks returns the current subscribers.
+func (b *Broker) sinks(t *topic) []Sink {
+	if p := t.snapshot.Load(); p != nil {
+		return *p
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p := t.snapshot.Load(); p != nil {
+		return *p
+	}
+	list := make([]Sink, 0, len(t.members))
+	for s := range t.members {
+		list = append(list, s)
+	}
+	t.snapshot.Store(&list)
+	return list
 }
 
 type batch struct {
@@ -72,18 +94,14 @@ func (b *Broker) Subscribe(tenant, contextID string, sink Sink) (cancel func()) 
 	}
 	t := b.topics[k]
 	if t == nil {
-		t = &topic{}
-		t.sinks.Store(&[]Sink{})
+		t = &topic{members: make(map[Sink]struct{})}
 		b.topics[k] = t
 		if b.hooks.First != nil {
 			b.hooks.First(tenant, contextID)
 		}
 	}
-	old := *t.sinks.Load()
-	next := make([]Sink, len(old), len(old)+1)
-	copy(next, old)
-	next = append(next, sink)
-	t.sinks.Store(&next)
+	t.members[sink] = struct{}{}
+	t.snapshot.Store(nil)
 	var once sync.Once
 	return func() { once.Do(func() { b.unsubscribe(k, t, sink) }) }
 }
@@ -91,15 +109,12 @@ func (b *Broker) Subscribe(tenant, contextID string, sink Sink) (cancel func()) 
 func (b *Broker) unsubscribe(k topicKey, t *topic, sink Sink) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	old := *t.sinks.Load()
-	next := make([]Sink, 0, len(old))
-	for _, s := range old {
-		if s != sink {
-			next = append(next, s)
-		}
+	if _, ok := t.members[sink]; !ok {
+		return
 	}
-	t.sinks.Store(&next)
-	if len(next) == 0 && b.topics[k] == t {
+	delete(t.members, sink)
+	t.snapshot.Store(nil)
+	if len(t.members) == 0 && b.topics[k] == t {
 		delete(b.topics, k)
 		if b.hooks.Last != nil {
 			b.hooks.Last(k.tenant, k.contextID)
@@ -157,7 +172,7 @@ func (b *Broker) dispatch(ch chan batch) {
 			if t == nil {
 				continue
 			}
-			sinks := *t.sinks.Load()
+			sinks := b.sinks(t)
 			if len(sinks) == 0 {
 				continue
 			}

@@ -75,6 +75,32 @@ func (s *Service) Mutate(ctx context.Context, tenant string, c Caller, id, metho
 	return s.submit(ctx, job)
 }
 
+// MutateOnce applies a call once per idempotency key (required) for callers that
+// must tell a first application from a replay, such as webhook deliveries: replayed
+// is true when the key had been applied before, and the result is then the first
+// call's. The same key with another call is -32007, as for Mutate. The key is looked
+// up where the job runs, not also before it is queued, since such a caller's keys are
+// nearly always new; a replay therefore takes a queue slot like any job.
+func (s *Service) MutateOnce(ctx context.Context, tenant string, c Caller, id, method string, args json.RawMessage, idemKey string) (res json.RawMessage, replayed bool, err error) {
+	if idemKey == "" {
+		return nil, false, errs.Param("idempotencyKey", "is required")
+	}
+	if _, err := s.context(ctx, tenant, c, id, roleMember); err != nil {
+		return nil, false, err
+	}
+	if err := checkMethod(method); err != nil {
+		return nil, false, err
+	}
+	if len(idemKey) > 256 {
+		return nil, false, errs.Param("idempotencyKey", "at most 256 bytes")
+	}
+	job := s.newJob(JobMutate, tenant, c, id, method, args)
+	job.IdempotencyKey = idemKey
+	res, err = s.submit(ctx, job)
+	// A job that ran returns its own id first (MutateResult); a replay the first job's.
+	return res, err == nil && !bytes.HasPrefix(res, []byte(`{"jobId":"`+job.ID+`"`)), err
+}
+
 // PlayResult is what play returns: the output and, when it ran on a context and
 // changed it, the tx.
 type PlayResult = MutateResult

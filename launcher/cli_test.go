@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -68,7 +69,13 @@ func writeFile(t *testing.T, name, body string) string {
 	return p
 }
 
+// hookTOML is a [[tenants.webhook_secrets]] entry with the given secret lines.
+func hookTOML(provider, name, secretLines string) string {
+	return fmt.Sprintf("[[tenants.webhook_secrets]]\nprovider = %q\nname = %q\n%s\n", provider, name, secretLines)
+}
+
 func TestCheckConfig(t *testing.T) {
+	t.Setenv("CG_TEST_HOOK_SECRET", "hook secret value not base64!")
 	k := testutil.NewKey(t)
 	tenantTOML := "[[tenants]]\npubkey = \"" + k.Pub + "\"\n"
 	for _, tc := range []struct {
@@ -97,6 +104,17 @@ func TestCheckConfig(t *testing.T) {
 		{"bad redis prefix", "[redis]\nurl = \"redis://127.0.0.1:1\"\nprefix = \"a{b}\"\n" + tenantTOML, 2, "redis.prefix"},
 		{"bad visibility timeout", "[redis]\nurl = \"redis://127.0.0.1:1\"\n[redis.queue]\nvisibility_timeout = \"1ms\"\n" + tenantTOML, 2, "redis.queue.visibility_timeout"},
 		{"bad max attempts", "[redis]\nurl = \"redis://127.0.0.1:1\"\n[redis.queue]\nmax_attempts = -1\n" + tenantTOML, 2, "redis.queue.max_attempts"},
+		{"bad webhook body limit", "[webhooks]\nmax_body_bytes = 10\n" + tenantTOML, 2, "webhooks.max_body_bytes: must be at least 1024"},
+		{"bad stripe tolerance", "[webhooks.stripe]\ntolerance = \"-1s\"\n" + tenantTOML, 2, "webhooks.stripe.tolerance"},
+		{"webhook secret", tenantTOML + hookTOML("stripe", "", "secret = \"whsec_abc\""), 0, "config ok"},
+		{"webhook secret from env", tenantTOML + hookTOML("idenfy", "", "secret_env = \"CG_TEST_HOOK_SECRET\""), 0, "config ok"},
+		{"webhook provider", tenantTOML + hookTOML("paypal", "", "secret = \"x\""), 2, "tenants[0].webhook_secrets[0].provider: must be stripe, idenfy or standard"},
+		{"webhook name", tenantTOML + hookTOML("standard", "", "secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\""), 2, "tenants[0].webhook_secrets[0].name: is required"},
+		{"webhook standard secret", tenantTOML + hookTOML("standard", "a", "secret = \"not-base64!\""), 2, "tenants[0].webhook_secrets[0].secret: must be whsec_"},
+		{"webhook secret and env", tenantTOML + hookTOML("stripe", "", "secret = \"a\"\nsecret_env = \"CG_TEST_HOOK_SECRET\""), 2, "webhook_secrets[0].secret: set secret or secret_env, not both"},
+		{"webhook env unset", tenantTOML + hookTOML("stripe", "", "secret_env = \"CG_TEST_HOOK_UNSET\""), 2, "webhook_secrets[0].secret_env: environment variable CG_TEST_HOOK_UNSET is not set"},
+		{"webhook env value bad", tenantTOML + hookTOML("standard", "a", "secret_env = \"CG_TEST_HOOK_SECRET\""), 2, "webhook_secrets[0].secret_env: must be whsec_"},
+		{"webhook unknown key", tenantTOML + hookTOML("stripe", "", "secrt = \"a\""), 2, "tenants.webhook_secrets.secrt: unknown key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeFile(t, "circlegate.toml", tc.body)
@@ -106,6 +124,9 @@ func TestCheckConfig(t *testing.T) {
 			}
 			if tc.code != 0 && !strings.Contains(errOut, path) {
 				t.Fatalf("error does not name the file: %q", errOut)
+			}
+			if strings.Contains(out+errOut, "hook secret value") || strings.Contains(out+errOut, "not-base64!") {
+				t.Fatalf("the output holds a secret: %q", errOut)
 			}
 		})
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/circlegate/circlegate/rpc"
 	"github.com/circlegate/circlegate/store"
 	"github.com/circlegate/circlegate/tenant"
+	"github.com/circlegate/circlegate/webhooks"
 	"github.com/circlegate/circlegate/ws"
 )
 
@@ -40,6 +41,7 @@ type Config struct {
 	Execution execution.Config  `toml:"execution"`
 	Store     StoreConfig       `toml:"store"`
 	Redis     RedisConfig       `toml:"redis"`
+	Webhooks  webhooks.Config   `toml:"webhooks"`
 	Tenants   []TenantConfig    `toml:"tenants"`
 
 	file string // where the config came from, for error messages
@@ -100,6 +102,62 @@ type TenantConfig struct {
 	Name string `toml:"name"`
 	// Admins are keys that act as owner of this tenant; none by default.
 	Admins []string `toml:"admins"`
+	// WebhookSecrets are webhook signing secrets of this tenant
+	// ([[tenants.webhook_secrets]]), beside those added with webhook.secret.add; none
+	// by default.
+	WebhookSecrets []WebhookSecretConfig `toml:"webhook_secrets"`
+}
+
+// WebhookSecretConfig is one [[tenants.webhook_secrets]] entry. Exactly one of Secret
+// and SecretEnv is set.
+type WebhookSecretConfig struct {
+	// Provider is stripe, idenfy or standard.
+	Provider string `toml:"provider"`
+	// Name is the endpoint name of a standard secret (/webhooks/standard/<pk>/<name>);
+	// empty for stripe and idenfy.
+	Name string `toml:"name"`
+	// Secret is the signing secret itself.
+	Secret string `toml:"secret"`
+	// SecretEnv names an environment variable that holds the secret, read at start.
+	SecretEnv string `toml:"secret_env"`
+}
+
+// value returns the secret, read from the environment when SecretEnv is set.
+func (w WebhookSecretConfig) value() (string, error) {
+	switch {
+	case w.Secret != "" && w.SecretEnv != "":
+		return "", errs.Param("secret", "set secret or secret_env, not both")
+	case w.SecretEnv != "":
+		v, ok := os.LookupEnv(w.SecretEnv)
+		if !ok || v == "" {
+			return "", errs.Param("secret_env", "environment variable %s is not set", w.SecretEnv)
+		}
+		return v, nil
+	case w.Secret == "":
+		return "", errs.Param("secret", "set secret or secret_env")
+	}
+	return w.Secret, nil
+}
+
+// check validates the entry; the error names the key (provider, name, secret or
+// secret_env) and never holds the secret.
+func (w WebhookSecretConfig) check() error {
+	p, err := webhooks.ParseProvider(w.Provider)
+	if err != nil {
+		return err
+	}
+	v, err := w.value()
+	if err != nil {
+		return err
+	}
+	if err := webhooks.CheckSecret(p, w.Name, v); err != nil {
+		var e *errs.Error
+		if errors.As(err, &e) && e.Param == "secret" && w.SecretEnv != "" {
+			return errs.Param("secret_env", "%s", e.Reason())
+		}
+		return err
+	}
+	return nil
 }
 
 func (c *Config) setDefaults() {
@@ -195,6 +253,7 @@ func (c *Config) validateShared() error {
 		{"rpc", c.RPC.WithDefaults().Validate()},
 		{"sessions", c.Sessions.WithDefaults().Validate()},
 		{"execution", c.Execution.WithDefaults().Validate()},
+		{"webhooks", c.Webhooks.WithDefaults().Validate()},
 	}
 	for _, s := range sections {
 		if s.err != nil {
@@ -252,6 +311,11 @@ func (c *Config) validateTenants() error {
 		for j, a := range t.Admins {
 			if _, err := tenant.NormalizePubKey(a); err != nil {
 				return fail(fmt.Sprintf("tenants[%d].admins[%d]", i, j), reasonOf(err))
+			}
+		}
+		for j, w := range t.WebhookSecrets {
+			if err := w.check(); err != nil {
+				return fail(fmt.Sprintf("tenants[%d].webhook_secrets[%d].%s", i, j, paramOf(err)), reasonOf(err))
 			}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -294,6 +295,20 @@ func TestSlowSubscriber(t *testing.T) {
 	}
 	subscribe(t, slow, []string{f.ctx.ContextID}, nil)
 	subscribe(t, f.member, []string{f.ctx.ContextID}, nil)
+	// The member reads as events come.
+	var received atomic.Int64
+	go func() {
+		for {
+			select {
+			case n := <-f.member.Notifications():
+				if _, ok, _ := client.ParseEvent(n); ok {
+					received.Add(1)
+				}
+			case <-f.member.Done():
+				return
+			}
+		}
+	}()
 	// The slow client reads nothing more: its notification buffer of 1 fills and its
 	// reader blocks. Each comment event carries a 10 KB body.
 	var tx txResult
@@ -330,9 +345,13 @@ func TestSlowSubscriber(t *testing.T) {
 		}
 	default:
 	}
-	for range 2 + 2*(comments+1) {
-		nextEvent(t, f.member)
-	}
+	want := int64(2 + 2*(comments+1)) // the post and each comment: StateMutation and the app's event
+	testutil.CheckFor(t, 10*time.Second, func() error {
+		if got := received.Load(); got != want {
+			return fmt.Errorf("the reading subscriber received %d events, want %d", got, want)
+		}
+		return nil
+	})
 	var who struct{ Role string }
 	if err := f.member.Call(ctxT(t), "whoami", nil, &who); err != nil {
 		t.Fatalf("the fast subscriber's session suffered: %v", err)
@@ -516,5 +535,72 @@ func TestSubscribeCLI(t *testing.T) {
 	code, _, stderr := runMain(context.Background(), "subscribe", "--url", f.wsURL(f.A.Pub), "--key", hex.EncodeToString(f.guestKey.Priv.Serialize()), f.ctx.ContextID)
 	if code != 1 || !strings.Contains(stderr, "-32003") {
 		t.Errorf("subscribe to a forbidden context = %d %q, want 1 and the refusal", code, stderr)
+	}
+}
+
+// TestWatchResumesAcrossRestart: the Go client's Watch redials a gateway that went
+// away and resumes after the last event it delivered: across the restart it delivers
+// every event once, in order.
+func TestWatchResumesAcrossRestart(t *testing.T) {
+	data := t.TempDir()
+	f := startForum(t, false, func(c *Config) { c.Data = data })
+	addr := f.g.Addr()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := client.Watch(ctx, client.WatchConfig{URL: f.wsURL(f.A.Pub), Key: f.memberKey.Priv,
+		ContextIDs: []string{f.ctx.ContextID}, MaxBackoff: 200 * time.Millisecond})
+	defer w.Stop()
+	testutil.CheckFor(t, 10*time.Second, func() error {
+		if n := f.g.Hub.Len(); n < 3 {
+			return fmt.Errorf("%d sessions, waiting for the watcher's", n)
+		}
+		return nil
+	})
+	time.Sleep(100 * time.Millisecond) // let it subscribe
+	var seqs []uint64
+	next := func() client.Event {
+		t.Helper()
+		select {
+		case ev, ok := <-w.Events():
+			if !ok {
+				t.Fatalf("watcher stopped: %v", w.Err())
+			}
+			seqs = append(seqs, ev.Seq)
+			return ev
+		case <-time.After(15 * time.Second):
+			t.Fatalf("no event from the watcher; got %v", seqs)
+		}
+		return client.Event{}
+	}
+	f.post(t, f.owner, "before")
+	next()
+	next()
+	shutdown(t, f.g)
+
+	// The same data on the same address, and two posts the watcher has not seen yet
+	// before it gets back in.
+	g2 := startEnv(t, func(c *Config) {
+		c.Data, c.Listen = data, addr
+		c.Tenants = []TenantConfig{{PubKey: f.A.Pub}}
+	})
+	owner, _ := g2.login(f.A.Pub, f.A)
+	for _, title := range []string{"during", "after"} {
+		if err := owner.Call(ctxT(t), "mutate", map[string]any{"contextId": f.ctx.ContextID, "method": "create_post",
+			"args": map[string]any{"title": title, "body": "b"}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 4 {
+		next()
+	}
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] != seqs[i-1]+1 {
+			t.Fatalf("watcher delivered seqs %v across a restart, want consecutive", seqs)
+		}
+	}
+	select {
+	case ev := <-w.Events():
+		t.Fatalf("unexpected extra event %+v after %v", ev, seqs)
+	case <-time.After(200 * time.Millisecond):
 	}
 }

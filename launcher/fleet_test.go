@@ -11,11 +11,12 @@ import (
 )
 
 // fleetModeTests are the tests TestFleetMode runs again with every gateway a fleet
-// node: applications, contexts, roles, idempotency, events and job records.
+// node: applications, contexts, roles, idempotency, events, job records and webhooks.
 var fleetModeTests = []string{
 	"TestCounterLifecycle", "TestRolesPerContext", "TestTenantIsolation", "TestIdempotency",
 	"TestForumAndWATApps", "TestJobGet", "TestEventsOverWebSocket", "TestRemovedMemberLosesSubscription",
 	"TestSubscribeRefusals", "TestResume", "TestSSE",
+	"TestWebhookStripe", "TestWebhookConcurrentDuplicates", "TestWebhookIdenfyAndStandard", "TestLedgerRecord",
 }
 
 // TestFleetMode: the embedded mode and the fleet mode behave the same. It runs the

@@ -19,6 +19,7 @@ import (
 	"github.com/circlegate/circlegate/rpc"
 	"github.com/circlegate/circlegate/store"
 	"github.com/circlegate/circlegate/tenant"
+	"github.com/circlegate/circlegate/webhooks"
 	"github.com/circlegate/circlegate/ws"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -38,6 +39,7 @@ type Gateway struct {
 	Queue    execution.Queue
 	Service  *execution.Service
 	Bus      events.Bus
+	Webhooks *webhooks.Service
 
 	backends *backends
 	ln       net.Listener
@@ -80,6 +82,29 @@ func (g *Gateway) openExecution() error {
 	g.Store, g.Engine, g.Queue, g.Bus = b.Store, b.Engine, b.Queue, b.Bus
 	g.Service, err = execution.NewService(g.cfg.Execution, g.Store, g.Engine, g.Queue, g.Bus, g.log, g.Metrics)
 	return err
+}
+
+// openWebhooks starts the webhook service with the secrets of the config file and
+// registers the owner's webhook.* methods.
+func (g *Gateway) openWebhooks() error {
+	var err error
+	if g.Webhooks, err = webhooks.NewService(g.cfg.Webhooks, g.Registry, g.Store, g.Service, g.log.With("component", "webhooks"), g.Metrics); err != nil {
+		return err
+	}
+	for i, t := range g.cfg.Tenants {
+		pk, _ := tenant.NormalizePubKey(t.PubKey) // checked by Validate
+		for j, w := range t.WebhookSecrets {
+			v, err := w.value()
+			if err == nil {
+				err = g.Webhooks.AddConfigSecret(pk, webhooks.Provider(w.Provider), w.Name, v)
+			}
+			if err != nil {
+				return fmt.Errorf("tenants[%d].webhook_secrets[%d]: %s", i, j, reasonOf(err))
+			}
+		}
+	}
+	webhooks.RegisterMethods(g.RPC, g.Webhooks)
+	return nil
 }
 
 func (g *Gateway) startWorkers() {
@@ -141,6 +166,9 @@ func (g *Gateway) wire() error {
 	rpc.RegisterAuth(g.RPC, g.Auth, circlegate.OpenRPC)
 	rpc.RegisterApps(g.RPC, g.Service)
 	rpc.RegisterEvents(g.RPC, g.Service)
+	if err := g.openWebhooks(); err != nil {
+		return err
+	}
 	if g.Hub, err = ws.NewHub(cfg.Sessions, g.RPC, g.Auth, g.log, g.Metrics); err != nil {
 		return err
 	}
@@ -148,7 +176,7 @@ func (g *Gateway) wire() error {
 	sc := g.Hub.Config()
 	httpRPC := &rpc.HTTP{Server: g.RPC, Auth: g.Auth, MaxBodyBytes: sc.MaxMessageBytes, OwnerMaxBodyBytes: sc.OwnerMaxMessageBytes}
 	g.http = &http.Server{
-		Handler:           newRouter(g.Registry, g.Hub, httpRPC, g.Metrics),
+		Handler:           newRouter(g.Registry, g.Hub, httpRPC, &webhooks.Handler{Service: g.Webhooks}, g.Metrics),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),

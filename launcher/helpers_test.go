@@ -39,6 +39,12 @@ type env struct {
 // startEnv starts a gateway on port 0 in a temp dir; mutate adjusts the config.
 func startEnv(t *testing.T, mutate ...func(*Config)) *env {
 	t.Helper()
+	return startEnvLog(t, nil, mutate...)
+}
+
+// startEnvLog is startEnv with the gateway's log, at debug level, going to logw.
+func startEnvLog(t *testing.T, logw io.Writer, mutate ...func(*Config)) *env {
+	t.Helper()
 	e := &env{t: t, A: testutil.NewKey(t), B: testutil.NewKey(t), AdminA: testutil.NewKey(t)}
 	cfg := &Config{
 		Listen:    "127.0.0.1:0",
@@ -59,6 +65,9 @@ func startEnv(t *testing.T, mutate ...func(*Config)) *env {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if logw != nil {
+		log = slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	g, err := Start(cfg, log)
 	if err != nil {

@@ -6,13 +6,14 @@ import (
 	"github.com/circlegate/circlegate/errs"
 	"github.com/circlegate/circlegate/rpc"
 	"github.com/circlegate/circlegate/tenant"
+	"github.com/circlegate/circlegate/webhooks"
 	"github.com/circlegate/circlegate/ws"
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-func newRouter(reg *tenant.Registry, hub *ws.Hub, httpRPC *rpc.HTTP, metrics *prometheus.Registry) http.Handler {
+func newRouter(reg *tenant.Registry, hub *ws.Hub, httpRPC *rpc.HTTP, wh *webhooks.Handler, metrics *prometheus.Registry) http.Handler {
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		rpc.WriteHTTPError(w, errs.E(errs.NotFound, "not found"))
@@ -27,6 +28,16 @@ func newRouter(reg *tenant.Registry, hub *ws.Hub, httpRPC *rpc.HTTP, metrics *pr
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	}).Methods(http.MethodGet)
 	r.Handle("/metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	// Webhooks, before /{tenant}: "webhooks" is not a tenant key. The service answers
+	// an unknown tenant with 404 itself, and logs the delivery of a known one.
+	r.HandleFunc("/webhooks/{provider:stripe|idenfy}/{tenant}", func(w http.ResponseWriter, r *http.Request) {
+		v := mux.Vars(r)
+		wh.Serve(w, r, webhooks.Provider(v["provider"]), v["tenant"], "")
+	}).Methods(http.MethodPost)
+	r.HandleFunc("/webhooks/standard/{tenant}/{name}", func(w http.ResponseWriter, r *http.Request) {
+		v := mux.Vars(r)
+		wh.Serve(w, r, webhooks.Standard, v["tenant"], v["name"])
+	}).Methods(http.MethodPost)
 
 	t := r.PathPrefix("/{tenant}").Subrouter()
 	t.Use(tenantMiddleware(reg))

@@ -3,6 +3,7 @@ package ws
 import (
 	"context"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -33,6 +34,8 @@ type Hub struct {
 	wg     sync.WaitGroup
 	tasks  chan func() // to the serve workers; unbuffered
 
+	flushers []*flusher // event write sweeps (flush.go)
+
 	mu        sync.Mutex
 	sessions  map[uint64]*session
 	streams   map[string]*stream
@@ -62,6 +65,10 @@ func NewHub(cfg Config, srv *rpc.Server, auth *tenant.Auth, log *slog.Logger, re
 		sessions: make(map[uint64]*session), streams: make(map[string]*stream), perTenant: make(map[string]int),
 	}
 	h.upgrade = h.upgrader()
+	h.flushers = newFlushers(runtime.GOMAXPROCS(0), max(cfg.EventWriteInterval, 0))
+	for _, f := range h.flushers {
+		go f.run(root)
+	}
 	h.tasks = make(chan func())
 	for range cfg.ServeWorkers {
 		go func() {

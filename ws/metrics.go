@@ -10,6 +10,7 @@ type metrics struct {
 	disconnects *prometheus.CounterVec
 	received    prometheus.Counter
 	sent        prometheus.Counter
+	writes      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -40,7 +41,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		sent: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "circlegate", Subsystem: "ws", Name: "messages_sent_total",
-			Help: "WebSocket messages sent.",
+			Help: "WebSocket messages and SSE records sent.",
+		}),
+		writes: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "circlegate", Subsystem: "ws", Name: "writes_total",
+			Help: "Batches written to WebSocket sessions and SSE streams (one system call each on plain TCP); messages_sent_total / writes_total is the batching factor.",
 		}),
 	}
 	for _, d := range AllDisconnects {
@@ -50,7 +55,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.refused.WithLabelValues(r)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.sessions, m.streams, m.connections, m.refused, m.disconnects, m.received, m.sent} {
+		for _, c := range []prometheus.Collector{m.sessions, m.streams, m.connections, m.refused, m.disconnects, m.received, m.sent, m.writes} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -19,22 +19,15 @@ import (
 type session struct {
 	id     uint64
 	hub    *Hub
-	conn   *websocket.Conn // reads; writes go to netConn directly (frame.go)
-	net    net.Conn
+	conn   *websocket.Conn // reads; writes go through out (frame.go)
+	out    outbox
 	peer   *rpc.Peer
 	ctx    context.Context
 	cancel context.CancelFunc
 	slots  chan struct{} // one per running request
 	subs   *events.Subscriptions
 
-	wmu sync.Mutex // held while writing to net
-
 	mu        sync.Mutex
-	queue     net.Buffers // whole frames, or header and payload
-	queued    int         // payload bytes in queue
-	writing   bool
-	urgent    bool          // a reply or control frame is queued: write it at once
-	wake      chan struct{} // wakes a writer waiting to batch events
 	closed    bool
 	reason    Disconnect
 	authTimer *time.Timer
@@ -44,22 +37,24 @@ type session struct {
 func (h *Hub) newSession(conn *websocket.Conn, peer *rpc.Peer) *session {
 	ctx, cancel := context.WithCancel(h.root)
 	s := &session{
-		id: h.nextID.Add(1), hub: h, conn: conn, net: conn.NetConn(), peer: peer,
+		id: h.nextID.Add(1), hub: h, conn: conn, peer: peer,
 		ctx: ctx, cancel: cancel,
 		slots: make(chan struct{}, h.cfg.MaxConcurrentRequests),
-		wake:  make(chan struct{}, 1),
 	}
+	s.out.init(h, s.id, conn.NetConn(), s.close)
 	peer.OnAuthenticated = func(*tenant.Principal) { s.stopAuthTimer() }
 	if h.bus != nil {
 		s.subs = events.NewSubscriptions(h.bus, h.history, peer.Tenant.PubKey, h.cfg.MaxSubscriptions, s.deliver)
 		peer.Subscriptions = s.subs
 	}
 	conn.SetPingHandler(func(data string) error {
-		s.enqueue(frame(opPong, []byte(data)), nil, true)
+		if start, _ := s.out.push(frame(opPong, []byte(data)), nil, true); start {
+			go s.out.write()
+		}
 		return nil
 	})
 	conn.SetCloseHandler(func(code int, text string) error {
-		s.writeControl(opClose, websocket.FormatCloseMessage(code, ""), time.Second, false)
+		_ = s.out.writeNow(frame(opClose, websocket.FormatCloseMessage(code, "")), time.Second, false)
 		return nil
 	})
 	return s
@@ -131,132 +126,22 @@ func (s *session) readMessage() ([]byte, error) {
 func (s *session) serve(msg []byte) {
 	defer func() { <-s.slots }()
 	if reply := s.hub.rpc.Handle(s.ctx, s.peer, msg); reply != nil {
-		if s.enqueue(appendHeader(make([]byte, 0, 10), opText, len(reply)), reply, true) {
-			s.write() // this goroutine becomes the writer: no hand-off for a reply
+		if start, _ := s.out.push(appendHeader(make([]byte, 0, 10), opText, len(reply)), reply, true); start {
+			s.out.write() // this goroutine becomes the writer: no hand-off for a reply
 		}
 	}
 }
 
-// deliver queues an event's frame (shared by every subscriber; never modified) and
-// starts a writer if none runs. It reports false once the session is closed, or when
-// it closes it as slow.
+// deliver queues an event's frame (shared by every subscriber; never modified) for
+// the next sweep of the session's flusher (flush.go), which comes at once when the
+// flusher has been idle for event_write_interval. It reports false once the session
+// is closed, or when it closes it as slow.
 func (s *session) deliver(m *events.Message) bool {
-	start, ok := s.push(m.Encode(eventFrame), nil, false)
+	start, ok := s.out.push(m.Encode(eventFrame), nil, false)
 	if start {
-		go s.write()
+		go s.out.write()
 	}
 	return ok
-}
-
-// enqueue queues a frame (a header and its payload, or a whole frame with a nil
-// payload) and reports whether the caller must become (or start) the writer. Urgent
-// frames (replies, control) are written at once; events may wait to be batched.
-func (s *session) enqueue(header, payload []byte, urgent bool) (startWriter bool) {
-	start, _ := s.push(header, payload, urgent)
-	return start
-}
-
-func (s *session) push(header, payload []byte, urgent bool) (startWriter, ok bool) {
-	n := len(header) + len(payload)
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return false, false
-	}
-	if s.queued+n > s.hub.cfg.OutboundQueueBytes {
-		s.mu.Unlock()
-		s.close(DisconnectSlow)
-		return false, false
-	}
-	s.queue = append(s.queue, header)
-	if payload != nil {
-		s.queue = append(s.queue, payload)
-	}
-	s.queued += n
-	if urgent && !s.urgent {
-		s.urgent = true
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
-	}
-	start := !s.writing
-	s.writing = true
-	s.mu.Unlock()
-	return start, true
-}
-
-// write drains the queue, then returns; whoever next finds no writer running
-// becomes the writer. When only events are queued it writes at most once per
-// event_write_interval, so a busy subscriber gets its events in batches of one
-// writev instead of one system call each.
-func (s *session) write() {
-	interval := s.hub.cfg.EventWriteInterval
-	var (
-		batch net.Buffers
-		last  time.Time
-		timer *time.Timer
-	)
-	for {
-		s.mu.Lock()
-		if s.closed || len(s.queue) == 0 {
-			s.writing = false
-			s.queue = nil
-			s.mu.Unlock()
-			return
-		}
-		if wait := interval - time.Since(last); !s.urgent && !last.IsZero() && wait > 0 {
-			s.mu.Unlock()
-			if timer == nil {
-				timer = time.NewTimer(wait)
-			} else {
-				timer.Reset(wait)
-			}
-			select {
-			case <-timer.C:
-			case <-s.wake:
-			case <-s.ctx.Done():
-			}
-			continue
-		}
-		batch, s.queue = s.queue, batch[:0]
-		frames := len(batch)
-		s.queued, s.urgent = 0, false
-		select {
-		case <-s.wake: // consumed by this write
-		default:
-		}
-		s.mu.Unlock()
-		all := batch
-		s.wmu.Lock()
-		_ = s.net.SetWriteDeadline(time.Now().Add(s.hub.cfg.WriteTimeout))
-		err := writeFrames(s.net, batch)
-		s.wmu.Unlock()
-		if err != nil {
-			s.close(DisconnectWriteError)
-			return
-		}
-		clear(all)
-		batch = all[:0]
-		last = time.Now()
-		s.hub.metrics.sent.Add(float64(frames))
-	}
-}
-
-// writeControl writes one control frame now, under the write lock; with try, only if
-// no write is in progress (a session closed as slow cannot take another frame).
-func (s *session) writeControl(op byte, payload []byte, timeout time.Duration, try bool) error {
-	if try {
-		if !s.wmu.TryLock() {
-			return nil
-		}
-	} else {
-		s.wmu.Lock()
-	}
-	defer s.wmu.Unlock()
-	_ = s.net.SetWriteDeadline(time.Now().Add(timeout))
-	_, err := s.net.Write(frame(op, payload))
-	return err
 }
 
 func (s *session) ping() {
@@ -266,7 +151,7 @@ func (s *session) ping() {
 	if closed {
 		return
 	}
-	if err := s.writeControl(opPing, nil, s.hub.cfg.WriteTimeout, false); err != nil {
+	if err := s.out.writeNow(frame(opPing, nil), s.hub.cfg.WriteTimeout, false); err != nil {
 		s.close(DisconnectWriteError)
 		return
 	}
@@ -300,7 +185,7 @@ func (s *session) close(d Disconnect) {
 		s.mu.Unlock()
 		return
 	}
-	s.closed, s.reason, s.queue = true, d, nil
+	s.closed, s.reason = true, d
 	if s.pingTimer != nil {
 		s.pingTimer.Stop()
 	}
@@ -308,8 +193,9 @@ func (s *session) close(d Disconnect) {
 		s.authTimer.Stop()
 	}
 	s.mu.Unlock()
+	s.out.shut()
 	if sendsFrame(d) {
-		_ = s.writeControl(opClose, websocket.FormatCloseMessage(d.Code, d.Reason), time.Second, true)
+		_ = s.out.writeNow(frame(opClose, websocket.FormatCloseMessage(d.Code, d.Reason)), time.Second, true)
 	}
 	_ = s.conn.Close()
 }

@@ -5,7 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -33,21 +33,22 @@ var sseRecord = events.NewEncoding(func(m *events.Message) []byte {
 	return append(b, "\n\n"...)
 })
 
-// stream is one open SSE connection.
+// stream is one open SSE connection. Its handler hijacks the connection and writes
+// the response head itself, so that records go through an outbox like a session's
+// frames (the stream ends when the connection closes: no chunking). The handler's
+// goroutine then only waits for the client to go.
 type stream struct {
 	id        string
 	hub       *Hub
 	principal *tenant.Principal
 	subs      *events.Subscriptions
-	ctx       context.Context
-	cancel    context.CancelFunc
+	conn      net.Conn
+	out       outbox
 
-	mu     sync.Mutex
-	queue  [][]byte
-	queued int
-	closed bool
-	reason Disconnect
-	wake   chan struct{}
+	mu        sync.Mutex
+	closed    bool
+	reason    Disconnect
+	pingTimer *time.Timer
 }
 
 // ServeSSE handles GET /<tenant>/sse. The token comes in Authorization: Bearer or
@@ -84,38 +85,50 @@ func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.release(t.PubKey)
-	st := h.newStream(pr)
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		rpc.WriteHTTPError(w, errs.E(errs.Internal, "cannot stream on this connection"))
+		return
+	}
+	defer conn.Close()
+	st := h.newStream(pr, conn)
 	if !h.addStream(st) {
-		rpc.WriteHTTPError(w, errs.E(errs.Overloaded, "server is shutting down"))
 		return
 	}
 	defer h.removeStream(st)
-
-	hd := w.Header()
-	hd.Set("Content-Type", "text/event-stream")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
 	connect, _ := json.Marshal(st.id)
-	hello := "retry: 1000\nevent: connect\ndata: " + string(connect) + "\n\n"
-	if _, err := io.WriteString(w, hello); err != nil || rc.Flush() != nil {
+	head := "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n" +
+		"X-Accel-Buffering: no\r\nConnection: close\r\n\r\n" +
+		"retry: 1000\nevent: connect\ndata: " + string(connect) + "\n\n"
+	if err := st.out.writeNow([]byte(head), h.cfg.WriteTimeout, false); err != nil {
 		st.close(DisconnectWriteError)
 		return
 	}
 	if len(ids) > 0 {
-		res, err := rpc.Subscribe(st.ctx, h.svc, st.subs, t.PubKey, rpc.CallerOf(pr), ids, since)
-		if err == nil {
-			// The feeds may have queued replayed events already; "subscribed" goes
-			// before them (nothing of the queue is written before run).
-			err = st.writeResultFirst("subscribed", res)
-		}
+		st.out.hold()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
+		res, err := rpc.Subscribe(ctx, h.svc, st.subs, t.PubKey, rpc.CallerOf(pr), ids, since)
+		cancel()
+		var rec []byte
 		if err != nil {
-			st.close(DisconnectWriteError)
-			return
+			rec = record("error", map[string]any{"error": rpc.ToWire(err)})
+		} else {
+			rec = record("subscribed", res)
 		}
+		st.out.releaseFront(rec) // ahead of the events the subscription replayed meanwhile
 	}
-	st.run(r.Context(), w, rc)
+	st.mu.Lock()
+	if !st.closed {
+		st.pingTimer = time.AfterFunc(h.cfg.PingInterval, st.ping)
+	}
+	st.mu.Unlock()
+	st.read()
+}
+
+// record is one SSE record of kind with v as its JSON data.
+func record(kind string, v any) []byte {
+	data, _ := json.Marshal(v)
+	return []byte("event: " + kind + "\ndata: " + string(data) + "\n\n")
 }
 
 // parseSince reads resume points "ID:SEQ"; Last-Event-ID's comes last and wins.
@@ -141,11 +154,11 @@ func parseSince(vals []string, lastEventID string) (map[string]uint64, error) {
 	return out, nil
 }
 
-func (h *Hub) newStream(pr *tenant.Principal) *stream {
+func (h *Hub) newStream(pr *tenant.Principal, conn net.Conn) *stream {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	ctx, cancel := context.WithCancel(h.root)
-	st := &stream{id: hex.EncodeToString(b[:]), hub: h, principal: pr, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1)}
+	st := &stream{id: hex.EncodeToString(b[:]), hub: h, principal: pr, conn: conn}
+	st.out.init(h, h.nextID.Add(1), conn, st.close)
 	st.subs = events.NewSubscriptions(h.bus, h.history, pr.Tenant.PubKey, h.cfg.MaxSubscriptions, st.deliver)
 	return st
 }
@@ -174,118 +187,58 @@ func (h *Hub) removeStream(st *stream) {
 	h.metrics.disconnects.WithLabelValues(reason.Reason).Inc()
 }
 
-// deliver queues an event record; past the outbound bound the stream ends as slow.
+// deliver queues an event record (shared by every stream) for the next sweep.
 func (st *stream) deliver(m *events.Message) bool {
-	return st.push(m.Encode(sseRecord))
+	start, ok := st.out.push(m.Encode(sseRecord), nil, false)
+	if start {
+		go st.out.write()
+	}
+	return ok
 }
 
-func (st *stream) push(rec []byte) bool {
-	st.mu.Lock()
-	if st.closed {
-		st.mu.Unlock()
-		return false
+// send writes a record now, ahead of batching.
+func (st *stream) send(rec []byte) {
+	if start, _ := st.out.push(rec, nil, true); start {
+		st.out.write()
 	}
-	if st.queued+len(rec) > st.hub.cfg.OutboundQueueBytes {
-		st.mu.Unlock()
-		st.close(DisconnectSlow)
-		return false
-	}
-	st.queue = append(st.queue, rec)
-	st.queued += len(rec)
-	st.mu.Unlock()
-	select {
-	case st.wake <- struct{}{}:
-	default:
-	}
-	return true
 }
 
-// writeResult queues a record that reports a subscription change made at open.
-// writeResultFirst is writeResult for a stream whose writer has not started: the
-// record goes ahead of everything queued.
-func (st *stream) writeResultFirst(kind string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	rec := []byte("event: " + kind + "\ndata: " + string(data) + "\n\n")
+// ping writes a comment line every ping_interval, which keeps proxies from closing an
+// idle stream and finds dead clients.
+func (st *stream) ping() {
+	st.send([]byte(": ping\n\n"))
 	st.mu.Lock()
 	if !st.closed {
-		st.queue = append([][]byte{rec}, st.queue...)
-		st.queued += len(rec)
+		st.pingTimer.Reset(st.hub.cfg.PingInterval)
 	}
 	st.mu.Unlock()
-	return nil
 }
 
-func (st *stream) writeResult(kind string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
+// read waits for the client to go: it sends nothing on an SSE stream, so whatever it
+// sends is discarded.
+func (st *stream) read() {
+	buf := make([]byte, 512)
+	for {
+		if _, err := st.conn.Read(buf); err != nil {
+			st.close(DisconnectConnectionLost)
+			return
+		}
 	}
-	st.push([]byte("event: " + kind + "\ndata: " + string(data) + "\n\n"))
-	return nil
 }
 
 func (st *stream) close(d Disconnect) {
 	st.mu.Lock()
-	if !st.closed {
-		st.closed, st.reason, st.queue = true, d, nil
+	if st.closed {
+		st.mu.Unlock()
+		return
+	}
+	st.closed, st.reason = true, d
+	if st.pingTimer != nil {
+		st.pingTimer.Stop()
 	}
 	st.mu.Unlock()
-	st.cancel()
-}
-
-// run is the stream's writer: it writes queued records, batched like a session's
-// events (at most once per event_write_interval), and a comment line as a heartbeat
-// every ping_interval, until the client goes, the stream is closed or the hub stops.
-func (st *stream) run(client context.Context, w http.ResponseWriter, rc *http.ResponseController) {
-	cfg := &st.hub.cfg
-	heartbeat := time.NewTicker(cfg.PingInterval)
-	defer heartbeat.Stop()
-	var last time.Time
-	var batch [][]byte
-	for {
-		select {
-		case <-st.ctx.Done():
-			return
-		case <-client.Done():
-			st.close(DisconnectConnectionLost)
-			return
-		case <-heartbeat.C:
-			st.push([]byte(": ping\n\n"))
-			continue
-		case <-st.wake:
-		}
-		if wait := cfg.EventWriteInterval - time.Since(last); !last.IsZero() && wait > 0 {
-			select {
-			case <-st.ctx.Done():
-				return
-			case <-time.After(wait):
-			}
-		}
-		st.mu.Lock()
-		batch, st.queue = st.queue, batch[:0]
-		st.queued = 0
-		st.mu.Unlock()
-		if len(batch) == 0 {
-			continue
-		}
-		_ = rc.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
-		for i, rec := range batch {
-			if _, err := w.Write(rec); err != nil {
-				st.close(DisconnectWriteError)
-				return
-			}
-			batch[i] = nil
-		}
-		if err := rc.Flush(); err != nil {
-			st.close(DisconnectWriteError)
-			return
-		}
-		last = time.Now()
-		st.hub.metrics.sent.Add(float64(len(batch)))
-	}
+	st.out.shut()
+	_ = st.conn.Close()
 }
 
 // subscriptionRequest is the body of POST /<tenant>/sse/subscription.

@@ -31,6 +31,8 @@ const clockTicks = 100
 type gatewayConfig struct {
 	// MaxConnections is [sessions] max_connections.
 	MaxConnections int
+	// StripeSecret, if set, is a Stripe webhook secret of the tenant.
+	StripeSecret string
 }
 
 // gateway is a circlegate subprocess serving one tenant on a free loopback port, with
@@ -109,7 +111,14 @@ auth_timeout = "30s"
 [[tenants]]
 pubkey = %q
 name = "bench"
-`, g.addr, filepath.Join(g.dir, "data"), cfg.MaxConnections, g.tenant)
+`, g.addr, filepath.Join(g.dir, "data"), cfg.MaxConnections, g.tenant) + webhookSecretTOML(cfg.StripeSecret)
+}
+
+func webhookSecretTOML(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	return fmt.Sprintf("\n[[tenants.webhook_secrets]]\nprovider = \"stripe\"\nsecret = %q\n", secret)
 }
 
 // childCommand returns a command that dies with this process and, when cpus is not empty,

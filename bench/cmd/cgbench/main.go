@@ -8,6 +8,9 @@
 //	whoami     100 sessions, 10,000 req/s paced open loop: latency from the scheduled send
 //	mutate     counter app on 1,000 contexts, 64 closed loops of mutate: durable mutations/s
 //	query      counter app on 100 contexts, 100 sessions, 10,000 query/s paced open loop
+//	fanout     10,000 WebSocket subscribers of one context, 100 mutations/s: deliveries/s and latency
+//	fanout-sse the same with SSE subscribers
+//	webhook    ledger app on 16 contexts, 64 keep-alive HTTP clients posting signed Stripe events: verified webhooks/s
 //
 // It prints a Markdown table on stdout, progress on stderr, and exits non-zero only
 // when the harness itself fails; a missed target is a "miss" row.
@@ -15,8 +18,8 @@
 // Usage:
 //
 //	go build -o bin/circlegate ./cmd/circlegate
-//	make apps    # bin/apps/counter.wasm, for mutate and query
-//	go run ./bench/cmd/cgbench [-gateway bin/circlegate] [-app-dir bin/apps] [-scenarios idle,handshake,whoami,mutate,query] [-quick] [-pin]
+//	make apps    # bin/apps/counter.wasm and ledger.wasm, for mutate, query and webhook
+//	go run ./bench/cmd/cgbench [-gateway bin/circlegate] [-app-dir bin/apps] [-scenarios idle,handshake,whoami,mutate,query,webhook] [-quick] [-pin]
 //
 // docs/benchmarks.md describes the scenarios and the measured figures.
 package main
@@ -44,16 +47,19 @@ func main() {
 
 // env is what every scenario gets: the options and a progress log.
 type env struct {
-	gateway        string
-	idleSessions   int
-	idleSit        time.Duration // how long sessions sit idle before RSS is sampled
-	handshakeLoops int
-	whoamiRate     float64       // requests per second, all sessions together
-	duration       time.Duration // of the handshake, whoami, mutate and query loads
-	appDir         string        // where counter.wasm is
-	mutateContexts int           // contexts the mutate loops go round
-	mutateLoops    int           // concurrent mutate loops, one session each
-	queryContexts  int           // contexts the query load goes round
+	gateway           string
+	idleSessions      int
+	idleSit           time.Duration // how long sessions sit idle before RSS is sampled
+	handshakeLoops    int
+	whoamiRate        float64       // requests per second, all sessions together
+	duration          time.Duration // of the handshake, whoami, mutate and query loads
+	appDir            string        // where counter.wasm is
+	mutateContexts    int           // contexts the mutate loops go round
+	mutateLoops       int           // concurrent mutate loops, one session each
+	queryContexts     int           // contexts the query load goes round
+	fanoutSubscribers int           // subscribers of the fan-out scenarios
+	webhookContexts   int           // ledger contexts (one route each) the webhook load goes round
+	webhookLoops      int           // concurrent webhook HTTP clients, one connection each
 	// gatewayCPUs and loadCPUs, when set, are the CPU lists (taskset -c) the gateway
 	// and the load generators are confined to.
 	gatewayCPUs, loadCPUs string
@@ -91,6 +97,9 @@ var scenarios = []scenario{
 	{"whoami", "p99 <= 1 ms", runWhoami},
 	{"mutate", ">= 20000 mutations/s", runMutate},
 	{"query", "p99 <= 1 ms", runQuery},
+	{"fanout", ">= 500000 deliveries/s, p99 <= 100 ms", runFanout},
+	{"fanout-sse", ">= 500000 deliveries/s, p99 <= 100 ms", runFanoutSSE},
+	{"webhook", ">= 5000 webhooks/s", runWebhook},
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -134,13 +143,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func parseFlags(args []string, stderr io.Writer) (*env, []scenario, error) {
 	fs := flag.NewFlagSet("cgbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	e := &env{log: stderr, duration: 10 * time.Second, idleSit: 10 * time.Second, mutateContexts: 1000, mutateLoops: 64, queryContexts: 100}
+	e := &env{log: stderr, duration: 10 * time.Second, idleSit: 10 * time.Second, mutateContexts: 1000, mutateLoops: 64, queryContexts: 100,
+		fanoutSubscribers: fanoutSubscribers, webhookContexts: 16, webhookLoops: 64}
 	fs.StringVar(&e.gateway, "gateway", "bin/circlegate", "gateway binary to start")
-	fs.StringVar(&e.appDir, "app-dir", "bin/apps", "directory holding counter.wasm (make apps), for mutate and query")
-	names := fs.String("scenarios", "idle,handshake,whoami,mutate,query", "comma-separated scenarios to run")
-	quick := fs.Bool("quick", false, "3 s of handshake, whoami, mutate and query load instead of 10 s")
+	fs.StringVar(&e.appDir, "app-dir", "bin/apps", "directory holding counter.wasm and ledger.wasm (make apps), for mutate, query, fanout and webhook")
+	names := fs.String("scenarios", "idle,handshake,whoami,mutate,query,fanout,fanout-sse,webhook", "comma-separated scenarios to run")
+	quick := fs.Bool("quick", false, "3 s of handshake, whoami, mutate, query, fanout and webhook load instead of 10 s")
+	fs.IntVar(&e.webhookLoops, "webhook-clients", 64, "concurrent webhook HTTP clients")
+	fs.IntVar(&e.webhookContexts, "webhook-contexts", 16, "ledger contexts (one route each) for webhook")
 	fs.IntVar(&e.idleSessions, "sessions", 19000, "idle sessions to open")
 	fs.IntVar(&e.handshakeLoops, "loops", 64, "concurrent handshake loops")
+	fs.IntVar(&e.fanoutSubscribers, "subscribers", fanoutSubscribers, "subscribers of the fan-out scenarios")
 	fs.Float64Var(&e.whoamiRate, "rate", 10000, "whoami and query requests per second offered, all sessions together")
 	pin := fs.Bool("pin", false, "run the gateway on CPU 0 and the load generators on the other CPUs (needs taskset)")
 	if err := fs.Parse(args); err != nil {
@@ -174,7 +187,7 @@ next:
 				continue next
 			}
 		}
-		return nil, fmt.Errorf("unknown scenario %q (have idle, handshake, whoami, mutate, query)", name)
+		return nil, fmt.Errorf("unknown scenario %q (have idle, handshake, whoami, mutate, query, fanout, fanout-sse, webhook)", name)
 	}
 	return out, nil
 }

@@ -78,15 +78,18 @@ func TestScenariosSmoke(t *testing.T) {
 		t.Fatalf("build gateway: %v\n%s", err, out)
 	}
 	apps := t.TempDir()
-	wasm := exec.Command("go", "build", "-buildmode=c-shared", "-o", filepath.Join(apps, "counter.wasm"), "github.com/circlegate/circlegate/examples/apps/counter")
-	wasm.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if out, err := wasm.CombinedOutput(); err != nil {
-		t.Fatalf("build counter app: %v\n%s", err, out)
+	for _, app := range []string{"counter", "ledger"} {
+		wasm := exec.Command("go", "build", "-buildmode=c-shared", "-o", filepath.Join(apps, app+".wasm"), "github.com/circlegate/circlegate/examples/apps/"+app)
+		wasm.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		if out, err := wasm.CombinedOutput(); err != nil {
+			t.Fatalf("build %s app: %v\n%s", app, err, out)
+		}
 	}
 	e := &env{
 		gateway: bin, idleSessions: 300, idleSit: time.Second, handshakeLoops: 8,
 		whoamiRate: 1000, duration: time.Second, log: io.Discard,
 		appDir: apps, mutateContexts: 20, mutateLoops: 8, queryContexts: 10,
+		webhookContexts: 3, webhookLoops: 8,
 	}
 	for _, s := range scenarios {
 		t.Run(s.name, func(t *testing.T) {

@@ -32,10 +32,10 @@ const workerLifetime = 10 * time.Minute
 
 // job is one worker's share of a scenario.
 type job struct {
-	Scenario string `json:"scenario"` // idle, handshake, whoami, mutate or query
-	URL      string `json:"url"`
-	LocalIP  string `json:"localIP"` // source address of every connection
-	Index    int    `json:"index"`   // this worker's number, 0 to Workers-1
+	Scenario string `json:"scenario"` // idle, handshake, whoami, mutate, query or webhook
+	URL      string `json:"url"`      // the tenant's WebSocket URL; webhook: the endpoint
+	LocalIP  string `json:"localIP"`  // source address of every connection
+	Index    int    `json:"index"`    // this worker's number, 0 to Workers-1
 	Workers  int    `json:"workers"`
 	// Sessions is how many authenticated sessions to open (idle, whoami).
 	Sessions int `json:"sessions"`
@@ -48,8 +48,15 @@ type job struct {
 	// Key, when set, is the private key (hex) every session authenticates with: the
 	// tenant owner's (mutate, query). Otherwise each session makes its own.
 	Key string `json:"key,omitempty"`
-	// Contexts are the context ids the requests go to, round-robin (mutate, query).
+	// Contexts are the context ids the requests go to, round-robin (mutate, query),
+	// or the one context subscribed to (fanout).
 	Contexts []string `json:"contexts,omitempty"`
+	// Token authenticates SSE streams (fanout-sse).
+	Token string `json:"token,omitempty"`
+	// Secret is the tenant's Stripe signing secret (webhook).
+	Secret string `json:"secret,omitempty"`
+	// EventTypes are the event types the webhooks carry, round-robin (webhook).
+	EventTypes []string `json:"eventTypes,omitempty"`
 }
 
 // command tells a ready worker when to run.
@@ -91,6 +98,10 @@ func newLoad(j job) (load, error) {
 		return &whoamiLoad{job: j}, nil
 	case "mutate":
 		return &mutateLoad{job: j}, nil
+	case "fanout-ws", "fanout-sse":
+		return &fanoutLoad{job: j}, nil
+	case "webhook":
+		return &webhookLoad{job: j}, nil
 	}
 	return nil, fmt.Errorf("unknown scenario %q", j.Scenario)
 }
