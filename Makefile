@@ -3,7 +3,7 @@ GO        ?= go
 BIN       := bin/circlegate
 GOFLAGS_T ?= -race -count=1 -timeout 15m
 # Programs the tests start, as program:debian-package (installed by `make deps`).
-TEST_DEPS := wat2wasm:wabt
+TEST_DEPS := wat2wasm:wabt redis-server:redis-server
 
 .PHONY: all build apps run test check fuzz bench deps clean
 

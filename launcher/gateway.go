@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -44,6 +43,7 @@ type Gateway struct {
 	Webhooks *webhooks.Service
 	Admin    *admin.Service
 
+	backends *backends
 	ln       net.Listener
 	http     *http.Server
 	served   chan error
@@ -78,27 +78,15 @@ func Start(cfg *Config, log *slog.Logger) (*Gateway, error) {
 	return g, nil
 }
 
-// openExecution opens the store, the engine, the queue and the service.
+// openExecution opens the store, the engine, the queue, the bus and the service.
 func (g *Gateway) openExecution() error {
-	cfg := g.cfg
-	var err error
-	g.Store, err = store.OpenPebble(store.PebbleConfig{
-		Dir: filepath.Join(cfg.Data, "store"), History: cfg.Store.History,
-		CacheBytes: cfg.Store.CacheBytes, MemTableBytes: cfg.Store.MemTableBytes, Logger: g.log.With("component", "pebble"),
-	})
+	b, err := openBackends(context.Background(), g.cfg, g.log, g.Metrics)
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
-	ec := cfg.Execution
-	g.Engine, err = execution.NewEngine(context.Background(), execution.EngineConfig{CacheDir: ec.CacheDir, Limits: ec.Limits, PoolSize: ec.PoolSize}, g.log)
-	if err != nil {
-		return fmt.Errorf("engine: %w", err)
-	}
-	if g.Queue, err = execution.NewMemoryQueue(ec.Queue); err != nil {
 		return err
 	}
-	g.Bus = events.NewMemory()
-	g.Service, err = execution.NewService(ec, g.Store, g.Engine, g.Queue, g.Bus, g.log, g.Metrics)
+	g.backends = b
+	g.Store, g.Engine, g.Queue, g.Bus = b.Store, b.Engine, b.Queue, b.Bus
+	g.Service, err = execution.NewService(g.cfg.Execution, g.Store, g.Engine, g.Queue, g.Bus, g.log, g.Metrics)
 	return err
 }
 
@@ -195,16 +183,8 @@ func (g *Gateway) stopWorkers() {
 }
 
 func (g *Gateway) closeBackends() {
-	if g.Bus != nil {
-		_ = g.Bus.Close()
-	}
-	if g.Engine != nil {
-		_ = g.Engine.Close(context.Background())
-	}
-	if g.Store != nil {
-		if err := g.Store.Close(); err != nil {
-			g.log.Error("close store", "err", err)
-		}
+	if g.backends != nil {
+		g.backends.close(g.log)
 	}
 }
 
@@ -213,7 +193,13 @@ func (g *Gateway) wire() error {
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	if err := g.openExecution(); err != nil {
+		return err
+	}
 	secret, err := tenant.LoadOrCreateSecret(cfg.Data)
+	if cfg.Fleet() {
+		secret, err = fleetSecret(context.Background(), g.backends.redis, cfg.redisPrefix())
+	}
 	if err != nil {
 		return err
 	}
@@ -234,9 +220,6 @@ func (g *Gateway) wire() error {
 		return err
 	}
 	rpc.RegisterAuth(g.RPC, g.Auth, circlegate.OpenRPC)
-	if err := g.openExecution(); err != nil {
-		return err
-	}
 	rpc.RegisterApps(g.RPC, g.Service)
 	rpc.RegisterEvents(g.RPC, g.Service)
 	if err := g.openWebhooks(); err != nil {

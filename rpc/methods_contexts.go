@@ -111,7 +111,7 @@ type OutputResult struct {
 	Output json.RawMessage `json:"output"`
 }
 
-// RegisterApps adds app.*, context.*, query, mutate and play.
+// RegisterApps adds app.*, context.*, query, mutate, play and job.get.
 func RegisterApps(s *Server, svc *execution.Service) {
 	Register(s, "app.install", Authenticated, func(ctx context.Context, c *Call, p appInstallParams) (store.App, error) {
 		wasm, err := decodeBase64("wasm", p.Wasm)
@@ -178,4 +178,5 @@ func RegisterApps(s *Server, svc *execution.Service) {
 		}
 		return svc.Play(ctx, tenantOf(c), caller(c), script, p.ContextID, p.Entry, p.Args)
 	})
+	registerJobs(s, svc)
 }
