@@ -153,15 +153,20 @@ func (s *Service) Run(ctx context.Context) {
 	}
 }
 
-// Sync reloads runtime tenants, root keys and revocations from storage once.
+// Sync reloads runtime tenants, root keys and revocations from storage once. The
+// revocations are read first and applied last: a tenant that another gateway removed
+// (and then revoked its tokens) is removed here before the revocation applies, so its
+// connections close as tenant_removed.
 func (s *Service) Sync(ctx context.Context) error {
-	s.mu.Lock()
-	err := s.reload(ctx)
-	s.mu.Unlock()
+	apply, err := s.deps.Auth.ReadRevocations(ctx)
 	if err != nil {
 		return err
 	}
-	return s.deps.Auth.SyncRevocations(ctx)
+	s.mu.Lock()
+	err = s.reload(ctx)
+	s.mu.Unlock()
+	apply()
+	return err
 }
 
 // reload reads root keys and runtime tenants; s.mu must be held.

@@ -22,6 +22,7 @@ import (
 	"github.com/circlegate/circlegate/tenant"
 	"github.com/circlegate/circlegate/webhooks"
 	"github.com/circlegate/circlegate/ws"
+	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -128,7 +129,7 @@ func (g *Gateway) startWorkers() {
 // runtime tenants (added to the registry here) and durable revocations. A revocation
 // closes the sessions and SSE streams of the tokens it refuses.
 func (g *Gateway) openAdmin() (http.Handler, error) {
-	key, err := tenant.LoadOrCreateNodeKey(g.cfg.Data)
+	key, err := g.nodeKey()
 	if err != nil {
 		return nil, err
 	}
@@ -149,6 +150,14 @@ func (g *Gateway) openAdmin() (http.Handler, error) {
 		g.log.Warn("dev mode: while the node has no root key, the first key to log in to the admin API becomes one")
 	}
 	return admin.NewHandler(g.Admin, g.Metrics)
+}
+
+// nodeKey returns the node's own key: in the data dir, or shared by the whole fleet.
+func (g *Gateway) nodeKey() (*secp256k1.PrivateKey, error) {
+	if g.cfg.Fleet() {
+		return fleetNodeKey(context.Background(), g.backends.redis, g.cfg.redisPrefix())
+	}
+	return tenant.LoadOrCreateNodeKey(g.cfg.Data)
 }
 
 // hubSessions is the hub as the admin API sees it.

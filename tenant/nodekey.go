@@ -23,7 +23,11 @@ func LoadOrCreateNodeKey(dataDir string) (*secp256k1.PrivateKey, error) {
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		return parseNodeKey(path, b)
+		k, err := NodeKeyFromBytes(b)
+		if err != nil {
+			return nil, fmt.Errorf("node key %s: %w", path, err)
+		}
+		return k, nil
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("node key: %w", err)
 	}
@@ -37,13 +41,15 @@ func LoadOrCreateNodeKey(dataDir string) (*secp256k1.PrivateKey, error) {
 	return priv, nil
 }
 
-func parseNodeKey(path string, b []byte) (*secp256k1.PrivateKey, error) {
+// NodeKeyFromBytes returns the private key of 32 raw bytes: a scalar below the curve
+// order and not zero.
+func NodeKeyFromBytes(b []byte) (*secp256k1.PrivateKey, error) {
 	if len(b) != secp256k1.PrivKeyBytesLen {
-		return nil, fmt.Errorf("node key %s: want %d bytes, got %d", path, secp256k1.PrivKeyBytesLen, len(b))
+		return nil, fmt.Errorf("want %d bytes, got %d", secp256k1.PrivKeyBytesLen, len(b))
 	}
 	var s secp256k1.ModNScalar
 	if overflow := s.SetByteSlice(b); overflow || s.IsZero() {
-		return nil, fmt.Errorf("node key %s: not a valid secp256k1 private key", path)
+		return nil, errors.New("not a valid secp256k1 private key")
 	}
 	return secp256k1.NewPrivateKey(&s), nil
 }

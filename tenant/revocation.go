@@ -139,22 +139,42 @@ func (a *Auth) UseRecords(ctx context.Context, recs Records) error {
 // SyncRevocations reloads the revocations from the records, so that those another
 // gateway made apply here too, and tells the OnRevoke listeners when any is new.
 func (a *Auth) SyncRevocations(ctx context.Context) error {
+	apply, err := a.ReadRevocations(ctx)
+	if err != nil {
+		return err
+	}
+	apply()
+	return nil
+}
+
+// ReadRevocations reads the revocations from the records and returns apply, which
+// puts them in force and tells the OnRevoke listeners when any is new. Between the
+// two, the caller may apply what it read after the revocations (runtime tenants), so
+// that a change another gateway made before a revocation applies here first. apply
+// does nothing when a revocation was made here in between: the next sync takes it.
+func (a *Auth) ReadRevocations(ctx context.Context) (apply func(), err error) {
 	r := &a.revoked
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.records == nil {
-		r.mu.Unlock()
-		return nil
+		return func() {}, nil
 	}
+	base := r.list.Load()
 	d, err := a.loadRevocations(ctx)
-	changed := err == nil && !d.equal(r.list.Load().clone())
-	if changed {
-		r.list.Store(d)
+	if err != nil {
+		return nil, err
 	}
-	r.mu.Unlock()
-	if changed {
-		a.notifyRevoked()
-	}
-	return err
+	return func() {
+		r.mu.Lock()
+		changed := r.list.Load() == base && !d.equal(base.clone())
+		if changed {
+			r.list.Store(d)
+		}
+		r.mu.Unlock()
+		if changed {
+			a.notifyRevoked()
+		}
+	}, nil
 }
 
 // loadRevocations reads every revocation record; r.mu must be held.

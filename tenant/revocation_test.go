@@ -339,3 +339,35 @@ func TestNodeKey(t *testing.T) {
 		}
 	}
 }
+
+// TestReadRevocationsKeepsLocalChanges: a revocation made here between reading the
+// records and applying them is not lost; the next sync applies what was read.
+func TestReadRevocationsKeepsLocalChanges(t *testing.T) {
+	st := openRecords(t, t.TempDir())
+	clock := newFakeClock()
+	here := newRevEnvClock(t, st, clock)
+	other := newRevEnvClock(t, st, clock)
+	other.ta, other.tb = here.ta, here.tb
+	tokHere, prHere := here.login(here.ta, here.alice)
+	tokOther, prOther := here.login(here.tb, here.bob)
+	if err := other.auth.RevokeToken(t.Context(), here.tb.PubKey, prOther.TokenID, prOther.ExpiresAt); err != nil {
+		t.Fatal(err)
+	}
+	apply, err := here.auth.ReadRevocations(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := here.auth.RevokeToken(t.Context(), here.ta.PubKey, prHere.TokenID, prHere.ExpiresAt); err != nil {
+		t.Fatal(err)
+	}
+	apply()
+	if here.valid(here.ta, tokHere) {
+		t.Fatal("applying a read from before a local revocation undid it")
+	}
+	if err := here.auth.SyncRevocations(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if here.valid(here.tb, tokOther) {
+		t.Fatal("the next sync missed the other gateway's revocation")
+	}
+}
