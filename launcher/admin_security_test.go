@@ -63,14 +63,12 @@ func TestAdminSecurity(t *testing.T) {
 		"{pubkey}", member.Pub, "{tokenId}", tokenID(t, owner))
 	newKey := testutil.NewKey(t).Pub
 	bodies := map[string]string{
-		"POST " + admin.Prefix + "/request-challenge":                    `{"pubkey":"` + guest.Pub + `"}`,
-		"POST " + admin.Prefix + "/root-key":                             `{"pubkey":"` + newKey + `"}`,
-		"POST " + admin.Prefix + "/tenants":                              `{"pubkey":"` + newKey + `"}`,
-		"POST " + admin.Prefix + "/tenants/{tenant}/contexts":            `{"appId":"` + app.AppID + `"}`,
-		"POST " + admin.Prefix + "/tenants/{tenant}/applications":        string(notedWASM(mod)),
-		"POST " + admin.Prefix + "/add-client-key":                       "", // made per call
-		"GET " + admin.Prefix + "/tenants/{tenant}/webhooks/secrets":     "",
-		"GET " + admin.Prefix + "/tenants/{tenant}/contexts/{contextId}": "",
+		"POST " + admin.Prefix + "/request-challenge":             `{"pubkey":"` + guest.Pub + `"}`,
+		"POST " + admin.Prefix + "/root-key":                      `{"pubkey":"` + newKey + `"}`,
+		"POST " + admin.Prefix + "/tenants":                       `{"pubkey":"` + newKey + `"}`,
+		"POST " + admin.Prefix + "/tenants/{tenant}/contexts":     `{"appId":"` + app.AppID + `"}`,
+		"POST " + admin.Prefix + "/tenants/{tenant}/applications": string(notedWASM(mod)),
+		"POST " + admin.Prefix + "/add-client-key":                "", // made per call
 	}
 	routes := admin.Routes()
 	if len(routes) < 27 {
