@@ -328,53 +328,30 @@ func (q *RedisQueue) submitLoop(ctx context.Context) {
 	}
 }
 
+// submitBatch queues a batch of jobs with one script call.
 func (q *RedisQueue) submitBatch(ctx context.Context, batch []*submitReq) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	for attempt := 0; ; attempt++ {
-		pipe := q.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(batch))
-		for i, r := range batch {
-			cmds[i] = queueScripts.submit.EvalSha(ctx, pipe, []string{q.keys.stream, q.keys.recordPrefix + r.jobRef.ID},
-				q.cfg.Capacity, r.jobRef.ID, q.cfg.Node, r.job, r.rec, q.cfg.RecordTTL.Milliseconds())
-		}
-		_, _ = pipe.Exec(ctx)
-		if attempt == 0 && anyNoScript(cmds) {
-			_ = queueScripts.submit.Load(ctx, q.rdb).Err()
-			continue
-		}
-		q.noteErr("submit", firstErr(cmds))
-		for i, r := range batch {
-			n, err := cmds[i].Int()
-			switch {
-			case err != nil:
-				r.done <- redisx.Err(err, "submit job")
-			case n == 0:
-				r.done <- errQueueFull
-			default:
-				r.done <- nil
-			}
-		}
-		return
+	keys := make([]string, 0, 1+len(batch))
+	args := make([]any, 0, 2+4*len(batch))
+	keys = append(keys, q.keys.stream)
+	args = append(args, q.cfg.Capacity, q.cfg.RecordTTL.Milliseconds())
+	for _, r := range batch {
+		keys = append(keys, q.keys.recordPrefix+r.jobRef.ID)
+		args = append(args, r.jobRef.ID, q.cfg.Node, r.job, r.rec)
 	}
-}
-
-func anyNoScript(cmds []*redis.Cmd) bool {
-	for _, c := range cmds {
-		if isRedisErr(c.Err(), "NOSCRIPT") {
-			return true
+	res, err := queueScripts.submit.Run(ctx, q.rdb, keys, args...).Int64Slice()
+	q.noteErr("submit", err)
+	for i, r := range batch {
+		switch {
+		case err != nil:
+			r.done <- redisx.Err(err, "submit job")
+		case i >= len(res) || res[i] == 0:
+			r.done <- errQueueFull
+		default:
+			r.done <- nil
 		}
 	}
-	return false
-}
-
-func firstErr(cmds []*redis.Cmd) error {
-	for _, c := range cmds {
-		if err := c.Err(); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // replyLoop hands the records on this node's reply channel to their waiters. The

@@ -48,7 +48,7 @@ func Open(ctx context.Context, url string, poolSize int) (redis.UniversalClient,
 		Addrs: append([]string{opt.Addr}, extra...), Username: opt.Username, Password: opt.Password,
 		TLSConfig: opt.TLSConfig, PoolSize: opt.PoolSize, MaxRetries: opt.MaxRetries,
 		DialTimeout: opt.DialTimeout, ReadTimeout: opt.ReadTimeout, WriteTimeout: opt.WriteTimeout,
-		ContextTimeoutEnabled: true, DisableIdentity: true,
+		ContextTimeoutEnabled: true, DisableIdentity: true, Protocol: opt.Protocol,
 		// MOVED and ASK redirects during a resharding are followed, not retried.
 		MaxRedirects: 8,
 	})
@@ -115,6 +115,11 @@ func tune(o *redis.Options, poolSize int) {
 	}
 	o.ContextTimeoutEnabled = true
 	o.DisableIdentity = true
+	if o.Protocol == 0 {
+		// RESP2: the fleet needs nothing of RESP3 (push notifications, client-side
+		// caching), and with RESP3 every reply is checked for pending pushes.
+		o.Protocol = 2
+	}
 }
 
 func isCluster(ctx context.Context, c *redis.Client) (bool, error) {
