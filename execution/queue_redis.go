@@ -126,6 +126,7 @@ func (c RedisQueueConfig) Validate() error {
 //	{P:q}:jobs      stream: id (job id), n (accepting node), j (job JSON)
 //	{P:q}:dead      stream: dead letters (the same fields, deliveries, reason)
 //	{P:q}:job:<id>  string with a TTL: the job's record (JSON)
+//	{P:q}:stats     hash: the fleet's totals of reclaimed and dead-lettered jobs
 //	P:reply:<node>  pub/sub channel: JSON arrays of records
 type RedisQueue struct {
 	cfg     RedisQueueConfig
@@ -146,7 +147,7 @@ type RedisQueue struct {
 }
 
 type queueKeys struct {
-	stream, dead, recordPrefix, replyPrefix, group string
+	stream, dead, stats, recordPrefix, replyPrefix, group string
 }
 
 type submitReq struct {
@@ -178,7 +179,7 @@ func NewRedisQueue(ctx context.Context, cfg RedisQueueConfig, callTimeout time.D
 	tag := "{" + cfg.Prefix + ":q}:"
 	q := &RedisQueue{
 		cfg: cfg, rdb: cfg.Client, log: log.With("component", "queue", "node", cfg.Node),
-		keys: queueKeys{stream: tag + "jobs", dead: tag + "dead", recordPrefix: tag + "job:",
+		keys: queueKeys{stream: tag + "jobs", dead: tag + "dead", stats: tag + "stats", recordPrefix: tag + "job:",
 			replyPrefix: cfg.Prefix + ":reply:", group: "workers"},
 		submits: make(chan *submitReq, 4096),
 		down:    make(map[string]bool),

@@ -335,7 +335,7 @@ func (r *runner) reclaim(ctx context.Context) {
 		if n == 0 {
 			return
 		}
-		v, err := queueScripts.reclaim.Run(ctx, q.rdb, []string{q.keys.stream},
+		v, err := queueScripts.reclaim.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.stats},
 			q.keys.group, q.cfg.Node, q.cfg.VisibilityTimeout.Milliseconds(), cursor, n).Slice()
 		q.noteErr("reclaim", err)
 		if err != nil || len(v) == 0 {
@@ -373,7 +373,7 @@ func (r *runner) deadLetter(ctx context.Context, entry, jobID, node, raw string,
 	if node != "" {
 		reply = q.keys.replyPrefix + node
 	}
-	moved, err := queueScripts.dead.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.dead, q.keys.recordPrefix + jobID},
+	moved, err := queueScripts.dead.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.dead, q.keys.recordPrefix + jobID, q.keys.stats},
 		q.keys.group, entry, q.cfg.DeadLetters, jobID, node, raw, deliveries, reason, encodeRecord(&rec),
 		q.cfg.RecordTTL.Milliseconds(), reply).Int()
 	q.noteErr("dead-letter", err)
