@@ -141,7 +141,8 @@ func CheckPrefix(prefix string) error {
 
 // Unavailable reports whether err means Redis could not be reached or could not serve
 // the command for now (a network error, a timeout, a closed connection, a server that
-// is loading its data or has lost a cluster slot), as opposed to a reply error.
+// is loading its data, has lost a cluster slot or is out of memory), as opposed to a
+// reply error.
 func Unavailable(err error) bool {
 	if err == nil || errors.Is(err, redis.Nil) {
 		return false
@@ -149,7 +150,7 @@ func Unavailable(err error) bool {
 	var re redis.Error
 	if errors.As(err, &re) {
 		msg := re.Error()
-		for _, p := range []string{"LOADING", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "READONLY", "BUSY "} {
+		for _, p := range []string{"LOADING", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "READONLY", "BUSY ", "OOM "} {
 			if strings.HasPrefix(msg, p) {
 				return true
 			}
