@@ -53,7 +53,7 @@ fuzz:
 bench: build apps
 	$(GO) run ./bench/cmd/cgbench -gateway $(BIN) -app-dir bin/apps
 	$(GO) test -run '^$$' -bench . -benchmem ./rpc/ ./tenant/
-	$(GO) test -run '^$$' -bench Noop -benchmem ./execution/
+	$(GO) test -run '^$$' -bench 'Noop|FleetMutate' -benchmem ./execution/
 	$(GO) test -run '^$$' -bench Fanout -benchtime 500000x ./ws/
 	$(GO) test -run '^$$' -bench Verify -benchmem ./webhooks/
 

@@ -126,6 +126,7 @@ func (c RedisQueueConfig) Validate() error {
 //	{P:q}:jobs      stream: id (job id), n (accepting node), j (job JSON)
 //	{P:q}:dead      stream: dead letters (the same fields, deliveries, reason)
 //	{P:q}:job:<id>  string with a TTL: the job's record (JSON)
+//	{P:q}:stats     hash: the fleet's totals of reclaimed and dead-lettered jobs
 //	P:reply:<node>  pub/sub channel: JSON arrays of records
 type RedisQueue struct {
 	cfg     RedisQueueConfig
@@ -146,7 +147,7 @@ type RedisQueue struct {
 }
 
 type queueKeys struct {
-	stream, dead, recordPrefix, replyPrefix, group string
+	stream, dead, stats, recordPrefix, replyPrefix, group string
 }
 
 type submitReq struct {
@@ -178,7 +179,7 @@ func NewRedisQueue(ctx context.Context, cfg RedisQueueConfig, callTimeout time.D
 	tag := "{" + cfg.Prefix + ":q}:"
 	q := &RedisQueue{
 		cfg: cfg, rdb: cfg.Client, log: log.With("component", "queue", "node", cfg.Node),
-		keys: queueKeys{stream: tag + "jobs", dead: tag + "dead", recordPrefix: tag + "job:",
+		keys: queueKeys{stream: tag + "jobs", dead: tag + "dead", stats: tag + "stats", recordPrefix: tag + "job:",
 			replyPrefix: cfg.Prefix + ":reply:", group: "workers"},
 		submits: make(chan *submitReq, 4096),
 		down:    make(map[string]bool),
@@ -328,53 +329,30 @@ func (q *RedisQueue) submitLoop(ctx context.Context) {
 	}
 }
 
+// submitBatch queues a batch of jobs with one script call.
 func (q *RedisQueue) submitBatch(ctx context.Context, batch []*submitReq) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	for attempt := 0; ; attempt++ {
-		pipe := q.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(batch))
-		for i, r := range batch {
-			cmds[i] = queueScripts.submit.EvalSha(ctx, pipe, []string{q.keys.stream, q.keys.recordPrefix + r.jobRef.ID},
-				q.cfg.Capacity, r.jobRef.ID, q.cfg.Node, r.job, r.rec, q.cfg.RecordTTL.Milliseconds())
-		}
-		_, _ = pipe.Exec(ctx)
-		if attempt == 0 && anyNoScript(cmds) {
-			_ = queueScripts.submit.Load(ctx, q.rdb).Err()
-			continue
-		}
-		q.noteErr("submit", firstErr(cmds))
-		for i, r := range batch {
-			n, err := cmds[i].Int()
-			switch {
-			case err != nil:
-				r.done <- redisx.Err(err, "submit job")
-			case n == 0:
-				r.done <- errQueueFull
-			default:
-				r.done <- nil
-			}
-		}
-		return
+	keys := make([]string, 0, 1+len(batch))
+	args := make([]any, 0, 2+4*len(batch))
+	keys = append(keys, q.keys.stream)
+	args = append(args, q.cfg.Capacity, q.cfg.RecordTTL.Milliseconds())
+	for _, r := range batch {
+		keys = append(keys, q.keys.recordPrefix+r.jobRef.ID)
+		args = append(args, r.jobRef.ID, q.cfg.Node, r.job, r.rec)
 	}
-}
-
-func anyNoScript(cmds []*redis.Cmd) bool {
-	for _, c := range cmds {
-		if isRedisErr(c.Err(), "NOSCRIPT") {
-			return true
+	res, err := queueScripts.submit.Run(ctx, q.rdb, keys, args...).Int64Slice()
+	q.noteErr("submit", err)
+	for i, r := range batch {
+		switch {
+		case err != nil:
+			r.done <- redisx.Err(err, "submit job")
+		case i >= len(res) || res[i] == 0:
+			r.done <- errQueueFull
+		default:
+			r.done <- nil
 		}
 	}
-	return false
-}
-
-func firstErr(cmds []*redis.Cmd) error {
-	for _, c := range cmds {
-		if err := c.Err(); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // replyLoop hands the records on this node's reply channel to their waiters. The

@@ -2,6 +2,8 @@ package execution
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +20,8 @@ type queueMetrics struct {
 	streamLen     *prometheus.Desc
 	pending       *prometheus.Desc
 	deadLetters   *prometheus.Desc
+	fleetReclaim  *prometheus.Desc
+	fleetDead     *prometheus.Desc
 }
 
 func newQueueMetrics(reg prometheus.Registerer, q *RedisQueue) (*queueMetrics, error) {
@@ -40,6 +44,10 @@ func newQueueMetrics(reg prometheus.Registerer, q *RedisQueue) (*queueMetrics, e
 			"Jobs delivered to a worker and not yet acknowledged, in the whole fleet.", nil, nil),
 		deadLetters: prometheus.NewDesc("circlegate_queue_dead_letters",
 			"Jobs in the dead-letter stream.", nil, nil),
+		fleetReclaim: prometheus.NewDesc("circlegate_queue_fleet_reclaimed_total",
+			"Jobs any worker of the fleet took over from a worker that stopped renewing them.", nil, nil),
+		fleetDead: prometheus.NewDesc("circlegate_queue_fleet_dead_lettered_total",
+			"Jobs any worker of the fleet moved to the dead-letter stream.", nil, nil),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.reclaimed, m.deadLettered, m.repliesMissed, m.errors, m} {
@@ -56,10 +64,13 @@ func (m *queueMetrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.streamLen
 	ch <- m.pending
 	ch <- m.deadLetters
+	ch <- m.fleetReclaim
+	ch <- m.fleetDead
 }
 
-// Collect reads the stream's length, its pending entries and the dead letters (one
-// pipeline, bounded by a second); when Redis does not answer, the gauges are left out.
+// Collect reads the stream's length, its pending entries, the dead letters and the
+// fleet's totals (one pipeline, bounded by a second); when Redis does not answer, they
+// are left out.
 func (m *queueMetrics) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -68,6 +79,7 @@ func (m *queueMetrics) Collect(ch chan<- prometheus.Metric) {
 	length := pipe.XLen(ctx, k.stream)
 	pending := pipe.XPending(ctx, k.stream, k.group)
 	dead := pipe.XLen(ctx, k.dead)
+	stats := pipe.HMGet(ctx, k.stats, "reclaimed", "dead_lettered")
 	if _, err := pipe.Exec(ctx); err != nil && length.Err() != nil {
 		return
 	}
@@ -77,5 +89,11 @@ func (m *queueMetrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	if dead.Err() == nil {
 		ch <- prometheus.MustNewConstMetric(m.deadLetters, prometheus.GaugeValue, float64(dead.Val()))
+	}
+	if stats.Err() == nil {
+		for i, d := range []*prometheus.Desc{m.fleetReclaim, m.fleetDead} {
+			n, _ := strconv.ParseFloat(fmt.Sprint(stats.Val()[i]), 64)
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, n)
+		}
 	}
 }

@@ -32,11 +32,15 @@ func dial(t testing.TB, url string) redis.UniversalClient {
 }
 
 // openRedisQueue opens a queue node on srv with cfg (Client set here), closed in
-// t.Cleanup.
-func openRedisQueue(t testing.TB, url string, cfg execution.RedisQueueConfig) *execution.RedisQueue {
+// t.Cleanup; its metrics go to reg if given.
+func openRedisQueue(t testing.TB, url string, cfg execution.RedisQueueConfig, reg ...*prometheus.Registry) *execution.RedisQueue {
 	t.Helper()
 	cfg.Client = dial(t, url)
-	q, err := execution.NewRedisQueue(context.Background(), cfg, time.Second, nil, prometheus.NewRegistry())
+	r := prometheus.NewRegistry()
+	if len(reg) > 0 {
+		r = reg[0]
+	}
+	q, err := execution.NewRedisQueue(context.Background(), cfg, time.Second, nil, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +94,8 @@ func stealOne(t *testing.T, rdb redis.UniversalClient, prefix string) string {
 func TestRedisQueueReclaimsDeadWorkersJob(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	cfg := execution.RedisQueueConfig{Prefix: "reclaim", VisibilityTimeout: 300 * time.Millisecond, Block: 50 * time.Millisecond}
-	gateway := openRedisQueue(t, srv.URL(), cfg)
+	gatewayMetrics, workerMetrics := prometheus.NewRegistry(), prometheus.NewRegistry()
+	gateway := openRedisQueue(t, srv.URL(), cfg, gatewayMetrics)
 	res := make(chan error, 1)
 	go func() {
 		out, err := gateway.Submit(context.Background(), mutateJob("job-1"))
@@ -103,7 +108,7 @@ func TestRedisQueueReclaimsDeadWorkersJob(t *testing.T) {
 		t.Fatalf("stole %s", got)
 	}
 	var runs atomic.Int32
-	worker := openRedisQueue(t, srv.URL(), cfg)
+	worker := openRedisQueue(t, srv.URL(), cfg, workerMetrics)
 	runQueue(t, worker, func(_ context.Context, jobs []*execution.Job) []execution.Outcome {
 		return execution.PerContext(jobs, func(j *execution.Job) execution.Outcome {
 			runs.Add(1)
@@ -128,6 +133,31 @@ func TestRedisQueueReclaimsDeadWorkersJob(t *testing.T) {
 	if err != nil || r.Status != execution.JobDone || r.Attempts != 2 {
 		t.Errorf("record %+v, %v; want done after 2 deliveries", r, err)
 	}
+	wantMetric(t, workerMetrics, "circlegate_queue_reclaimed_total", 1)
+	wantMetric(t, gatewayMetrics, "circlegate_queue_fleet_reclaimed_total", 1)
+	wantMetric(t, gatewayMetrics, "circlegate_queue_stream_length", 0)
+	wantMetric(t, gatewayMetrics, "circlegate_queue_pending", 0)
+}
+
+// wantMetric fails unless reg's unlabelled sample name has value want.
+func wantMetric(t *testing.T, reg *prometheus.Registry, name string, want float64) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		got := m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		if got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+		return
+	}
+	t.Errorf("no metric %s", name)
 }
 
 // TestRedisQueueDeadLetters: a job delivered more than max_attempts times goes to the
@@ -135,7 +165,8 @@ func TestRedisQueueReclaimsDeadWorkersJob(t *testing.T) {
 func TestRedisQueueDeadLetters(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	cfg := execution.RedisQueueConfig{Prefix: "dead", VisibilityTimeout: 200 * time.Millisecond, MaxAttempts: 1, Block: 50 * time.Millisecond}
-	gateway := openRedisQueue(t, srv.URL(), cfg)
+	gatewayMetrics := prometheus.NewRegistry()
+	gateway := openRedisQueue(t, srv.URL(), cfg, gatewayMetrics)
 	res := make(chan error, 1)
 	go func() { _, err := gateway.Submit(context.Background(), mutateJob("job-poison")); res <- err }()
 	stealOne(t, dial(t, srv.URL()), "dead")
@@ -168,4 +199,6 @@ func TestRedisQueueDeadLetters(t *testing.T) {
 	if n, err := rdb.XLen(context.Background(), "{dead:q}:jobs").Result(); err != nil || n != 0 {
 		t.Errorf("job stream holds %d entries, %v; want 0", n, err)
 	}
+	wantMetric(t, gatewayMetrics, "circlegate_queue_dead_letters", 1)
+	wantMetric(t, gatewayMetrics, "circlegate_queue_fleet_dead_lettered_total", 1)
 }

@@ -215,7 +215,7 @@ func (r *runner) ack(ctx context.Context, batch []ackItem) {
 	keys := make([]string, 0, len(batch)+1)
 	args := make([]any, 0, 3+3*len(batch))
 	keys = append(keys, q.keys.stream)
-	args = append(args, q.keys.group, q.cfg.RecordTTL.Milliseconds(), q.keys.replyPrefix)
+	args = append(args, q.keys.group, q.cfg.Node, q.cfg.RecordTTL.Milliseconds(), q.keys.replyPrefix)
 	now := time.Now().UTC()
 	entries := make([]string, len(batch))
 	for i, it := range batch {
@@ -335,7 +335,7 @@ func (r *runner) reclaim(ctx context.Context) {
 		if n == 0 {
 			return
 		}
-		v, err := queueScripts.reclaim.Run(ctx, q.rdb, []string{q.keys.stream},
+		v, err := queueScripts.reclaim.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.stats},
 			q.keys.group, q.cfg.Node, q.cfg.VisibilityTimeout.Milliseconds(), cursor, n).Slice()
 		q.noteErr("reclaim", err)
 		if err != nil || len(v) == 0 {
@@ -373,7 +373,7 @@ func (r *runner) deadLetter(ctx context.Context, entry, jobID, node, raw string,
 	if node != "" {
 		reply = q.keys.replyPrefix + node
 	}
-	moved, err := queueScripts.dead.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.dead, q.keys.recordPrefix + jobID},
+	moved, err := queueScripts.dead.Run(ctx, q.rdb, []string{q.keys.stream, q.keys.dead, q.keys.recordPrefix + jobID, q.keys.stats},
 		q.keys.group, entry, q.cfg.DeadLetters, jobID, node, raw, deliveries, reason, encodeRecord(&rec),
 		q.cfg.RecordTTL.Milliseconds(), reply).Int()
 	q.noteErr("dead-letter", err)

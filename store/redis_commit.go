@@ -48,18 +48,14 @@ func (r *Redis) CommitMany(ctx context.Context, cs []Commit) []error {
 		}
 	}
 	for attempt := 0; len(idx) > 0; attempt++ {
-		cmds, err := r.runCommits(ctx, cs, idx)
+		res := r.runCommits(ctx, cs, idx)
 		var again []int
 		for n, i := range idx {
-			cerr := cmds[n].Err()
-			if cerr == nil && err != nil && cmds[n].Val() == nil {
-				cerr = err
-			}
-			if isNoScript(cerr) && attempt == 0 {
+			if isNoScript(res[n].err) && attempt == 0 {
 				again = append(again, i)
 				continue
 			}
-			out[i] = commitResult(&cs[i], cmds[n].Val(), cerr)
+			out[i] = commitResult(&cs[i], res[n].status, res[n].err)
 		}
 		if len(again) > 0 {
 			if err := scripts.commit.Load(ctx, r.rdb).Err(); err != nil {
@@ -92,18 +88,55 @@ func checkRedisCommit(c *Commit) error {
 	return nil
 }
 
-func (r *Redis) runCommits(ctx context.Context, cs []Commit, idx []int) ([]*redis.Cmd, error) {
-	pipe := r.rdb.Pipeline()
-	cmds := make([]*redis.Cmd, len(idx))
-	for n, i := range idx {
-		keys, args := r.commitArgs(&cs[i])
-		cmds[n] = scripts.commit.EvalSha(ctx, pipe, keys, args...)
-	}
-	_, err := pipe.Exec(ctx)
-	return cmds, err
+// commitStatus is what the commit script said of one commit, or the error of its call.
+type commitStatus struct {
+	status any
+	err    error
 }
 
-func (r *Redis) commitArgs(c *Commit) ([]string, []any) {
+// runCommits runs the commit script on cs[idx...]: one call for all of them on a
+// single server, one call per commit (in one pipeline) on a cluster, where each
+// context's keys live in their own slot.
+func (r *Redis) runCommits(ctx context.Context, cs []Commit, idx []int) []commitStatus {
+	out := make([]commitStatus, len(idx))
+	groups := [][]int{idx}
+	if _, cluster := r.rdb.(*redis.ClusterClient); cluster {
+		groups = make([][]int, len(idx))
+		for n, i := range idx {
+			groups[n] = []int{i}
+		}
+	}
+	pipe := r.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(groups))
+	for g, group := range groups {
+		keys := make([]string, 0, 7*len(group))
+		args := []any{r.hist.MaxEvents, r.cutoffMs()}
+		for _, i := range group {
+			keys, args = r.commitArgs(keys, args, &cs[i])
+		}
+		cmds[g] = scripts.commit.EvalSha(ctx, pipe, keys, args...)
+	}
+	_, _ = pipe.Exec(ctx)
+	n := 0
+	for g, group := range groups {
+		vals, err := cmds[g].Slice()
+		for k := range group {
+			switch {
+			case err != nil:
+				out[n].err = err
+			case k < len(vals):
+				out[n].status = vals[k]
+			default:
+				out[n].err = errors.New("commit script returned too few results")
+			}
+			n++
+		}
+	}
+	return out
+}
+
+// commitArgs appends one commit's keys and args (its arg count first).
+func (r *Redis) commitArgs(keys []string, args []any, c *Commit) ([]string, []any) {
 	k := r.ctxKeys(c.ContextID)
 	tx := &c.Tx
 	var firstEvent uint64
@@ -116,20 +149,24 @@ func (r *Redis) commitArgs(c *Commit) ([]string, []any) {
 		idem, _ = json.Marshal(c.Idempotency)
 		ttl = max(c.IdempotencyTTL.Milliseconds(), 0)
 	}
-	args := make([]any, 0, 17+3*len(tx.Writes)+3*len(tx.Events))
-	args = append(args, c.Tenant, strconv.FormatUint(c.ExpectedSeq, 10), strconv.FormatUint(tx.Seq, 10), tx.PrevHash,
+	at := len(args)
+	args = append(args, 0, c.Tenant, strconv.FormatUint(c.ExpectedSeq, 10), strconv.FormatUint(tx.Seq, 10), tx.PrevHash,
 		tx.Hash, firstEvent, len(tx.Events), encodeTx(tx), c.IdempotencyKey, idem, ttl)
 	args = r.appendPublish(args, c.Tenant, c.ContextID, tx.Events)
-	args = append(args, r.hist.MaxEvents, r.cutoffMs(), len(tx.Writes))
+	args = append(args, len(tx.Writes))
 	args = appendWriteArgs(args, tx.Writes)
 	args = appendEventArgs(args, tx.Events)
-	keys := []string{k.head, k.state, k.keys, k.txs, k.events, k.idem, k.idemTTL + c.IdempotencyKey}
+	args[at] = len(args) - at - 1
+	keys = append(keys, k.head, k.state, k.keys, k.txs, k.events, k.idem, k.idemTTL+c.IdempotencyKey)
 	return keys, args
 }
 
 func commitResult(c *Commit, v any, err error) error {
 	if err != nil {
 		return redisx.Err(err, "commit")
+	}
+	if s, ok := v.(string); ok {
+		v = s
 	}
 	switch v {
 	case "ok":

@@ -1,6 +1,6 @@
 -- Claim for this consumer the jobs pending longer than the visibility timeout (their
 -- worker died or stalled), with their delivery counts.
--- KEYS: 1 the job stream
+-- KEYS: 1 the job stream, 2 the fleet's queue counters (hash)
 -- ARGV: 1 group, 2 consumer, 3 min idle ms, 4 start id, 5 count
 -- Returns the next start id (0-0 when the pending list was scanned to its end), then
 -- per claimed job: entry id, deliveries, job id, accepting node, job (JSON).
@@ -19,5 +19,8 @@ for _, en in ipairs(res[2]) do
     out[#out + 1] = f['n'] or ''
     out[#out + 1] = f['j'] or ''
   end
+end
+if #out > 1 then
+  redis.call('HINCRBY', KEYS[2], 'reclaimed', (#out - 1) / 5)
 end
 return out

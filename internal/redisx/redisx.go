@@ -48,7 +48,7 @@ func Open(ctx context.Context, url string, poolSize int) (redis.UniversalClient,
 		Addrs: append([]string{opt.Addr}, extra...), Username: opt.Username, Password: opt.Password,
 		TLSConfig: opt.TLSConfig, PoolSize: opt.PoolSize, MaxRetries: opt.MaxRetries,
 		DialTimeout: opt.DialTimeout, ReadTimeout: opt.ReadTimeout, WriteTimeout: opt.WriteTimeout,
-		ContextTimeoutEnabled: true, DisableIdentity: true,
+		ContextTimeoutEnabled: true, DisableIdentity: true, Protocol: opt.Protocol,
 		// MOVED and ASK redirects during a resharding are followed, not retried.
 		MaxRedirects: 8,
 	})
@@ -115,6 +115,11 @@ func tune(o *redis.Options, poolSize int) {
 	}
 	o.ContextTimeoutEnabled = true
 	o.DisableIdentity = true
+	if o.Protocol == 0 {
+		// RESP2: the fleet needs nothing of RESP3 (push notifications, client-side
+		// caching), and with RESP3 every reply is checked for pending pushes.
+		o.Protocol = 2
+	}
 }
 
 func isCluster(ctx context.Context, c *redis.Client) (bool, error) {
@@ -136,7 +141,8 @@ func CheckPrefix(prefix string) error {
 
 // Unavailable reports whether err means Redis could not be reached or could not serve
 // the command for now (a network error, a timeout, a closed connection, a server that
-// is loading its data or has lost a cluster slot), as opposed to a reply error.
+// is loading its data, has lost a cluster slot or is out of memory), as opposed to a
+// reply error.
 func Unavailable(err error) bool {
 	if err == nil || errors.Is(err, redis.Nil) {
 		return false
@@ -144,7 +150,7 @@ func Unavailable(err error) bool {
 	var re redis.Error
 	if errors.As(err, &re) {
 		msg := re.Error()
-		for _, p := range []string{"LOADING", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "READONLY", "BUSY "} {
+		for _, p := range []string{"LOADING", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "READONLY", "BUSY ", "OOM "} {
 			if strings.HasPrefix(msg, p) {
 				return true
 			}

@@ -10,10 +10,8 @@ if redis.call('EXISTS', h) == 1 then
 end
 local dn, db, i = apply_writes(KEYS[2], KEYS[3], 15, tonumber(ARGV[14]))
 redis.call('HSET', KEYS[4], '0', ARGV[8])
-local last = append_events(KEYS[5], i, tonumber(ARGV[9]))
-if last then
-  trim_events(KEYS[5], last, tonumber(ARGV[10]), tonumber(ARGV[11]))
-end
+-- prev -64 makes the first append look at expiry.
+local last = append_events(KEYS[5], i, tonumber(ARGV[9]), -64, tonumber(ARGV[10]), tonumber(ARGV[11]))
 redis.call('HSET', h, 't', ARGV[1], 'a', ARGV[2], 'o', ARGV[3], 'm', ARGV[4], 'p', ARGV[5],
   'c', ARGV[6], 's', '0', 'r', ARGV[7], 'e', last or '0', 'n', dn, 'b', db, 'v', '0')
 if ARGV[12] ~= '' then

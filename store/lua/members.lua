@@ -12,8 +12,7 @@ end
 if cur[2] ~= ARGV[2] or cur[3] ~= ARGV[3] then
   return 'retry'
 end
-redis.call('XADD', KEYS[2], '0-' .. ARGV[5], 't', ARGV[6], 'e', ARGV[7])
-trim_events(KEYS[2], ARGV[5], tonumber(ARGV[8]), tonumber(ARGV[9]))
+append_events(KEYS[2], 5, 1, tonumber(cur[3]), tonumber(ARGV[8]), tonumber(ARGV[9]))
 redis.call('HSET', h, 'm', ARGV[4], 'v', tonumber(ARGV[2]) + 1, 'e', ARGV[5])
 if ARGV[10] ~= '' then
   redis.call('PUBLISH', ARGV[10], ARGV[11])
