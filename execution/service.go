@@ -80,6 +80,10 @@ func prefixParam(prefix string, err error) error {
 	return err
 }
 
+// jobGoroutines is the most pooled goroutines that run jobs (goPool): a round holds
+// at most a batch, and a process runs a few batches at once.
+const jobGoroutines = 512
+
 // Caller is who makes a call: an authenticated key and whether it owns the tenant.
 type Caller struct {
 	PubKey string
@@ -102,6 +106,7 @@ type Service struct {
 	log     *slog.Logger
 	metrics *metrics
 	now     func() time.Time
+	pool    *goPool // runs the jobs of a round
 }
 
 // NewService wires the service. pub may be nil; reg may be nil.
@@ -117,7 +122,8 @@ func NewService(cfg Config, st store.Store, eng *Engine, q Queue, pub Publisher,
 	if err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, store: st, engine: eng, queue: q, pub: pub, log: log, metrics: m, now: time.Now}, nil
+	return &Service{cfg: cfg, store: st, engine: eng, queue: q, pub: pub, log: log, metrics: m, now: time.Now,
+		pool: newGoPool(jobGoroutines)}, nil
 }
 
 // Config returns the configuration with defaults applied.

@@ -57,7 +57,7 @@ func (s *Service) runRound(ctx context.Context, jobs []*Job, round []int, out []
 	preps := make([]prepared, len(round))
 	var wg sync.WaitGroup
 	for n, i := range round {
-		wg.Go(func() {
+		s.pool.Go(&wg, func() {
 			jctx, cancel := context.WithDeadline(ctx, jobs[i].Deadline)
 			defer cancel()
 			p := s.prepareSafe(jctx, jobs[i])
