@@ -32,7 +32,8 @@ type Hub struct {
 	root   context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	tasks  chan func() // to the serve workers; unbuffered
+	tasks  chan func()  // to the serve workers; unbuffered
+	served atomic.Int64 // serve workers alive
 
 	flushers []*flusher // event write sweeps (flush.go)
 
@@ -70,13 +71,6 @@ func NewHub(cfg Config, srv *rpc.Server, auth *tenant.Auth, log *slog.Logger, re
 		go f.run(root)
 	}
 	h.tasks = make(chan func())
-	for range cfg.ServeWorkers {
-		go func() {
-			for f := range h.tasks {
-				f()
-			}
-		}()
-	}
 	return h, nil
 }
 
@@ -262,12 +256,28 @@ func (h *Hub) closeWhere(match func(*session) bool, d Disconnect) int {
 }
 
 // dispatch runs f on an idle serve worker, or on a new goroutine when none is idle.
+// The new goroutine stays as a serve worker when fewer than serve_workers are: a
+// request that waits (a mutation waits for its commit) keeps its worker busy, so
+// under load as many are needed as requests are in flight, and a fresh goroutine
+// would grow its stack again on every request.
 func (h *Hub) dispatch(f func()) {
 	select {
 	case h.tasks <- f:
+		return
 	default:
-		go f()
 	}
+	stay := h.served.Add(1) <= int64(h.cfg.ServeWorkers)
+	if !stay {
+		h.served.Add(-1)
+	}
+	go func() {
+		f()
+		if stay {
+			for f := range h.tasks {
+				f()
+			}
+		}
+	}()
 }
 
 // Shutdown refuses new sessions, closes every open one with 1001 going away and waits
