@@ -16,7 +16,7 @@ var fleetModeTests = []string{
 	"TestCounterLifecycle", "TestRolesPerContext", "TestTenantIsolation", "TestIdempotency",
 	"TestForumAndWATApps", "TestJobGet", "TestEventsOverWebSocket", "TestRemovedMemberLosesSubscription",
 	"TestSubscribeRefusals", "TestResume", "TestSSE",
-	"TestWebhookStripe", "TestWebhookConcurrentDuplicates", "TestWebhookIdenfyAndStandard", "TestLedgerRecord",
+	"TestWebhookStripe", "TestWebhookConcurrentDuplicates", "TestWebhookIdenfyAndStandard",
 }
 
 // TestFleetMode: the embedded mode and the fleet mode behave the same. It runs the
