@@ -140,7 +140,9 @@ func NewEngine(ctx context.Context, cfg EngineConfig, log *slog.Logger) (*Engine
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(true)
+	// No WithCloseOnContextDone: compile instruments every module so that a call's
+	// deadline stops it at a much lower cost (engine_interrupt.go).
+	rc := wazero.NewRuntimeConfig()
 	var cache wazero.CompilationCache
 	if cfg.CacheDir != "" {
 		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)

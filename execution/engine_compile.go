@@ -2,6 +2,7 @@ package execution
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -26,6 +27,7 @@ type engineApp struct {
 	err     error
 	methods map[string]struct{} // exports callable as methods
 	reactor bool                // exports _initialize
+	start   bool                // had a start function (exported as abiStart)
 	minMem  uint32              // initial memory pages
 
 	refs      atomic.Int64 // instances alive and calls holding the app
@@ -135,6 +137,7 @@ func (e *Engine) load(ctx context.Context, a *engineApp, c *Call) error {
 		}
 	}
 	_, a.reactor = mod.ExportedFunctions()[abiReactorInit]
+	_, a.start = mod.ExportedFunctions()[abiStart]
 	a.minMem = mod.ExportedMemories()[abiMemory].Min()
 	e.compiled.Add(1)
 	e.log.Info("app compiled", "app_id", c.AppID, "bytes", len(wasm), "methods", len(a.methods),
@@ -146,15 +149,20 @@ func (e *Engine) load(ctx context.Context, a *engineApp, c *Call) error {
 // results, and not one of the reserved exports.
 func isMethod(name string, def api.FunctionDefinition) bool {
 	switch name {
-	case abiMarker, abiReactorInit, abiCommandStart:
+	case abiMarker, abiReactorInit, abiCommandStart, abiStart:
 		return false
 	}
 	return len(def.ParamTypes()) == 0 && len(def.ResultTypes()) == 0
 }
 
-// compile compiles a module and checks it against the ABI.
+// compile checks a module, instruments it so that a call can be stopped
+// (engine_interrupt.go), compiles it and checks it against the ABI.
 func (e *Engine) compile(ctx context.Context, wasm []byte) (wazero.CompiledModule, error) {
 	if err := abiPrecheck(wasm); err != nil {
+		return nil, errs.Wrap(errs.InvalidParams, err, "invalid wasm module: %s", truncate(err.Error(), 200))
+	}
+	wasm, err := instrument(wasm)
+	if err != nil {
 		return nil, errs.Wrap(errs.InvalidParams, err, "invalid wasm module: %s", truncate(err.Error(), 200))
 	}
 	mod, err := e.rt.CompileModule(ctx, wasm)
@@ -190,6 +198,9 @@ func (e *Engine) check(mod wazero.CompiledModule) error {
 	}
 	if def, ok := fns[abiReactorInit]; ok && !sameSignature(def, nil, nil) {
 		return fmt.Errorf("%s must take no params and return nothing", abiReactorInit)
+	}
+	if def, ok := fns[abiStart]; ok && !sameSignature(def, nil, nil) {
+		return errors.New("its start function must take no params and return nothing")
 	}
 	if len(mod.ImportedMemories()) > 0 {
 		return fmt.Errorf("it imports a memory; it must define and export its own")

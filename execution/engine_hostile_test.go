@@ -3,6 +3,7 @@ package execution_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +28,8 @@ func TestHostile(t *testing.T) {
 		want     string
 	}{
 		{hostile, "loop", fast, false, errs.Overloaded, "execution timed out after 300ms"},
+		{hostile, "fanout", fast, false, errs.Overloaded, "execution timed out after 300ms"},
+		{hostile, "fill_loop", fast, false, errs.Overloaded, "execution timed out after 300ms"},
 		{probe, "spin", fast, false, errs.Overloaded, "execution timed out after 300ms"},
 		{hostile, "grow", &execution.Limits{MemoryPages: 64}, false, errs.Execution, "memory limit exceeded: memory_pages is 64 (4 MiB)"},
 		{probe, "oom", &execution.Limits{MemoryPages: 256}, false, errs.Execution, "memory limit exceeded: memory_pages is 256 (16 MiB)"},
@@ -83,6 +86,40 @@ func TestHostile(t *testing.T) {
 			mustRun(t, e, call(counter, "increment", "", st), st)
 			if v, _, _ := st.Get([]byte("count")); string(v) != "1" || st.len() != 1 {
 				t.Fatalf("state after the failed call and one increment: %v", st.m)
+			}
+		})
+	}
+}
+
+// TestGuestYieldsToGC: a guest that runs for long leaves its native code often
+// enough for the Go runtime to stop the world: a garbage collection finishes while
+// it spins, in every way of spinning.
+func TestGuestYieldsToGC(t *testing.T) {
+	e := newEngine(t, execution.EngineConfig{})
+	hostile, probe := example(t, "hostile.wat"), example(t, "goprobe")
+	for _, tc := range []struct {
+		app    app
+		method string
+	}{{hostile, "loop"}, {hostile, "fanout"}, {hostile, "fill_loop"}, {probe, "spin"}} {
+		t.Run(tc.method, func(t *testing.T) {
+			c := call(tc.app, tc.method, "", newState())
+			c.Limits = &execution.Limits{Timeout: 10 * time.Second}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				_, err := e.Run(ctx, c)
+				done <- err
+			}()
+			time.Sleep(200 * time.Millisecond) // the guest spins by now
+			start := time.Now()
+			runtime.GC()
+			took := time.Since(start)
+			cancel()
+			if err := <-done; !errs.Is(err, errs.Overloaded) || !strings.Contains(err.Error(), "canceled") {
+				t.Fatalf("err = %v, want canceled", err)
+			}
+			if took > 2*time.Second {
+				t.Fatalf("a GC took %v while the guest ran", took)
 			}
 		})
 	}

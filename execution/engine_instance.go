@@ -17,9 +17,10 @@ import (
 // engineInstance is one instantiated module. It serves one call at a time; between
 // calls it sits in its pool.
 type engineInstance struct {
-	app *engineApp // holds a reference on the app from instantiate to close
-	mod api.Module
-	fns map[string]api.Function // exported functions, looked up once
+	app  *engineApp // holds a reference on the app from instantiate to close
+	mod  api.Module
+	fns  map[string]api.Function // exported functions, looked up once
+	stop engineStop              // its $fuel and $stop (engine_interrupt.go)
 
 	call engineCall // the running call; zero between calls
 	ctx  *engineCtx // the context of its calls
@@ -78,7 +79,7 @@ func (e *Engine) instantiate(ctx context.Context, p *enginePool, c *Call, lim *L
 		WithStdout(engineStdio{in, false}).WithStderr(engineStdio{in, true})
 	ctx = experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(in.allocate))
 	in.ctx = newEngineCtx(in)
-	in.ctx.arm(ctx, lim.Timeout)
+	in.ctx.arm(ctx, lim.Timeout, engineStop{})
 	defer in.release()
 	mod, err := e.rt.InstantiateModule(in.ctx, p.app.mod, cfg)
 	if err != nil {
@@ -90,11 +91,26 @@ func (e *Engine) instantiate(ctx context.Context, p *enginePool, c *Call, lim *L
 	}
 	in.mod = mod
 	e.instantiated.Add(1)
-	if p.app.reactor {
-		if err := mod.ExportedFunction(abiReactorInit).CallWithStack(in.ctx, nil); err != nil {
+	fuel, ok1 := mod.ExportedGlobal(abiFuel).(api.MutableGlobal)
+	stop, ok2 := mod.ExportedGlobal(abiStop).(api.MutableGlobal)
+	if !ok1 || !ok2 { // compile adds them to every module
+		in.close()
+		return nil, errs.E(errs.Internal, "app %s has no fuel globals", c.AppID)
+	}
+	in.stop = engineStop{fuel, stop}
+	in.ctx.attach(in.stop)
+	for _, start := range []struct {
+		name string
+		has  bool
+	}{{abiStart, p.app.start}, {abiReactorInit, p.app.reactor}} {
+		if !start.has {
+			continue
+		}
+		if err := mod.ExportedFunction(start.name).CallWithStack(in.ctx, nil); err != nil {
+			err = in.startFailure(ctx, err, lim) // before release disarms the context
 			in.close()
 			e.discarded.Add(1)
-			return nil, in.startFailure(ctx, err, lim)
+			return nil, err
 		}
 	}
 	in.end() // forget what start-up wrote to stderr
@@ -114,7 +130,7 @@ func (in *engineInstance) run(ctx context.Context, c *Call, lim *Limits) (Result
 	if in.ctx == nil {
 		in.ctx = newEngineCtx(in)
 	}
-	in.ctx.arm(ctx, lim.Timeout)
+	in.ctx.arm(ctx, lim.Timeout, in.stop)
 	err := in.fn(c.Method).CallWithStack(in.ctx, nil)
 	if err != nil {
 		err = in.failure(ctx, err, lim)

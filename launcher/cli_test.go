@@ -60,6 +60,42 @@ func TestKeygen(t *testing.T) {
 	}
 }
 
+func TestSign(t *testing.T) {
+	k := testutil.NewKey(t)
+	priv := hex.EncodeToString(k.Priv.Serialize())
+	code, out, _ := runMain(context.Background(), "sign", "--key", priv, "a nonce")
+	if code != 0 {
+		t.Fatalf("sign: %d %q", code, out)
+	}
+	if err := tenant.VerifyPersonal(k.Pub, []byte("a nonce"), strings.TrimSpace(out)); err != nil {
+		t.Fatalf("sign printed %q, which does not verify: %v", out, err)
+	}
+	for _, args := range [][]string{{"sign", "a nonce"}, {"sign", "--key", priv}, {"sign", "--key", "01", "x"}, {"sign", "--key", priv, "a", "b"}} {
+		if code, out, _ := runMain(context.Background(), args...); code != 2 || out != "" {
+			t.Errorf("%v: %d %q, want 2 and nothing printed", args, code, out)
+		}
+	}
+}
+
+// TestServeWithRootKeysOnly: a node with root keys and no tenant starts (tenants
+// come through the admin API); with neither it does not.
+func TestServeWithRootKeysOnly(t *testing.T) {
+	root := testutil.NewKey(t)
+	dir := t.TempDir()
+	if code, out, errOut := runMain(context.Background(), "serve", "--data", dir, "--root-key", root.Pub, "--check-config"); code != 0 {
+		t.Fatalf("serve --root-key --check-config: %d %q %q", code, out, errOut)
+	}
+	if code, _, errOut := runMain(context.Background(), "serve", "--data", dir, "--root-key", "nope", "--check-config"); code != 2 || !strings.Contains(errOut, "admin.root_keys[0]") {
+		t.Fatalf("a bad root key: %d %q", code, errOut)
+	}
+	if code, _, errOut := runMain(context.Background(), "serve", "--data", dir, "--check-config"); code != 2 || !strings.Contains(errOut, "tenants") {
+		t.Fatalf("neither tenants nor root keys: %d %q", code, errOut)
+	}
+	if code, _, errOut := runMain(context.Background(), "serve", "--data", dir, "--dev", "--check-config"); code != 0 {
+		t.Fatalf("serve --dev --check-config: %d %q", code, errOut)
+	}
+}
+
 func writeFile(t *testing.T, name, body string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/circlegate/circlegate/admin"
 	"github.com/circlegate/circlegate/errs"
 	"github.com/circlegate/circlegate/execution"
 	"github.com/circlegate/circlegate/internal/redisx"
@@ -42,6 +43,7 @@ type Config struct {
 	Store     StoreConfig       `toml:"store"`
 	Redis     RedisConfig       `toml:"redis"`
 	Webhooks  webhooks.Config   `toml:"webhooks"`
+	Admin     admin.Config      `toml:"admin"`
 	Tenants   []TenantConfig    `toml:"tenants"`
 
 	file string // where the config came from, for error messages
@@ -254,6 +256,7 @@ func (c *Config) validateShared() error {
 		{"sessions", c.Sessions.WithDefaults().Validate()},
 		{"execution", c.Execution.WithDefaults().Validate()},
 		{"webhooks", c.Webhooks.WithDefaults().Validate()},
+		{"admin", c.Admin.WithDefaults().Validate()},
 	}
 	for _, s := range sections {
 		if s.err != nil {
@@ -301,8 +304,9 @@ func (c *Config) validateTenants() error {
 		file = "flags"
 	}
 	fail := func(key, reason string) error { return fmt.Errorf("%s: %s: %s", file, key, reason) }
-	if len(c.Tenants) == 0 && !c.Demo {
-		return fail("tenants", "no tenant configured: pass -k <tenant_pk>, add [[tenants]] or use --demo")
+	if len(c.Tenants) == 0 && !c.Demo && len(c.Admin.RootKeys) == 0 && !c.Admin.Dev {
+		return fail("tenants", "no tenant configured: pass -k <tenant_pk>, add [[tenants]], use --demo, "+
+			"or name a root key (--root-key) that adds tenants through the admin API")
 	}
 	for i, t := range c.Tenants {
 		if _, err := tenant.NormalizePubKey(t.PubKey); err != nil {

@@ -394,7 +394,13 @@ func (s *sseStream) next(t *testing.T) sseRecord {
 
 func (e *env) openSSE(t *testing.T, token, query string, header http.Header) *sseStream {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, e.baseURL+"/"+e.A.Pub+"/sse"+query, nil)
+	return e.openSSEAt(t, e.A.Pub, token, query, header)
+}
+
+// openSSEAt opens an SSE stream of tenant tenantKey.
+func (e *env) openSSEAt(t *testing.T, tenantKey, token, query string, header http.Header) *sseStream {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, e.baseURL+"/"+tenantKey+"/sse"+query, nil)
 	for k, v := range header {
 		req.Header[k] = v
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/circlegate/circlegate/execution"
 	"github.com/circlegate/circlegate/internal/redisx"
 	"github.com/circlegate/circlegate/store"
+	"github.com/circlegate/circlegate/tenant"
 )
 
 // backends are a process's store, engine, queue and bus: Pebble and in-process ones in
@@ -100,20 +102,40 @@ func (b *backends) close(log *slog.Logger) {
 // token from one gateway is valid on all: the first gateway stores a random one (SET
 // NX), the others read it.
 func fleetSecret(ctx context.Context, rdb redis.UniversalClient, prefix string) ([]byte, error) {
-	key := prefix + ":node-secret"
+	return fleetShared(ctx, rdb, prefix+":node-secret", "fleet secret")
+}
+
+// fleetNodeKey returns the node key every gateway of a fleet shares, so that the
+// fleet is one node to admin clients: the challenges of every gateway are signed by
+// it, and a root's login on one gateway holds on all.
+func fleetNodeKey(ctx context.Context, rdb redis.UniversalClient, prefix string) (*secp256k1.PrivateKey, error) {
+	b, err := fleetShared(ctx, rdb, prefix+":node-key", "fleet node key")
+	if err != nil {
+		return nil, err
+	}
+	k, err := tenant.NodeKeyFromBytes(b)
+	if err != nil {
+		return nil, fmt.Errorf("fleet node key: %w", err)
+	}
+	return k, nil
+}
+
+// fleetShared returns 32 random bytes kept under key that every gateway of a fleet
+// shares: the first gateway stores them (SET NX), the others read them.
+func fleetShared(ctx context.Context, rdb redis.UniversalClient, key, what string) ([]byte, error) {
 	fresh := make([]byte, 32)
 	_, _ = rand.Read(fresh)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := rdb.SetNX(ctx, key, fresh, 0).Err(); err != nil {
-		return nil, fmt.Errorf("fleet secret: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	secret, err := rdb.Get(ctx, key).Bytes()
+	b, err := rdb.Get(ctx, key).Bytes()
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("fleet secret: %w", err)
-	case len(secret) != 32:
-		return nil, errors.New("fleet secret: " + key + " does not hold 32 bytes")
+		return nil, fmt.Errorf("%s: %w", what, err)
+	case len(b) != 32:
+		return nil, errors.New(what + ": " + key + " does not hold 32 bytes")
 	}
-	return secret, nil
+	return b, nil
 }

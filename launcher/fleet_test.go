@@ -11,12 +11,15 @@ import (
 )
 
 // fleetModeTests are the tests TestFleetMode runs again with every gateway a fleet
-// node: applications, contexts, roles, idempotency, events, job records and webhooks.
+// node: applications, contexts, roles, idempotency, events, job records, webhooks and
+// the admin API.
 var fleetModeTests = []string{
 	"TestCounterLifecycle", "TestRolesPerContext", "TestTenantIsolation", "TestIdempotency",
 	"TestForumAndWATApps", "TestJobGet", "TestEventsOverWebSocket", "TestRemovedMemberLosesSubscription",
 	"TestSubscribeRefusals", "TestResume", "TestSSE",
 	"TestWebhookStripe", "TestWebhookConcurrentDuplicates", "TestWebhookIdenfyAndStandard",
+	"TestAdminLogin", "TestAdminApplications", "TestAdminContexts", "TestAdminWebhooks",
+	"TestAdminKeysAndRevocation", "TestTokenExpiryClosesConnections", "TestAdminDocWalkthrough",
 }
 
 // TestFleetMode: the embedded mode and the fleet mode behave the same. It runs the

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/circlegate/circlegate"
+	"github.com/circlegate/circlegate/admin"
 	"github.com/circlegate/circlegate/events"
 	"github.com/circlegate/circlegate/execution"
 	"github.com/circlegate/circlegate/rpc"
@@ -21,6 +22,7 @@ import (
 	"github.com/circlegate/circlegate/tenant"
 	"github.com/circlegate/circlegate/webhooks"
 	"github.com/circlegate/circlegate/ws"
+	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -40,6 +42,7 @@ type Gateway struct {
 	Service  *execution.Service
 	Bus      events.Bus
 	Webhooks *webhooks.Service
+	Admin    *admin.Service
 
 	backends *backends
 	ln       net.Listener
@@ -47,6 +50,8 @@ type Gateway struct {
 	served   chan error
 	workers  context.CancelFunc
 	workDone chan struct{}
+	syncStop context.CancelFunc
+	syncDone chan struct{}
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -64,7 +69,9 @@ func Start(cfg *Config, log *slog.Logger) (*Gateway, error) {
 		return nil, err
 	}
 	g.startWorkers()
+	g.startAdminSync()
 	if err := g.listen(); err != nil {
+		g.stopAdminSync()
 		g.stopWorkers()
 		g.closeBackends()
 		return nil, err
@@ -118,6 +125,64 @@ func (g *Gateway) startWorkers() {
 	}()
 }
 
+// openAdmin loads the node key and starts the admin API's service: root keys,
+// runtime tenants (added to the registry here) and durable revocations. A revocation
+// closes the sessions and SSE streams of the tokens it refuses.
+func (g *Gateway) openAdmin() (http.Handler, error) {
+	key, err := g.nodeKey()
+	if err != nil {
+		return nil, err
+	}
+	var fromConfig []string
+	for _, t := range g.Registry.List() {
+		fromConfig = append(fromConfig, t.PubKey)
+	}
+	g.Admin, err = admin.NewService(context.Background(), g.cfg.Admin, admin.Deps{
+		NodeKey: key, Auth: g.Auth, Registry: g.Registry, Store: g.Store, Exec: g.Service,
+		Webhooks: g.Webhooks, Sessions: hubSessions{g.Hub}, ConfigTenants: fromConfig,
+		Log: g.log.With("component", "admin"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("admin: %w", err)
+	}
+	g.Auth.OnRevoke(func() { g.Hub.CloseRevoked() })
+	if g.cfg.Admin.Dev {
+		g.log.Warn("dev mode: while the node has no root key, the first key to log in to the admin API becomes one")
+	}
+	return admin.NewHandler(g.Admin, g.Metrics)
+}
+
+// nodeKey returns the node's own key: in the data dir, or shared by the whole fleet.
+func (g *Gateway) nodeKey() (*secp256k1.PrivateKey, error) {
+	if g.cfg.Fleet() {
+		return fleetNodeKey(context.Background(), g.backends.redis, g.cfg.redisPrefix())
+	}
+	return tenant.LoadOrCreateNodeKey(g.cfg.Data)
+}
+
+// hubSessions is the hub as the admin API sees it.
+type hubSessions struct{ *ws.Hub }
+
+func (h hubSessions) CloseTenant(pk string) int {
+	return h.Hub.CloseTenant(pk, ws.DisconnectTenantRemoved)
+}
+
+func (g *Gateway) startAdminSync() {
+	ctx, cancel := context.WithCancel(context.Background())
+	g.syncStop, g.syncDone = cancel, make(chan struct{})
+	go func() {
+		defer close(g.syncDone)
+		g.Admin.Run(ctx)
+	}()
+}
+
+func (g *Gateway) stopAdminSync() {
+	if g.syncStop != nil {
+		g.syncStop()
+		<-g.syncDone
+	}
+}
+
 func (g *Gateway) stopWorkers() {
 	if g.workers != nil {
 		g.workers()
@@ -140,9 +205,12 @@ func (g *Gateway) wire() error {
 	if err := g.openExecution(); err != nil {
 		return err
 	}
-	secret, err := tenant.LoadOrCreateSecret(cfg.Data)
+	var secret []byte
+	var err error
 	if cfg.Fleet() {
 		secret, err = fleetSecret(context.Background(), g.backends.redis, cfg.redisPrefix())
+	} else {
+		secret, err = tenant.LoadOrCreateSecret(cfg.Data)
 	}
 	if err != nil {
 		return err
@@ -173,10 +241,14 @@ func (g *Gateway) wire() error {
 		return err
 	}
 	g.Hub.UseEvents(g.Bus, g.Store, g.Service)
+	adminHandler, err := g.openAdmin()
+	if err != nil {
+		return err
+	}
 	sc := g.Hub.Config()
 	httpRPC := &rpc.HTTP{Server: g.RPC, Auth: g.Auth, MaxBodyBytes: sc.MaxMessageBytes, OwnerMaxBodyBytes: sc.OwnerMaxMessageBytes}
 	g.http = &http.Server{
-		Handler:           newRouter(g.Registry, g.Hub, httpRPC, &webhooks.Handler{Service: g.Webhooks}, g.Metrics),
+		Handler:           newRouter(g.Registry, g.Hub, httpRPC, &webhooks.Handler{Service: g.Webhooks}, adminHandler, g.Metrics),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
@@ -227,6 +299,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.stopOnce.Do(func() {
 		httpErr := g.http.Shutdown(ctx)
 		hubErr := g.Hub.Shutdown(ctx)
+		g.stopAdminSync()
 		g.stopWorkers()
 		g.closeBackends()
 		g.stopErr = errors.Join(httpErr, hubErr)

@@ -34,6 +34,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	demo := fs.Bool("demo", false, "add a demo tenant whose key pair is kept in <data>/demo-tenant.json and printed")
 	check := fs.Bool("check-config", false, "validate the configuration and exit")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
+	var rootKeys stringList
+	fs.Var(&rootKeys, "root-key", "a root key of the node's admin API (repeatable; beside admin.root_keys)")
+	dev := fs.Bool("dev", false, "development: the first key to log in to the admin API becomes a root key while there is none")
 	redisURL := fs.String("redis", "", "run as a node of the fleet on this Redis (redis://HOST:PORT/DB); default: embedded")
 	workers := fs.Int("workers", -2, "concurrent job batches of this process; with --redis, 0 runs none (accept only)")
 	if err := fs.Parse(args); err != nil {
@@ -63,6 +66,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	cfg.TLS.Enabled = cfg.TLS.Enabled || *useTLS
 	cfg.Demo = cfg.Demo || *demo
+	cfg.Admin.RootKeys = append(cfg.Admin.RootKeys, rootKeys...)
+	cfg.Admin.Dev = *dev
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "circlegate: %v\n", err)
 		return 2

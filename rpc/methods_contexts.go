@@ -31,7 +31,9 @@ func decodeBase64(param, s string) ([]byte, error) {
 	return b, nil
 }
 
-func normalizeKeys(param string, keys []string) ([]string, error) {
+// NormalizeKeys normalizes the public keys of a param (context members, ...); a
+// malformed one is errs.InvalidParams naming param.
+func NormalizeKeys(param string, keys []string) ([]string, error) {
 	out := make([]string, 0, len(keys))
 	for _, k := range keys {
 		n, err := tenant.NormalizePubKey(k)
@@ -129,7 +131,7 @@ func RegisterApps(s *Server, svc *execution.Service) {
 		return Done{OK: true}, svc.UninstallApp(ctx, tenantOf(c), caller(c), p.AppID)
 	})
 	Register(s, "context.create", Authenticated, func(ctx context.Context, c *Call, p contextCreateParams) (store.Context, error) {
-		members, err := normalizeKeys("members", p.Members)
+		members, err := NormalizeKeys("members", p.Members)
 		if err != nil {
 			return store.Context{}, err
 		}
@@ -147,7 +149,7 @@ func RegisterApps(s *Server, svc *execution.Service) {
 	})
 	members := func(add bool) func(context.Context, *Call, membersParams) (store.Context, error) {
 		return func(ctx context.Context, c *Call, p membersParams) (store.Context, error) {
-			keys, err := normalizeKeys("pubkeys", p.PubKeys)
+			keys, err := NormalizeKeys("pubkeys", p.PubKeys)
 			if err != nil {
 				return store.Context{}, err
 			}

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"hash"
 )
 
 // GenesisPrevHash is the PrevHash of every context's genesis tx.
@@ -17,48 +16,48 @@ const GenesisPrevHash = "0000000000000000000000000000000000000000000000000000000
 // field, write or event changes it. Both backends, the executor and `circlegate verify`
 // use this one function.
 func TxHash(tx *Tx) string {
-	h := sha256.New()
-	putString(h, "circlegate/tx/v1")
-	putUint(h, tx.Seq)
-	putString(h, tx.ID)
-	putString(h, tx.PrevHash)
-	putString(h, tx.Method)
-	putString(h, tx.ArgsDigest)
-	putString(h, tx.Caller)
-	putUint(h, uint64(tx.Time.UnixNano()))
-	putUint(h, uint64(len(tx.Writes)))
+	var stack [512]byte
+	b := appendTxCanonical(stack[:0], tx)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// appendTxCanonical appends what TxHash hashes: big-endian u64 integers, and strings
+// and byte strings as their u64 length then their bytes.
+func appendTxCanonical(b []byte, tx *Tx) []byte {
+	b = appendHashString(b, "circlegate/tx/v1")
+	b = binary.BigEndian.AppendUint64(b, tx.Seq)
+	b = appendHashString(b, tx.ID)
+	b = appendHashString(b, tx.PrevHash)
+	b = appendHashString(b, tx.Method)
+	b = appendHashString(b, tx.ArgsDigest)
+	b = appendHashString(b, tx.Caller)
+	b = binary.BigEndian.AppendUint64(b, uint64(tx.Time.UnixNano()))
+	b = binary.BigEndian.AppendUint64(b, uint64(len(tx.Writes)))
 	for _, w := range tx.Writes {
-		putBytes(h, w.Key)
+		b = appendHashBytes(b, w.Key)
 		if w.Delete {
-			putUint(h, 1)
+			b = binary.BigEndian.AppendUint64(b, 1)
 		} else {
-			putUint(h, 0)
-			putBytes(h, w.Value)
+			b = binary.BigEndian.AppendUint64(b, 0)
+			b = appendHashBytes(b, w.Value)
 		}
 	}
-	putUint(h, uint64(len(tx.Events)))
+	b = binary.BigEndian.AppendUint64(b, uint64(len(tx.Events)))
 	for _, e := range tx.Events {
-		putUint(h, e.Seq)
-		putString(h, e.Kind)
-		putBytes(h, e.Data)
+		b = binary.BigEndian.AppendUint64(b, e.Seq)
+		b = appendHashString(b, e.Kind)
+		b = appendHashBytes(b, e.Data)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return b
 }
 
-func putUint(h hash.Hash, v uint64) {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], v)
-	h.Write(b[:])
+func appendHashBytes(b, v []byte) []byte {
+	return append(binary.BigEndian.AppendUint64(b, uint64(len(v))), v...)
 }
 
-func putBytes(h hash.Hash, b []byte) {
-	putUint(h, uint64(len(b)))
-	h.Write(b)
-}
-
-func putString(h hash.Hash, s string) {
-	putUint(h, uint64(len(s)))
-	h.Write([]byte(s))
+func appendHashString(b []byte, s string) []byte {
+	return append(binary.BigEndian.AppendUint64(b, uint64(len(s))), s...)
 }
 
 // VerifyChain checks that txs (consecutive, in order) chain from prev: each PrevHash is

@@ -133,3 +133,21 @@ func TestVerifyChain(t *testing.T) {
 		}
 	}
 }
+
+// TestTxHashGolden pins the hash of a known tx: the chain of every stored context
+// depends on TxHash never changing.
+func TestTxHashGolden(t *testing.T) {
+	tx := sampleTx()
+	const want = "2ba739f754b2dced745e1508282c8473143d309d3cefc23a42e50cf6708c52b8"
+	if got := store.TxHash(&tx); got != want {
+		t.Fatalf("TxHash = %s, want %s", got, want)
+	}
+}
+
+func BenchmarkTxHash(b *testing.B) {
+	tx := sampleTx()
+	b.ReportAllocs()
+	for b.Loop() {
+		store.TxHash(&tx)
+	}
+}

@@ -62,9 +62,10 @@ type Config struct {
 	// requests are small, every idle session holds this buffer, and larger messages
 	// are read in pieces.
 	ReadBufferSize int `toml:"read_buffer_size"`
-	// ServeWorkers is the number of long-lived goroutines that run requests. A request
-	// goes to an idle one, or to a new goroutine when none is idle; reusing them saves
-	// growing a fresh goroutine's stack on every request. Zero means 4*GOMAXPROCS.
+	// ServeWorkers is the most long-lived goroutines that run requests. A request goes
+	// to an idle one, or to a new goroutine when none is idle, which then stays while
+	// fewer than ServeWorkers do; reusing them saves growing a fresh goroutine's stack
+	// on every request. Zero means 64*GOMAXPROCS.
 	ServeWorkers int `toml:"serve_workers"`
 	// AllowedOrigins lists the browser origins allowed to connect. Empty means any
 	// origin: sessions authenticate by signature, never by cookie.
@@ -113,7 +114,7 @@ func (c Config) WithDefaults() Config {
 		c.RequestBurst = max(1, int(c.RequestRate+0.999))
 	}
 	if c.ServeWorkers == 0 {
-		c.ServeWorkers = 4 * runtime.GOMAXPROCS(0)
+		c.ServeWorkers = 64 * runtime.GOMAXPROCS(0)
 	}
 	if c.ReadBufferSize == 0 {
 		c.ReadBufferSize = 512

@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,5 +131,37 @@ func TestValidate(t *testing.T) {
 	}
 	if err := (Config{}).WithDefaults().Validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)
+	}
+}
+
+// TestServeWorkersStay: goroutines started for requests while every serve worker is
+// busy stay as workers up to serve_workers, and later requests run on them.
+func TestServeWorkersStay(t *testing.T) {
+	hub, _ := newTestHub(t, Config{ServeWorkers: 3})
+	release := make(chan struct{})
+	var started sync.WaitGroup
+	for range 5 {
+		started.Add(1)
+		hub.dispatch(func() {
+			started.Done()
+			<-release
+		})
+	}
+	started.Wait()
+	if n := hub.served.Load(); n != 3 {
+		t.Fatalf("%d serve workers while 5 requests run, want 3", n)
+	}
+	close(release)
+	before := runtime.NumGoroutine()
+	ran := make(chan struct{})
+	for range 10 {
+		hub.dispatch(func() { ran <- struct{}{} })
+		<-ran
+	}
+	if n := hub.served.Load(); n != 3 {
+		t.Fatalf("%d serve workers after the burst, want 3", n)
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		t.Fatalf("goroutines %d -> %d: requests did not run on the idle workers", before, after)
 	}
 }

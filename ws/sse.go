@@ -49,6 +49,7 @@ type stream struct {
 	closed    bool
 	reason    Disconnect
 	pingTimer *time.Timer
+	expiry    *time.Timer // ends the stream when its token expires
 }
 
 // ServeSSE handles GET /<tenant>/sse. The token comes in Authorization: Bearer or
@@ -120,6 +121,7 @@ func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request) {
 	st.mu.Lock()
 	if !st.closed {
 		st.pingTimer = time.AfterFunc(h.cfg.PingInterval, st.ping)
+		st.expiry = time.AfterFunc(time.Until(pr.ExpiresAt), func() { st.close(DisconnectTokenExpired) })
 	}
 	st.mu.Unlock()
 	st.read()
@@ -235,6 +237,9 @@ func (st *stream) close(d Disconnect) {
 	st.closed, st.reason = true, d
 	if st.pingTimer != nil {
 		st.pingTimer.Stop()
+	}
+	if st.expiry != nil {
+		st.expiry.Stop()
 	}
 	st.mu.Unlock()
 	st.out.shut()

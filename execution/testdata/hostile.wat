@@ -32,6 +32,18 @@
 
   (func (export "loop") (loop $l (br $l)))
 
+  ;; 2^62 calls without a single loop: only the checks at function entries stop it.
+  (func $fanout (param $n i32)
+    (if (local.get $n)
+      (then
+        (call $fanout (i32.sub (local.get $n) (i32.const 1)))
+        (call $fanout (i32.sub (local.get $n) (i32.const 1))))))
+  (func (export "fanout") (call $fanout (i32.const 62)))
+
+  ;; Fills 2 MiB over and over: bulk work that a count of loop iterations misses.
+  (func (export "fill_loop")
+    (loop $l (memory.fill (i32.const 0) (i32.const 1) (i32.const 2097152)) (br $l)))
+
   (func (export "grow")
     (loop $l
       (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))
