@@ -33,7 +33,9 @@ import (
 // owner's tenant, the Redis, the shared compile cache, and extra TOML on top.
 func writeFleetConfig(t *testing.T, redisURL string, owner testutil.Key, extra string) string {
 	t.Helper()
-	body := fmt.Sprintf(`[log]
+	body := fmt.Sprintf(`data = %q
+
+[log]
 level = "info"
 
 [execution]
@@ -45,7 +47,7 @@ url = %q
 
 [[tenants]]
 pubkey = %q
-`, testapps.CompileCacheDir(t), extra, redisURL, owner.Pub)
+`, t.TempDir(), testapps.CompileCacheDir(t), extra, redisURL, owner.Pub)
 	path := filepath.Join(t.TempDir(), "fleet.toml")
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)

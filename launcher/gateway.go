@@ -205,9 +205,12 @@ func (g *Gateway) wire() error {
 	if err := g.openExecution(); err != nil {
 		return err
 	}
-	secret, err := tenant.LoadOrCreateSecret(cfg.Data)
+	var secret []byte
+	var err error
 	if cfg.Fleet() {
 		secret, err = fleetSecret(context.Background(), g.backends.redis, cfg.redisPrefix())
+	} else {
+		secret, err = tenant.LoadOrCreateSecret(cfg.Data)
 	}
 	if err != nil {
 		return err

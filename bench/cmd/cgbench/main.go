@@ -11,6 +11,8 @@
 //	fanout     10,000 WebSocket subscribers of one context, 100 mutations/s: deliveries/s and latency
 //	fanout-sse the same with SSE subscribers
 //	webhook    ledger app on 16 contexts, 64 keep-alive HTTP clients posting signed Stripe events: verified webhooks/s
+//	fleet-mutate   redis-server, 1 gateway (accept only), 2 worker processes; 256 closed loops of mutate: mutations/s, p50, p99
+//	fleet-failover the same fleet under load; a worker killed with SIGKILL 3 times: time until the jobs it held completed elsewhere
 //
 // It prints a Markdown table on stdout, progress on stderr, and exits non-zero only
 // when the harness itself fails; a missed target is a "miss" row.
