@@ -78,7 +78,8 @@ func (g *Gateway) openExecution() error {
 	var err error
 	g.Store, err = store.OpenPebble(store.PebbleConfig{
 		Dir: filepath.Join(cfg.Data, "store"), History: cfg.Store.History,
-		CacheBytes: cfg.Store.CacheBytes, MemTableBytes: cfg.Store.MemTableBytes, Logger: g.log.With("component", "pebble"),
+		CacheBytes: cfg.Store.CacheBytes, MemTableBytes: cfg.Store.MemTableBytes, StateCacheBytes: cfg.Store.StateCacheBytes,
+		Logger: g.log.With("component", "pebble"),
 	})
 	if err != nil {
 		return fmt.Errorf("store: %w", err)

@@ -58,6 +58,7 @@ func (p *Pebble) CommitMany(ctx context.Context, cs []Commit) []error {
 			if errs[i] == nil {
 				errs[i] = err
 				p.heads.del(cs[i].ContextID)
+				p.cacheWrites(cs[i].ContextID, cs[i].Tx.Writes, false)
 			}
 		}
 		return errs
@@ -65,9 +66,27 @@ func (p *Pebble) CommitMany(ctx context.Context, cs []Commit) []error {
 	for i := range cs {
 		if errs[i] == nil {
 			p.heads.put(cs[i].ContextID, heads[i])
+			p.cacheWrites(cs[i].ContextID, cs[i].Tx.Writes, true)
 		}
 	}
 	return errs
+}
+
+// cacheWrites records a commit's state writes in the state cache once they are
+// durable, or forgets their keys when the commit failed (Pebble may or may not hold
+// them). The context's lock is held.
+func (p *Pebble) cacheWrites(contextID string, ws []Write, durable bool) {
+	if p.state == nil {
+		return
+	}
+	for _, w := range ws {
+		k := stateKey(contextID, w.Key)
+		if durable {
+			p.state.write(k, w.Value, !w.Delete)
+		} else {
+			p.state.forget(k)
+		}
+	}
 }
 
 // prepareCommit loads the head of c's context into h and checks c against it.
@@ -157,10 +176,16 @@ func (p *Pebble) applyWrites(b *pebble.Batch, h *head, ws []Write) error {
 	return nil
 }
 
-// valueSize returns the size of the value under state key k, if any.
+// valueSize returns the size of the value under state key k, if any. The caller
+// holds the context's lock, so a cached entry is the committed value.
 func (p *Pebble) valueSize(k []byte, pending map[string]int) (int, bool, error) {
 	if n, ok := pending[string(k)]; ok {
 		return n, n >= 0, nil
+	}
+	if p.state != nil {
+		if n, found, cached := p.state.size(k); cached {
+			return n, found, nil
+		}
 	}
 	v, closer, err := p.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {

@@ -148,7 +148,11 @@ func (p *Pebble) DeleteContext(ctx context.Context, tenant, contextID string) er
 		prefix := key(k, contextID)
 		_ = b.DeleteRange(prefix, prefixEnd(prefix), nil)
 	}
-	return commit(b)
+	err = commit(b)
+	if p.state != nil {
+		p.state.dropPrefix(key(kindState, contextID)) // also after a failure: Pebble may hold either
+	}
+	return err
 }
 
 // UpdateMembers adds, then removes members (a key in both ends up removed), keeps

@@ -20,7 +20,19 @@ func (p *Pebble) Get(ctx context.Context, contextID string, k []byte) ([]byte, b
 	if _, err := p.readHead(contextID); err != nil {
 		return nil, false, err
 	}
-	return p.get(stateKey(contextID, k))
+	sk := stateKey(contextID, k)
+	if p.state == nil {
+		return p.get(sk)
+	}
+	v, found, cached, gen := p.state.get(sk)
+	if cached {
+		return v, found, nil
+	}
+	v, found, err := p.get(sk)
+	if err == nil {
+		p.state.fill(sk, v, found, gen)
+	}
+	return v, found, err
 }
 
 // Scan returns up to limit (> 0) state entries with prefix whose key is greater than

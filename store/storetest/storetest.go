@@ -64,11 +64,13 @@ func Run(t *testing.T, open Opener) {
 		{"CommitStaleEvents", testCommitStaleEvents},
 		{"CommitDeletedContext", testCommitDeletedContext},
 		{"DeleteContext", testDeleteContext},
+		{"RecreatedContext", testRecreatedContext},
 		{"Events", testEvents},
 		{"HistoryMaxEvents", testHistoryMaxEvents},
 		{"HistoryMaxAge", testHistoryMaxAge},
 		{"ParallelContexts", testParallelContexts},
 		{"RacingCommits", testRacingCommits},
+		{"ReadsSeeCommits", testReadsSeeCommits},
 		{"Records", testRecords},
 		{"RecordsIsolation", testRecordsIsolation},
 	}
