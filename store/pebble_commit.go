@@ -131,7 +131,7 @@ func (p *Pebble) commitBatch(b *pebble.Batch, h *head, c *Commit) error {
 			return err
 		}
 	}
-	return putJSON(b, headKey(h.ID), h)
+	return b.Set(hotKey(h.ID), encodeHot(h), nil)
 }
 
 // applyTx adds tx's writes, events and log record to b and advances h.

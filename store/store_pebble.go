@@ -188,7 +188,8 @@ func (p *Pebble) loadHead(contextID string) (head, error) {
 	return h, err
 }
 
-// decodeHead reads a head from Pebble.
+// decodeHead reads a head from Pebble: the JSON record, and over it the fields of
+// the binary one that every commit writes.
 func (p *Pebble) decodeHead(contextID string) (head, error) {
 	var h head
 	v, ok, err := p.get(headKey(contextID))
@@ -201,7 +202,25 @@ func (p *Pebble) decodeHead(contextID string) (head, error) {
 	if err := json.Unmarshal(v, &h); err != nil {
 		return h, errs.Wrap(errs.Internal, err, "store: decode context %s", contextID)
 	}
-	return h, nil
+	return h, p.readHot(&h)
+}
+
+// readHot lays the binary head record of h's context, if there is one, over h.
+func (p *Pebble) readHot(h *head) error {
+	v, ok, err := p.get(hotKey(h.ID))
+	if err != nil || !ok {
+		return err
+	}
+	if err := decodeHot(v, h); err != nil {
+		return errs.Wrap(errs.Internal, err, "store: decode context %s", h.ID)
+	}
+	return nil
+}
+
+// putHead writes a whole head: the JSON record and the binary one.
+func putHead(b *pebble.Batch, h *head) error {
+	_ = b.Set(hotKey(h.ID), encodeHot(h), nil)
+	return putJSON(b, headKey(h.ID), h)
 }
 
 // tenantHead is readHead that also reports NotFound when the context belongs to
