@@ -3,7 +3,7 @@ GO        ?= go
 BIN       := bin/circlegate
 GOFLAGS_T ?= -race -count=1 -timeout 15m
 # Programs the tests start, as program:debian-package (installed by `make deps`).
-TEST_DEPS := wat2wasm:wabt
+TEST_DEPS := wat2wasm:wabt redis-server:redis-server
 
 .PHONY: all build apps run test check fuzz bench deps clean
 
@@ -53,7 +53,8 @@ fuzz:
 bench: build apps
 	$(GO) run ./bench/cmd/cgbench -gateway $(BIN) -app-dir bin/apps
 	$(GO) test -run '^$$' -bench . -benchmem ./rpc/ ./tenant/
-	$(GO) test -run '^$$' -bench Noop -benchmem ./execution/
+	$(GO) test -run '^$$' -bench 'Noop|FleetMutate' -benchmem ./execution/
+	$(GO) test -run '^$$' -bench Fanout -benchtime 500000x ./ws/
 	$(GO) test -run '^$$' -bench Verify -benchmem ./webhooks/
 
 clean:

@@ -50,6 +50,16 @@ func (k Kind) String() string {
 	return "internal"
 }
 
+// ParseKind returns the kind whose String is name.
+func ParseKind(name string) (Kind, bool) {
+	for k, n := range kindNames {
+		if n == name {
+			return Kind(k), true
+		}
+	}
+	return Internal, false
+}
+
 // Error is an error with a kind and a message that is safe to show a client.
 // Param names the offending parameter for InvalidParams. Err, if set, is the cause; it
 // is logged, never sent.

@@ -34,6 +34,18 @@ type Job struct {
 	Script         []byte    `json:"script,omitempty"` // play: the wasm module
 	Time           time.Time `json:"time"`             // accepted at; the tx time
 	Deadline       time.Time `json:"deadline"`
+	// Node is the gateway node that accepted the job and waits for its outcome
+	// (fleet queue).
+	Node string `json:"node,omitempty"`
+
+	// Attempt is the delivery count of this run of the job, set by the queue: 1 for
+	// the first delivery, more when a fleet queue hands it out again because its
+	// worker died or stalled.
+	Attempt int `json:"-"`
+	// AtLeastOnce is set by a queue that may deliver a job more than once (the fleet
+	// queue): the handler then records every commit under the job's id, so that a
+	// second delivery finds it and commits nothing.
+	AtLeastOnce bool `json:"-"`
 }
 
 // Outcome is what running a job produced: a JSON result or an error.
@@ -56,7 +68,52 @@ type Queue interface {
 	Run(ctx context.Context, workers int, h Handler) error
 	// Close stops the queue; pending and later Submits fail with errs.Overloaded.
 	Close() error
+	// Status returns the record of a job this queue (any node of a fleet) accepted:
+	// queued until it finishes, then done or failed (or dead), kept for the record
+	// TTL after acceptance. An errs.NotFound error for a job it does not know.
+	Status(ctx context.Context, jobID string) (JobRecord, error)
 }
+
+// The statuses of a job record.
+const (
+	JobQueued = "queued" // accepted, not finished yet: waiting or running
+	JobDone   = "done"   // finished: committed, or a detached play ran; Result is its result
+	JobFailed = "failed" // finished with Err
+	JobDead   = "dead"   // a fleet queue gave up after max_attempts deliveries
+)
+
+// JobRecord is what a queue remembers of a job, for job.get: who submitted it, its
+// status and, once finished, its result or error.
+type JobRecord struct {
+	ID         string
+	Kind       JobKind
+	Tenant     string
+	Caller     string
+	ContextID  string
+	Status     string
+	Result     json.RawMessage
+	Err        error
+	AcceptedAt time.Time
+	FinishedAt time.Time // zero while queued
+	Attempts   int       // deliveries so far (fleet); 0 if unknown
+}
+
+// newRecord returns the queued record of a job just accepted.
+func newRecord(j *Job) JobRecord {
+	return JobRecord{ID: j.ID, Kind: j.Kind, Tenant: j.Tenant, Caller: j.Caller, ContextID: j.ContextID,
+		Status: JobQueued, AcceptedAt: j.Time}
+}
+
+// finished returns r after the job ended with o.
+func (r JobRecord) finished(o Outcome, at time.Time) JobRecord {
+	r.Status, r.Result, r.Err, r.FinishedAt = JobDone, o.Result, o.Err, at
+	if o.Err != nil {
+		r.Status, r.Result = JobFailed, nil
+	}
+	return r
+}
+
+var errNoJob = errs.E(errs.NotFound, "job not found (unknown, or its record expired)")
 
 var errQueueFull = errs.E(errs.Overloaded, "job queue is full, try again later")
 var errQueueClosed = errs.E(errs.Overloaded, "job queue is closed")

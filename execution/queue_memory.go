@@ -16,7 +16,14 @@ type MemoryQueueConfig struct {
 	Capacity int `toml:"capacity"`
 	// MaxBatch is the most jobs a worker takes at once. Zero means 128.
 	MaxBatch int `toml:"max_batch"`
+	// RecordTTL is how long job records stay readable (job.get) after acceptance;
+	// the launcher sets it from execution.job_record_ttl. Zero means 10 minutes.
+	// At most maxMemoryRecords are kept.
+	RecordTTL time.Duration `toml:"-"`
 }
+
+// maxMemoryRecords bounds the job records of the memory queue (about 0.5 KiB each).
+const maxMemoryRecords = 100000
 
 // WithDefaults returns c with every zero field set to its default.
 func (c MemoryQueueConfig) WithDefaults() MemoryQueueConfig {
@@ -25,6 +32,9 @@ func (c MemoryQueueConfig) WithDefaults() MemoryQueueConfig {
 	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = 128
+	}
+	if c.RecordTTL == 0 {
+		c.RecordTTL = 10 * time.Minute
 	}
 	return c
 }
@@ -36,6 +46,8 @@ func (c MemoryQueueConfig) Validate() error {
 		return errs.Param("capacity", "must be at least 1")
 	case c.MaxBatch < 1:
 		return errs.Param("max_batch", "must be at least 1")
+	case c.RecordTTL < 0:
+		return errs.Param("record_ttl", "must not be negative")
 	}
 	return nil
 }
@@ -44,7 +56,8 @@ func (c MemoryQueueConfig) Validate() error {
 // lanes with work and no running batch, and workers that take whole lanes (up to
 // MaxBatch jobs) so one context is never in two batches at once.
 type MemoryQueue struct {
-	cfg MemoryQueueConfig
+	cfg     MemoryQueueConfig
+	records *recordBook
 
 	mu     sync.Mutex
 	cond   *sync.Cond
@@ -61,10 +74,15 @@ type lane struct {
 	inReady bool
 }
 
+// pending is a queued job and what to do with its outcome: hand it to the waiting
+// Submit (memory queue), or acknowledge it in Redis (fleet queue). onDone must not
+// block.
 type pending struct {
-	job  *Job
-	done chan Outcome // buffered 1
+	job    *Job
+	onDone func(*Job, Outcome)
 }
+
+func (p *pending) finish(o Outcome) { p.onDone(p.job, o) }
 
 // NewMemoryQueue returns an in-process queue.
 func NewMemoryQueue(cfg MemoryQueueConfig) (*MemoryQueue, error) {
@@ -72,7 +90,7 @@ func NewMemoryQueue(cfg MemoryQueueConfig) (*MemoryQueue, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	q := &MemoryQueue{cfg: cfg, lanes: make(map[string]*lane)}
+	q := &MemoryQueue{cfg: cfg, lanes: make(map[string]*lane), records: newRecordBook(cfg.RecordTTL, maxMemoryRecords)}
 	q.cond = sync.NewCond(&q.mu)
 	return q, nil
 }
@@ -86,12 +104,18 @@ func (q *MemoryQueue) Len() int {
 
 // Submit implements Queue.
 func (q *MemoryQueue) Submit(ctx context.Context, job *Job) (json.RawMessage, error) {
-	p := &pending{job: job, done: make(chan Outcome, 1)}
+	done := make(chan Outcome, 1)
+	p := &pending{job: job, onDone: func(j *Job, o Outcome) {
+		q.records.finish(j, o)
+		done <- o
+	}}
+	q.records.add(newRecord(job))
 	if err := q.push(p); err != nil {
+		q.records.finish(job, Outcome{Err: err})
 		return nil, err
 	}
 	select {
-	case o := <-p.done:
+	case o := <-done:
 		return o.Result, o.Err
 	case <-ctx.Done():
 		// The job stays queued and may still run; its deadline bounds how late.
@@ -161,7 +185,7 @@ func (q *MemoryQueue) finish(lanes []*lane, n int) {
 		l.running = false
 		if q.closed {
 			for _, p := range l.jobs {
-				p.done <- Outcome{Err: errQueueClosed}
+				p.finish(Outcome{Err: errQueueClosed})
 			}
 			q.queued -= len(l.jobs)
 			l.jobs = nil
@@ -202,8 +226,10 @@ func (q *MemoryQueue) runBatch(ctx context.Context, h Handler, batch []*pending)
 	jobs := make([]*Job, 0, len(batch))
 	live := make([]*pending, 0, len(batch))
 	for _, p := range batch {
-		if !p.job.Deadline.IsZero() && now.After(p.job.Deadline) {
-			p.done <- Outcome{Err: errJobExpired}
+		// A redelivered job (fleet) goes to the handler even when late: it may have
+		// committed before, and then reports that outcome (Service.handle).
+		if p.job.Attempt <= 1 && !p.job.Deadline.IsZero() && now.After(p.job.Deadline) {
+			p.finish(Outcome{Err: errJobExpired})
 			continue
 		}
 		jobs = append(jobs, p.job)
@@ -214,8 +240,16 @@ func (q *MemoryQueue) runBatch(ctx context.Context, h Handler, batch []*pending)
 	}
 	outs := h(ctx, jobs)
 	for i, p := range live {
-		p.done <- outs[i]
+		p.finish(outs[i])
 	}
+}
+
+// Status implements Queue from the records of this process's jobs.
+func (q *MemoryQueue) Status(_ context.Context, jobID string) (JobRecord, error) {
+	if r, ok := q.records.get(jobID); ok {
+		return r, nil
+	}
+	return JobRecord{}, errNoJob
 }
 
 // Close implements Queue: jobs still waiting fail with -32006.
@@ -231,7 +265,7 @@ func (q *MemoryQueue) Close() error {
 			continue
 		}
 		for _, p := range l.jobs {
-			p.done <- Outcome{Err: errQueueClosed}
+			p.finish(Outcome{Err: errQueueClosed})
 		}
 		q.queued -= len(l.jobs)
 		l.jobs = nil

@@ -19,10 +19,14 @@ import (
 // config file.
 type Config struct {
 	// Workers is the number of concurrent job batches this process runs; 0 means
-	// GOMAXPROCS. A gateway with workers = -1 only accepts jobs (fleet mode).
+	// GOMAXPROCS. A gateway with workers = -1 only accepts jobs (fleet mode; the serve
+	// flag --workers 0 with --redis means the same).
 	Workers int `toml:"workers"`
 	// JobTimeout bounds a job from acceptance to commit. Zero means 10s.
 	JobTimeout time.Duration `toml:"job_timeout"`
+	// JobRecordTTL is how long a job's record (job.get) stays readable after the job
+	// was accepted. Zero means 10 minutes.
+	JobRecordTTL time.Duration `toml:"job_record_ttl"`
 	// MaxAppBytes bounds an installed module (and a play script). Zero means 32 MiB.
 	MaxAppBytes int `toml:"max_app_bytes"`
 	// CacheDir holds compiled modules across restarts. Empty means <data>/wasm-cache.
@@ -44,6 +48,9 @@ func (c Config) WithDefaults() Config {
 	if c.JobTimeout == 0 {
 		c.JobTimeout = 10 * time.Second
 	}
+	if c.JobRecordTTL == 0 {
+		c.JobRecordTTL = 10 * time.Minute
+	}
 	if c.MaxAppBytes == 0 {
 		c.MaxAppBytes = 32 << 20
 	}
@@ -59,6 +66,8 @@ func (c Config) Validate() error {
 		return errs.Param("workers", "must be -1 (accept only), 0 (GOMAXPROCS) or positive")
 	case c.JobTimeout < 0:
 		return errs.Param("job_timeout", "must not be negative")
+	case c.JobRecordTTL < time.Second:
+		return errs.Param("job_record_ttl", "must be at least 1s")
 	case c.MaxAppBytes < 1024:
 		return errs.Param("max_app_bytes", "must be at least 1024")
 	case c.PoolSize < 0:
@@ -98,15 +107,16 @@ type Publisher interface {
 // Service is the one implementation of every app, context and call operation; the
 // JSON-RPC methods and the admin API are thin wrappers over it.
 type Service struct {
-	cfg     Config
-	store   store.Store
-	engine  *Engine
-	queue   Queue
-	pub     Publisher
-	log     *slog.Logger
-	metrics *metrics
-	now     func() time.Time
-	pool    *goPool // runs the jobs of a round
+	cfg            Config
+	store          store.Store
+	storePublishes bool
+	engine         *Engine
+	queue          Queue
+	pub            Publisher
+	log            *slog.Logger
+	metrics        *metrics
+	now            func() time.Time
+	pool           *goPool // runs the jobs of a round
 }
 
 // NewService wires the service. pub may be nil; reg may be nil.
@@ -122,8 +132,9 @@ func NewService(cfg Config, st store.Store, eng *Engine, q Queue, pub Publisher,
 	if err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, store: st, engine: eng, queue: q, pub: pub, log: log, metrics: m, now: time.Now,
-		pool: newGoPool(jobGoroutines)}, nil
+	sp, _ := st.(selfPublishing)
+	return &Service{cfg: cfg, store: st, storePublishes: sp != nil && sp.PublishesEvents(), engine: eng, queue: q,
+		pub: pub, log: log, metrics: m, now: time.Now, pool: newGoPool(jobGoroutines)}, nil
 }
 
 // Config returns the configuration with defaults applied.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/circlegate/circlegate/errs"
@@ -60,6 +61,9 @@ func (s *Service) Mutate(ctx context.Context, tenant string, c Caller, id, metho
 	}
 	if len(idemKey) > 256 {
 		return nil, errs.Param("idempotencyKey", "at most 256 bytes")
+	}
+	if strings.HasPrefix(idemKey, "\x00") {
+		return nil, errs.Param("idempotencyKey", "must not start with a NUL character")
 	}
 	job := s.newJob(JobMutate, tenant, c, id, method, args)
 	job.IdempotencyKey = idemKey
@@ -148,16 +152,22 @@ func (s *Service) submit(ctx context.Context, job *Job) (json.RawMessage, error)
 	return res, err
 }
 
-// replay returns the recorded result of an idempotent job, if any.
+// replay returns the recorded result of a job with a caller's idempotency key, if any.
 func (s *Service) replay(ctx context.Context, job *Job) (json.RawMessage, bool, error) {
-	rec, ok, err := s.store.Idempotent(ctx, job.ContextID, job.IdempotencyKey)
+	return s.replayKey(ctx, job, job.IdempotencyKey)
+}
+
+// replayKey returns the result recorded under key for job, if any; a record of
+// another call under the same key is a conflict.
+func (s *Service) replayKey(ctx context.Context, job *Job, key string) (json.RawMessage, bool, error) {
+	rec, ok, err := s.store.Idempotent(ctx, job.ContextID, key)
 	switch {
 	case err != nil:
 		return nil, true, err
 	case !ok:
 		return nil, false, nil
 	case rec.Digest != jobDigest(job):
-		return nil, true, errs.E(errs.Conflict, "idempotencyKey %q was used for a different call", job.IdempotencyKey)
+		return nil, true, errs.E(errs.Conflict, "idempotencyKey %q was used for a different call", key)
 	}
 	return rec.Result, true, nil
 }
@@ -219,3 +229,20 @@ type emptyState struct{}
 
 func (emptyState) Get([]byte) ([]byte, bool, error)             { return nil, false, nil }
 func (emptyState) Scan([]byte, []byte, int) ([]store.KV, error) { return nil, nil }
+
+// Job returns the record of a job of this tenant (job.get) to the key that submitted
+// it and to the tenant's owner. For anyone else it does not exist, so a job id
+// reveals nothing.
+func (s *Service) Job(ctx context.Context, tenant string, c Caller, jobID string) (JobRecord, error) {
+	if jobID == "" || len(jobID) > 128 {
+		return JobRecord{}, errs.Param("jobId", "must be 1 to 128 bytes")
+	}
+	r, err := s.queue.Status(ctx, jobID)
+	if err != nil {
+		return JobRecord{}, err
+	}
+	if r.Tenant != tenant || (!c.Owner && r.Caller != c.PubKey) {
+		return JobRecord{}, errNoJob
+	}
+	return r, nil
+}

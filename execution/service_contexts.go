@@ -55,7 +55,7 @@ func (s *Service) CreateContext(ctx context.Context, tenant string, c Caller, ap
 	if err := s.store.CreateContext(ctx, meta, tx); err != nil {
 		return store.Context{}, err
 	}
-	s.publish(ctx, tenant, tx.Events)
+	s.publishStored(ctx, tenant, tx.Events)
 	return meta, nil
 }
 
@@ -125,7 +125,7 @@ func (s *Service) UpdateMembers(ctx context.Context, tenant string, c Caller, id
 	if err != nil {
 		return store.Context{}, err
 	}
-	s.publish(ctx, tenant, []store.Event{ev})
+	s.publishStored(ctx, tenant, []store.Event{ev})
 	return meta, nil
 }
 
@@ -155,3 +155,15 @@ func (s *Service) publish(ctx context.Context, tenant string, events []store.Eve
 		s.pub.Publish(ctx, tenant, events)
 	}
 }
+
+// publishStored publishes events that a store write just made durable, unless the
+// store published them itself in that write (the Redis store does).
+func (s *Service) publishStored(ctx context.Context, tenant string, events []store.Event) {
+	if !s.storePublishes {
+		s.publish(ctx, tenant, events)
+	}
+}
+
+// selfPublishing is a store whose writes publish the events they store, atomically
+// with the write; the service then publishes only the events no write stores.
+type selfPublishing interface{ PublishesEvents() bool }

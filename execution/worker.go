@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -11,8 +12,18 @@ import (
 	"github.com/circlegate/circlegate/store"
 )
 
-// maxStaleRetries bounds how often a job re-executes after losing a commit race.
-const maxStaleRetries = 8
+// maxStaleRetries bounds how often a job re-executes after losing a commit race; the
+// job's deadline bounds it too. Between tries it waits a random while that grows with
+// each loss (staleBackoff), so that two workers of a fleet contending for one context
+// take turns instead of one of them losing every race.
+const maxStaleRetries = 64
+
+// staleBackoff returns the wait before retry n (0-based) of a job that lost a commit
+// race: random in [0, min(1ms<<n, 20ms)).
+func staleBackoff(n int) time.Duration {
+	ceil := min(time.Millisecond<<min(n, 5), 20*time.Millisecond)
+	return time.Duration(rand.Int64N(int64(ceil)))
+}
 
 // handle runs a batch from the queue in rounds: round k holds the k-th job of every
 // context in the batch. A round's jobs execute concurrently, then commit together in
@@ -20,18 +31,42 @@ const maxStaleRetries = 8
 // state they left. A job whose commit lost a race re-executes on its own.
 func (s *Service) handle(ctx context.Context, jobs []*Job) []Outcome {
 	out := make([]Outcome, len(jobs))
-	for _, round := range rounds(jobs) {
+	run := make([]int, 0, len(jobs))
+	now := s.now()
+	for i, j := range jobs {
+		if j.Attempt > 1 && !j.Deadline.IsZero() && now.After(j.Deadline) {
+			out[i] = s.lateRedelivery(ctx, j)
+			continue
+		}
+		run = append(run, i)
+	}
+	for _, round := range rounds(jobs, run) {
 		s.runRound(ctx, jobs, round, out)
 	}
 	return out
 }
 
-// rounds groups batch indexes so that each round has at most one job per context and
-// a context's jobs keep their order across rounds.
-func rounds(jobs []*Job) [][]int {
+// lateRedelivery is the outcome of a job a fleet queue delivers again after its
+// deadline: its recorded result if its first delivery committed it (the worker died
+// before acknowledging), else the expiry error. It never runs the job.
+func (s *Service) lateRedelivery(ctx context.Context, job *Job) Outcome {
+	if key, _ := s.idemKey(job); key != "" && job.ContextID != "" {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if res, done, err := s.replayKey(rctx, job, key); done {
+			return Outcome{Result: res, Err: err}
+		}
+	}
+	return Outcome{Err: errJobExpired}
+}
+
+// rounds groups the batch indexes idx so that each round has at most one job per
+// context and a context's jobs keep their order across rounds.
+func rounds(jobs []*Job, idx []int) [][]int {
 	var out [][]int
-	seen := make(map[string]int, len(jobs))
-	for i, j := range jobs {
+	seen := make(map[string]int, len(idx))
+	for _, i := range idx {
+		j := jobs[i]
 		k := j.Tenant + "/" + j.ContextID
 		r := seen[k]
 		seen[k] = r + 1
@@ -60,7 +95,7 @@ func (s *Service) runRound(ctx context.Context, jobs []*Job, round []int, out []
 		s.pool.Go(&wg, func() {
 			jctx, cancel := context.WithDeadline(ctx, jobs[i].Deadline)
 			defer cancel()
-			p := s.prepareSafe(jctx, jobs[i])
+			p := s.prepareSafe(jctx, jobs[i], false)
 			p.idx = i
 			preps[n] = p
 		})
@@ -88,7 +123,7 @@ func (s *Service) runRound(ctx context.Context, jobs []*Job, round []int, out []
 	for n, p := range pending {
 		switch {
 		case errs[n] == nil:
-			s.publish(ctx, jobs[p.idx].Tenant, p.events)
+			s.publishStored(ctx, jobs[p.idx].Tenant, p.events)
 			out[p.idx] = Outcome{Result: p.result}
 		case errors.Is(errs[n], store.ErrStale):
 			s.metrics.staleRetries.Inc()
@@ -100,14 +135,14 @@ func (s *Service) runRound(ctx context.Context, jobs []*Job, round []int, out []
 }
 
 // prepareSafe is prepare with panics turned into internal errors.
-func (s *Service) prepareSafe(ctx context.Context, job *Job) (p prepared) {
+func (s *Service) prepareSafe(ctx context.Context, job *Job, retry bool) (p prepared) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("panic in job", "job", job.ID, "panic", r)
 			p = prepared{err: errs.E(errs.Internal, "panic")}
 		}
 	}()
-	return s.prepare(ctx, job)
+	return s.prepare(ctx, job, retry)
 }
 
 // runJob runs one job alone, committing on its own, re-executing when it loses a
@@ -116,16 +151,16 @@ func (s *Service) runJob(ctx context.Context, job *Job) Outcome {
 	ctx, cancel := context.WithDeadline(ctx, job.Deadline)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
-		p := s.prepareSafe(ctx, job)
+		p := s.prepareSafe(ctx, job, true)
 		if p.commit == nil {
 			return Outcome{Result: p.result, Err: p.err}
 		}
 		err := s.store.Commit(ctx, *p.commit)
 		if err == nil {
-			s.publish(ctx, job.Tenant, p.events)
+			s.publishStored(ctx, job.Tenant, p.events)
 			return Outcome{Result: p.result}
 		}
-		if !errors.Is(err, store.ErrStale) || attempt >= maxStaleRetries {
+		if !errors.Is(err, store.ErrStale) || attempt >= maxStaleRetries || !sleepCtx(ctx, staleBackoff(attempt)) {
 			if errors.Is(err, store.ErrStale) {
 				err = errs.Wrap(errs.Overloaded, err, "context %s is too contended, try again", job.ContextID)
 			}
@@ -135,9 +170,24 @@ func (s *Service) runJob(ctx context.Context, job *Job) Outcome {
 	}
 }
 
+// sleepCtx waits d, and reports false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // prepare runs a job once on the context's current state and returns the commit it
-// needs (nil for a failure, a replayed idempotent result or a detached play).
-func (s *Service) prepare(ctx context.Context, job *Job) prepared {
+// needs (nil for a failure, a replayed idempotent result or a detached play). It looks
+// for the job's recorded result first when the job may have committed already: it
+// has a caller's idempotency key, it is a redelivery, or retry says an earlier commit
+// of this delivery lost a race (perhaps to another delivery of the same job).
+func (s *Service) prepare(ctx context.Context, job *Job, retry bool) prepared {
 	if job.ContextID == "" {
 		res, err := s.playDetached(ctx, job)
 		return prepared{result: res, err: err}
@@ -150,8 +200,9 @@ func (s *Service) prepare(ctx context.Context, job *Job) prepared {
 	if roleIn(caller, &meta) < roleMember {
 		return prepared{err: errs.E(errs.Forbidden, "%s may not mutate context %s", roleName(roleIn(caller, &meta)), job.ContextID)}
 	}
-	if job.IdempotencyKey != "" {
-		if res, done, err := s.replay(ctx, job); done {
+	key, ttl := s.idemKey(job)
+	if key != "" && (job.IdempotencyKey != "" || job.Attempt > 1 || retry) {
+		if res, done, err := s.replayKey(ctx, job, key); done {
 			return prepared{result: res, err: err}
 		}
 	}
@@ -175,11 +226,29 @@ func (s *Service) prepare(ctx context.Context, job *Job) prepared {
 		JobID: job.ID, TxID: tx.ID, Seq: tx.Seq, RootHash: tx.Hash, Output: output, Events: resultEvents(tx.Events[1:]),
 	})
 	c := &store.Commit{Tenant: job.Tenant, ContextID: job.ContextID, ExpectedSeq: meta.Seq, Tx: tx}
-	if job.IdempotencyKey != "" {
-		c.IdempotencyKey = job.IdempotencyKey
+	if key != "" {
+		c.IdempotencyKey, c.IdempotencyTTL = key, ttl
 		c.Idempotency = store.Idempotency{Digest: jobDigest(job), Result: result}
 	}
 	return prepared{commit: c, events: tx.Events, result: result}
+}
+
+// jobKeyPrefix starts the idempotency key under which a fleet job's commit is
+// recorded; callers' keys may not start with it (Mutate refuses a NUL byte).
+const jobKeyPrefix = "\x00job:"
+
+// idemKey returns the key a job's commit is recorded under, and for how long: the
+// caller's idempotency key (kept), or, for a job a fleet queue may deliver twice,
+// its id, kept long enough that every delivery of the job that can still commit
+// finds it: every delivery before the deadline, or up to a call timeout after it.
+func (s *Service) idemKey(job *Job) (string, time.Duration) {
+	switch {
+	case job.IdempotencyKey != "":
+		return job.IdempotencyKey, 0
+	case job.AtLeastOnce:
+		return jobKeyPrefix + job.ID, 2*s.cfg.JobTimeout + time.Minute
+	}
+	return "", 0
 }
 
 // jobCall is the engine call of a job: its app method, or its play script.

@@ -60,6 +60,42 @@ func TestKeygen(t *testing.T) {
 	}
 }
 
+func TestSign(t *testing.T) {
+	k := testutil.NewKey(t)
+	priv := hex.EncodeToString(k.Priv.Serialize())
+	code, out, _ := runMain(context.Background(), "sign", "--key", priv, "a nonce")
+	if code != 0 {
+		t.Fatalf("sign: %d %q", code, out)
+	}
+	if err := tenant.VerifyPersonal(k.Pub, []byte("a nonce"), strings.TrimSpace(out)); err != nil {
+		t.Fatalf("sign printed %q, which does not verify: %v", out, err)
+	}
+	for _, args := range [][]string{{"sign", "a nonce"}, {"sign", "--key", priv}, {"sign", "--key", "01", "x"}, {"sign", "--key", priv, "a", "b"}} {
+		if code, out, _ := runMain(context.Background(), args...); code != 2 || out != "" {
+			t.Errorf("%v: %d %q, want 2 and nothing printed", args, code, out)
+		}
+	}
+}
+
+// TestServeWithRootKeysOnly: a node with root keys and no tenant starts (tenants
+// come through the admin API); with neither it does not.
+func TestServeWithRootKeysOnly(t *testing.T) {
+	root := testutil.NewKey(t)
+	dir := t.TempDir()
+	if code, out, errOut := runMain(context.Background(), "serve", "--data", dir, "--root-key", root.Pub, "--check-config"); code != 0 {
+		t.Fatalf("serve --root-key --check-config: %d %q %q", code, out, errOut)
+	}
+	if code, _, errOut := runMain(context.Background(), "serve", "--data", dir, "--root-key", "nope", "--check-config"); code != 2 || !strings.Contains(errOut, "admin.root_keys[0]") {
+		t.Fatalf("a bad root key: %d %q", code, errOut)
+	}
+	if code, _, errOut := runMain(context.Background(), "serve", "--data", dir, "--check-config"); code != 2 || !strings.Contains(errOut, "tenants") {
+		t.Fatalf("neither tenants nor root keys: %d %q", code, errOut)
+	}
+	if code, _, errOut := runMain(context.Background(), "serve", "--data", dir, "--dev", "--check-config"); code != 0 {
+		t.Fatalf("serve --dev --check-config: %d %q", code, errOut)
+	}
+}
+
 func writeFile(t *testing.T, name, body string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
@@ -97,6 +133,13 @@ func TestCheckConfig(t *testing.T) {
 		{"bad history", "[store.history]\nmax_events = -1\n" + tenantTOML, 2, "store.history.max_events"},
 		{"tls without cert", "[tls]\nenabled = true\n" + tenantTOML, 2, "tls.cert: required"},
 		{"syntax error", "listen = \n", 2, "line 1"},
+		{"accept only without redis", "[execution]\nworkers = -1\n" + tenantTOML, 2, "execution.workers: -1 (accept only) needs redis.url"},
+		{"bad job record ttl", "[execution]\njob_record_ttl = \"10ms\"\n" + tenantTOML, 2, "execution.job_record_ttl"},
+		{"fleet", "[redis]\nurl = \"redis://127.0.0.1:1/2\"\n" + tenantTOML, 0, "config ok"},
+		{"bad redis url", "[redis]\nurl = \"http://127.0.0.1:1\"\n" + tenantTOML, 2, "redis.url"},
+		{"bad redis prefix", "[redis]\nurl = \"redis://127.0.0.1:1\"\nprefix = \"a{b}\"\n" + tenantTOML, 2, "redis.prefix"},
+		{"bad visibility timeout", "[redis]\nurl = \"redis://127.0.0.1:1\"\n[redis.queue]\nvisibility_timeout = \"1ms\"\n" + tenantTOML, 2, "redis.queue.visibility_timeout"},
+		{"bad max attempts", "[redis]\nurl = \"redis://127.0.0.1:1\"\n[redis.queue]\nmax_attempts = -1\n" + tenantTOML, 2, "redis.queue.max_attempts"},
 		{"bad webhook body limit", "[webhooks]\nmax_body_bytes = 10\n" + tenantTOML, 2, "webhooks.max_body_bytes: must be at least 1024"},
 		{"bad stripe tolerance", "[webhooks.stripe]\ntolerance = \"-1s\"\n" + tenantTOML, 2, "webhooks.stripe.tolerance"},
 		{"webhook secret", tenantTOML + hookTOML("stripe", "", "secret = \"whsec_abc\""), 0, "config ok"},
@@ -131,9 +174,38 @@ func TestCheckConfig(t *testing.T) {
 }
 
 func TestExampleConfigIsValid(t *testing.T) {
-	code, out, errOut := runMain(context.Background(), "serve", "--config", "../configs/circlegate.toml", "--check-config")
-	if code != 0 {
-		t.Fatalf("configs/circlegate.toml: %d %s %s", code, out, errOut)
+	for _, args := range [][]string{
+		{"serve", "--config", "../configs/circlegate.toml"},
+		{"serve", "--config", "../configs/fleet.toml"},
+		{"worker", "--config", "../configs/fleet.toml"},
+	} {
+		code, out, errOut := runMain(context.Background(), append(args, "--check-config")...)
+		if code != 0 || !strings.Contains(out, "config ok") {
+			t.Errorf("%v: %d %s %s", args, code, out, errOut)
+		}
+	}
+}
+
+// TestFleetFlags: --workers and the worker command refuse what cannot run.
+func TestFleetFlags(t *testing.T) {
+	k := testutil.NewKey(t)
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"serve", "-k", k.Pub, "--workers", "0"}, 2, "--workers 0 needs --redis"},
+		{[]string{"serve", "-k", k.Pub, "--workers", "-3"}, 2, "--workers -3"},
+		{[]string{"serve", "-k", k.Pub, "--redis", "redis://127.0.0.1:1", "--workers", "0"}, 0, "config ok"},
+		{[]string{"serve", "-k", k.Pub, "--redis", "ftp://x"}, 2, "redis.url"},
+		{[]string{"worker"}, 2, "worker needs --redis"},
+		{[]string{"worker", "--redis", "redis://127.0.0.1:1", "--concurrency", "-1"}, 2, "--concurrency -1"},
+		{[]string{"worker", "--redis", "redis://127.0.0.1:1", "--concurrency", "4"}, 0, "config ok"},
+	} {
+		code, out, errOut := runMain(context.Background(), append(tc.args, "--check-config")...)
+		if code != tc.code || !strings.Contains(out+errOut, tc.want) {
+			t.Errorf("%v: exit %d, %q %q; want %d containing %q", tc.args, code, out, errOut, tc.code, tc.want)
+		}
 	}
 }
 

@@ -9,8 +9,11 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/circlegate/circlegate/admin"
 	"github.com/circlegate/circlegate/errs"
 	"github.com/circlegate/circlegate/execution"
+	"github.com/circlegate/circlegate/internal/redisx"
 	"github.com/circlegate/circlegate/rpc"
 	"github.com/circlegate/circlegate/store"
 	"github.com/circlegate/circlegate/tenant"
@@ -38,7 +41,9 @@ type Config struct {
 	Sessions  ws.Config         `toml:"sessions"`
 	Execution execution.Config  `toml:"execution"`
 	Store     StoreConfig       `toml:"store"`
+	Redis     RedisConfig       `toml:"redis"`
 	Webhooks  webhooks.Config   `toml:"webhooks"`
+	Admin     admin.Config      `toml:"admin"`
 	Tenants   []TenantConfig    `toml:"tenants"`
 
 	file string // where the config came from, for error messages
@@ -74,6 +79,25 @@ type StoreConfig struct {
 	// History bounds each context's event history ([store.history]).
 	History store.HistoryConfig `toml:"history"`
 }
+
+// RedisConfig makes the process a node of a fleet ([redis]): state, queue and event
+// bus live in one Redis shared by every gateway and worker.
+type RedisConfig struct {
+	// URL is redis://[user:password@]host:port[/db] (rediss:// for TLS). A Redis
+	// Cluster node's URL makes a cluster client (more seeds as ?addr=host:port).
+	// Empty means the embedded mode: Pebble in the data dir, in-process queue and bus.
+	URL string `toml:"url"`
+	// Prefix starts every key and channel, so several fleets can share one Redis.
+	// Empty means "cg".
+	Prefix string `toml:"prefix"`
+	// PoolSize is the most connections to each Redis node. Zero means 10 per CPU.
+	PoolSize int `toml:"pool_size"`
+	// Queue configures the fleet's job stream ([redis.queue]).
+	Queue execution.RedisQueueConfig `toml:"queue"`
+}
+
+// Fleet reports whether the config runs a fleet node.
+func (c *Config) Fleet() bool { return c.Redis.URL != "" }
 
 // TenantConfig is one [[tenants]] entry.
 type TenantConfig struct {
@@ -179,9 +203,18 @@ func LoadConfig(path string) (*Config, error) {
 	return cfg, nil
 }
 
-// Validate applies defaults and checks every section, naming the file, the key and
-// the reason of the first problem.
+// Validate applies defaults and checks every section of a gateway's config, naming
+// the file, the key and the reason of the first problem.
 func (c *Config) Validate() error {
+	if err := c.validateShared(); err != nil {
+		return err
+	}
+	return c.validateTenants()
+}
+
+// validateShared checks what gateways and workers share: everything but listening and
+// tenants.
+func (c *Config) validateShared() error {
 	c.setDefaults()
 	file := c.file
 	if file == "" {
@@ -226,14 +259,57 @@ func (c *Config) Validate() error {
 		{"sessions", c.Sessions.WithDefaults().Validate()},
 		{"execution", c.Execution.WithDefaults().Validate()},
 		{"webhooks", c.Webhooks.WithDefaults().Validate()},
+		{"admin", c.Admin.WithDefaults().Validate()},
 	}
 	for _, s := range sections {
 		if s.err != nil {
 			return fail(s.name+"."+paramOf(s.err), reasonOf(s.err))
 		}
 	}
-	if len(c.Tenants) == 0 && !c.Demo {
-		return fail("tenants", "no tenant configured: pass -k <tenant_pk>, add [[tenants]] or use --demo")
+	return c.validateRedis(fail)
+}
+
+// validateRedis checks the [redis] section, and the execution keys that depend on it.
+func (c *Config) validateRedis(fail func(key, reason string) error) error {
+	if !c.Fleet() {
+		if c.Execution.Workers < 0 {
+			return fail("execution.workers", "-1 (accept only) needs redis.url: an embedded gateway runs its own workers")
+		}
+		return nil
+	}
+	if err := redisx.CheckURL(c.Redis.URL); err != nil {
+		return fail("redis.url", err.Error())
+	}
+	if err := redisx.CheckPrefix(c.redisPrefix()); err != nil {
+		return fail("redis.prefix", reasonOf(err))
+	}
+	if c.Redis.PoolSize < 0 {
+		return fail("redis.pool_size", "must not be negative")
+	}
+	ec := c.Execution.WithDefaults()
+	if err := c.Redis.Queue.WithDefaults(ec.Limits.Timeout).Validate(); err != nil {
+		return fail("redis.queue."+paramOf(err), reasonOf(err))
+	}
+	return nil
+}
+
+func (c *Config) redisPrefix() string {
+	if c.Redis.Prefix == "" {
+		return "cg"
+	}
+	return c.Redis.Prefix
+}
+
+// validateTenants checks the tenants a gateway serves.
+func (c *Config) validateTenants() error {
+	file := c.file
+	if file == "" {
+		file = "flags"
+	}
+	fail := func(key, reason string) error { return fmt.Errorf("%s: %s: %s", file, key, reason) }
+	if len(c.Tenants) == 0 && !c.Demo && len(c.Admin.RootKeys) == 0 && !c.Admin.Dev {
+		return fail("tenants", "no tenant configured: pass -k <tenant_pk>, add [[tenants]], use --demo, "+
+			"or name a root key (--root-key) that adds tenants through the admin API")
 	}
 	for i, t := range c.Tenants {
 		if _, err := tenant.NormalizePubKey(t.PubKey); err != nil {

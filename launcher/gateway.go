@@ -10,11 +10,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/circlegate/circlegate"
+	"github.com/circlegate/circlegate/admin"
 	"github.com/circlegate/circlegate/events"
 	"github.com/circlegate/circlegate/execution"
 	"github.com/circlegate/circlegate/rpc"
@@ -22,6 +22,7 @@ import (
 	"github.com/circlegate/circlegate/tenant"
 	"github.com/circlegate/circlegate/webhooks"
 	"github.com/circlegate/circlegate/ws"
+	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -41,12 +42,16 @@ type Gateway struct {
 	Service  *execution.Service
 	Bus      events.Bus
 	Webhooks *webhooks.Service
+	Admin    *admin.Service
 
+	backends *backends
 	ln       net.Listener
 	http     *http.Server
 	served   chan error
 	workers  context.CancelFunc
 	workDone chan struct{}
+	syncStop context.CancelFunc
+	syncDone chan struct{}
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -64,7 +69,9 @@ func Start(cfg *Config, log *slog.Logger) (*Gateway, error) {
 		return nil, err
 	}
 	g.startWorkers()
+	g.startAdminSync()
 	if err := g.listen(); err != nil {
+		g.stopAdminSync()
 		g.stopWorkers()
 		g.closeBackends()
 		return nil, err
@@ -72,28 +79,15 @@ func Start(cfg *Config, log *slog.Logger) (*Gateway, error) {
 	return g, nil
 }
 
-// openExecution opens the store, the engine, the queue and the service.
+// openExecution opens the store, the engine, the queue, the bus and the service.
 func (g *Gateway) openExecution() error {
-	cfg := g.cfg
-	var err error
-	g.Store, err = store.OpenPebble(store.PebbleConfig{
-		Dir: filepath.Join(cfg.Data, "store"), History: cfg.Store.History,
-		CacheBytes: cfg.Store.CacheBytes, MemTableBytes: cfg.Store.MemTableBytes, StateCacheBytes: cfg.Store.StateCacheBytes,
-		Logger: g.log.With("component", "pebble"),
-	})
+	b, err := openBackends(context.Background(), g.cfg, g.log, g.Metrics)
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
-	ec := cfg.Execution
-	g.Engine, err = execution.NewEngine(context.Background(), execution.EngineConfig{CacheDir: ec.CacheDir, Limits: ec.Limits, PoolSize: ec.PoolSize}, g.log)
-	if err != nil {
-		return fmt.Errorf("engine: %w", err)
-	}
-	if g.Queue, err = execution.NewMemoryQueue(ec.Queue); err != nil {
 		return err
 	}
-	g.Bus = events.NewMemory()
-	g.Service, err = execution.NewService(ec, g.Store, g.Engine, g.Queue, g.Bus, g.log, g.Metrics)
+	g.backends = b
+	g.Store, g.Engine, g.Queue, g.Bus = b.Store, b.Engine, b.Queue, b.Bus
+	g.Service, err = execution.NewService(g.cfg.Execution, g.Store, g.Engine, g.Queue, g.Bus, g.log, g.Metrics)
 	return err
 }
 
@@ -131,6 +125,64 @@ func (g *Gateway) startWorkers() {
 	}()
 }
 
+// openAdmin loads the node key and starts the admin API's service: root keys,
+// runtime tenants (added to the registry here) and durable revocations. A revocation
+// closes the sessions and SSE streams of the tokens it refuses.
+func (g *Gateway) openAdmin() (http.Handler, error) {
+	key, err := g.nodeKey()
+	if err != nil {
+		return nil, err
+	}
+	var fromConfig []string
+	for _, t := range g.Registry.List() {
+		fromConfig = append(fromConfig, t.PubKey)
+	}
+	g.Admin, err = admin.NewService(context.Background(), g.cfg.Admin, admin.Deps{
+		NodeKey: key, Auth: g.Auth, Registry: g.Registry, Store: g.Store, Exec: g.Service,
+		Webhooks: g.Webhooks, Sessions: hubSessions{g.Hub}, ConfigTenants: fromConfig,
+		Log: g.log.With("component", "admin"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("admin: %w", err)
+	}
+	g.Auth.OnRevoke(func() { g.Hub.CloseRevoked() })
+	if g.cfg.Admin.Dev {
+		g.log.Warn("dev mode: while the node has no root key, the first key to log in to the admin API becomes one")
+	}
+	return admin.NewHandler(g.Admin, g.Metrics)
+}
+
+// nodeKey returns the node's own key: in the data dir, or shared by the whole fleet.
+func (g *Gateway) nodeKey() (*secp256k1.PrivateKey, error) {
+	if g.cfg.Fleet() {
+		return fleetNodeKey(context.Background(), g.backends.redis, g.cfg.redisPrefix())
+	}
+	return tenant.LoadOrCreateNodeKey(g.cfg.Data)
+}
+
+// hubSessions is the hub as the admin API sees it.
+type hubSessions struct{ *ws.Hub }
+
+func (h hubSessions) CloseTenant(pk string) int {
+	return h.Hub.CloseTenant(pk, ws.DisconnectTenantRemoved)
+}
+
+func (g *Gateway) startAdminSync() {
+	ctx, cancel := context.WithCancel(context.Background())
+	g.syncStop, g.syncDone = cancel, make(chan struct{})
+	go func() {
+		defer close(g.syncDone)
+		g.Admin.Run(ctx)
+	}()
+}
+
+func (g *Gateway) stopAdminSync() {
+	if g.syncStop != nil {
+		g.syncStop()
+		<-g.syncDone
+	}
+}
+
 func (g *Gateway) stopWorkers() {
 	if g.workers != nil {
 		g.workers()
@@ -140,16 +192,8 @@ func (g *Gateway) stopWorkers() {
 }
 
 func (g *Gateway) closeBackends() {
-	if g.Bus != nil {
-		_ = g.Bus.Close()
-	}
-	if g.Engine != nil {
-		_ = g.Engine.Close(context.Background())
-	}
-	if g.Store != nil {
-		if err := g.Store.Close(); err != nil {
-			g.log.Error("close store", "err", err)
-		}
+	if g.backends != nil {
+		g.backends.close(g.log)
 	}
 }
 
@@ -158,7 +202,13 @@ func (g *Gateway) wire() error {
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	if err := g.openExecution(); err != nil {
+		return err
+	}
 	secret, err := tenant.LoadOrCreateSecret(cfg.Data)
+	if cfg.Fleet() {
+		secret, err = fleetSecret(context.Background(), g.backends.redis, cfg.redisPrefix())
+	}
 	if err != nil {
 		return err
 	}
@@ -179,9 +229,6 @@ func (g *Gateway) wire() error {
 		return err
 	}
 	rpc.RegisterAuth(g.RPC, g.Auth, circlegate.OpenRPC)
-	if err := g.openExecution(); err != nil {
-		return err
-	}
 	rpc.RegisterApps(g.RPC, g.Service)
 	rpc.RegisterEvents(g.RPC, g.Service)
 	if err := g.openWebhooks(); err != nil {
@@ -191,10 +238,14 @@ func (g *Gateway) wire() error {
 		return err
 	}
 	g.Hub.UseEvents(g.Bus, g.Store, g.Service)
+	adminHandler, err := g.openAdmin()
+	if err != nil {
+		return err
+	}
 	sc := g.Hub.Config()
 	httpRPC := &rpc.HTTP{Server: g.RPC, Auth: g.Auth, MaxBodyBytes: sc.MaxMessageBytes, OwnerMaxBodyBytes: sc.OwnerMaxMessageBytes}
 	g.http = &http.Server{
-		Handler:           newRouter(g.Registry, g.Hub, httpRPC, &webhooks.Handler{Service: g.Webhooks}, g.Metrics),
+		Handler:           newRouter(g.Registry, g.Hub, httpRPC, &webhooks.Handler{Service: g.Webhooks}, adminHandler, g.Metrics),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
@@ -245,6 +296,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.stopOnce.Do(func() {
 		httpErr := g.http.Shutdown(ctx)
 		hubErr := g.Hub.Shutdown(ctx)
+		g.stopAdminSync()
 		g.stopWorkers()
 		g.closeBackends()
 		g.stopErr = errors.Join(httpErr, hubErr)

@@ -8,7 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +20,12 @@ import (
 	"github.com/circlegate/circlegate/internal/testutil"
 	"github.com/gorilla/websocket"
 )
+
+// fleetEnv, when set to a Redis URL, makes every gateway startEnv starts a node of a
+// fleet on that Redis, each with a key prefix of its own.
+const fleetEnv = "CIRCLEGATE_TEST_FLEET_REDIS"
+
+var envPrefixes atomic.Int64
 
 // env is a running gateway with two tenants (A and B) and an admin key of A.
 type env struct {
@@ -46,6 +54,10 @@ func startEnvLog(t *testing.T, logw io.Writer, mutate ...func(*Config)) *env {
 			{PubKey: e.A.Pub, Name: "a", Admins: []string{e.AdminA.Pub}},
 			{PubKey: e.B.Pub, Name: "b"},
 		},
+	}
+	if url := os.Getenv(fleetEnv); url != "" { // TestFleetMode runs tests as fleet nodes
+		cfg.Redis.URL, cfg.Redis.Prefix = url, fmt.Sprintf("env%d", envPrefixes.Add(1))
+		cfg.Redis.Queue.Block = 100 * time.Millisecond
 	}
 	for _, m := range mutate {
 		m(cfg)

@@ -15,7 +15,13 @@ const usage = `circlegate: a multi-tenant gateway for WASM applications
 usage:
   circlegate serve   [-k TENANT_PK ...] [--config FILE] [--listen ADDR] [--data DIR]
                      [--tls --cert FILE --key FILE] [--demo] [--check-config]
+                     [--root-key PK ...] [--dev]   operators of the admin API
+                     [--redis URL [--workers N]]   a fleet node; --workers 0 only accepts
+  circlegate worker  --redis URL [--concurrency N] [--config FILE] [--metrics ADDR]
+                     run a fleet's job workers, no gateway
   circlegate keygen  print a new secp256k1 key pair as JSON
+  circlegate sign    --key PRIVATE_HEX MESSAGE   print the EIP-191 signature of MESSAGE
+                     (sign a nonce of the admin API's request-challenge)
   circlegate call    --url ws://HOST/TENANT_PK [--key PRIVATE_HEX] [--b64 NAME=FILE] METHOD [JSON_PARAMS | @FILE]
   circlegate subscribe --url ws://HOST/TENANT_PK --key PRIVATE_HEX [--since ID:SEQ ...] CONTEXT_ID...
                      print the contexts' events as JSON lines, resuming across reconnects
@@ -36,8 +42,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "serve":
 		return runServe(ctx, rest, stdout, stderr)
+	case "worker":
+		return runWorker(ctx, rest, stdout, stderr)
 	case "keygen":
 		return runKeygen(rest, stdout, stderr)
+	case "sign":
+		return runSign(rest, stdout, stderr)
 	case "call":
 		return runCall(ctx, rest, stdout, stderr)
 	case "subscribe":

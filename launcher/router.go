@@ -3,6 +3,7 @@ package launcher
 import (
 	"net/http"
 
+	"github.com/circlegate/circlegate/admin"
 	"github.com/circlegate/circlegate/errs"
 	"github.com/circlegate/circlegate/rpc"
 	"github.com/circlegate/circlegate/tenant"
@@ -13,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-func newRouter(reg *tenant.Registry, hub *ws.Hub, httpRPC *rpc.HTTP, wh *webhooks.Handler, metrics *prometheus.Registry) http.Handler {
+func newRouter(reg *tenant.Registry, hub *ws.Hub, httpRPC *rpc.HTTP, wh *webhooks.Handler, adminAPI http.Handler, metrics *prometheus.Registry) http.Handler {
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		rpc.WriteHTTPError(w, errs.E(errs.NotFound, "not found"))
@@ -38,6 +39,9 @@ func newRouter(reg *tenant.Registry, hub *ws.Hub, httpRPC *rpc.HTTP, wh *webhook
 		v := mux.Vars(r)
 		wh.Serve(w, r, webhooks.Standard, v["tenant"], v["name"])
 	}).Methods(http.MethodPost)
+
+	// The admin API, before /{tenant} too; it answers its own 404 and 405.
+	r.PathPrefix(admin.Prefix).Handler(adminAPI)
 
 	t := r.PathPrefix("/{tenant}").Subrouter()
 	t.Use(tenantMiddleware(reg))

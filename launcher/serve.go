@@ -34,6 +34,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	demo := fs.Bool("demo", false, "add a demo tenant whose key pair is kept in <data>/demo-tenant.json and printed")
 	check := fs.Bool("check-config", false, "validate the configuration and exit")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
+	var rootKeys stringList
+	fs.Var(&rootKeys, "root-key", "a root key of the node's admin API (repeatable; beside admin.root_keys)")
+	dev := fs.Bool("dev", false, "development: the first key to log in to the admin API becomes a root key while there is none")
+	redisURL := fs.String("redis", "", "run as a node of the fleet on this Redis (redis://HOST:PORT/DB); default: embedded")
+	workers := fs.Int("workers", -2, "concurrent job batches of this process; with --redis, 0 runs none (accept only)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -54,8 +59,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	setIf(&cfg.TLS.Cert, *cert)
 	setIf(&cfg.TLS.Key, *key)
 	setIf(&cfg.Log.Level, *logLevel)
+	setIf(&cfg.Redis.URL, *redisURL)
+	if err := setWorkers(cfg, *workers); err != nil {
+		fmt.Fprintf(stderr, "circlegate: %v\n", err)
+		return 2
+	}
 	cfg.TLS.Enabled = cfg.TLS.Enabled || *useTLS
 	cfg.Demo = cfg.Demo || *demo
+	cfg.Admin.RootKeys = append(cfg.Admin.RootKeys, rootKeys...)
+	cfg.Admin.Dev = *dev
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "circlegate: %v\n", err)
 		return 2
@@ -92,6 +104,24 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	return 0
+}
+
+// setWorkers applies serve's --workers flag (-2 when not given). The flag counts the
+// workers of this process: with a fleet, 0 means none, which the config file spells
+// workers = -1 (there 0 means GOMAXPROCS).
+func setWorkers(cfg *Config, n int) error {
+	switch {
+	case n == -2:
+		return nil
+	case n < -1:
+		return fmt.Errorf("--workers %d: must be 0 or more", n)
+	case n == 0 && !cfg.Fleet():
+		return fmt.Errorf("--workers 0 needs --redis: an embedded gateway runs its own workers")
+	case n == 0:
+		n = -1
+	}
+	cfg.Execution.Workers = n
+	return nil
 }
 
 func setIf(dst *string, v string) {

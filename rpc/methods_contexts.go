@@ -31,7 +31,9 @@ func decodeBase64(param, s string) ([]byte, error) {
 	return b, nil
 }
 
-func normalizeKeys(param string, keys []string) ([]string, error) {
+// NormalizeKeys normalizes the public keys of a param (context members, ...); a
+// malformed one is errs.InvalidParams naming param.
+func NormalizeKeys(param string, keys []string) ([]string, error) {
 	out := make([]string, 0, len(keys))
 	for _, k := range keys {
 		n, err := tenant.NormalizePubKey(k)
@@ -109,7 +111,7 @@ type OutputResult struct {
 	Output json.RawMessage `json:"output"`
 }
 
-// RegisterApps adds app.*, context.*, query, mutate and play.
+// RegisterApps adds app.*, context.*, query, mutate, play and job.get.
 func RegisterApps(s *Server, svc *execution.Service) {
 	Register(s, "app.install", Authenticated, func(ctx context.Context, c *Call, p appInstallParams) (store.App, error) {
 		wasm, err := decodeBase64("wasm", p.Wasm)
@@ -129,7 +131,7 @@ func RegisterApps(s *Server, svc *execution.Service) {
 		return Done{OK: true}, svc.UninstallApp(ctx, tenantOf(c), caller(c), p.AppID)
 	})
 	Register(s, "context.create", Authenticated, func(ctx context.Context, c *Call, p contextCreateParams) (store.Context, error) {
-		members, err := normalizeKeys("members", p.Members)
+		members, err := NormalizeKeys("members", p.Members)
 		if err != nil {
 			return store.Context{}, err
 		}
@@ -147,7 +149,7 @@ func RegisterApps(s *Server, svc *execution.Service) {
 	})
 	members := func(add bool) func(context.Context, *Call, membersParams) (store.Context, error) {
 		return func(ctx context.Context, c *Call, p membersParams) (store.Context, error) {
-			keys, err := normalizeKeys("pubkeys", p.PubKeys)
+			keys, err := NormalizeKeys("pubkeys", p.PubKeys)
 			if err != nil {
 				return store.Context{}, err
 			}
@@ -176,4 +178,5 @@ func RegisterApps(s *Server, svc *execution.Service) {
 		}
 		return svc.Play(ctx, tenantOf(c), caller(c), script, p.ContextID, p.Entry, p.Args)
 	})
+	registerJobs(s, svc)
 }

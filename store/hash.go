@@ -73,15 +73,19 @@ func VerifyChain(prev string, txs []Tx) int {
 	return -1
 }
 
-// VerifyContext reads a context's whole tx log and checks that it chains from the
-// genesis tx to the context's head: consecutive seqs from 0, every hash and link
-// valid, the last tx's seq and hash equal to the head's Seq and RootHash.
+// VerifyContext reads a context's tx log up to c's head and checks that it chains
+// from the genesis tx to it: consecutive seqs from 0, every hash and link valid, the
+// tx at the head's Seq hashing to its RootHash. Txs committed after c was read are
+// not read, so a store that is being written to (a running fleet) verifies too.
 func VerifyContext(ctx context.Context, st Store, c Context) error {
 	prev, next := GenesisPrevHash, uint64(0)
-	for {
-		txs, err := st.TxLog(ctx, c.ID, next, 512)
+	for next <= c.Seq {
+		txs, err := st.TxLog(ctx, c.ID, next, int(min(512, c.Seq+1-next)))
 		if err != nil {
 			return err
+		}
+		if len(txs) == 0 {
+			break
 		}
 		for i := range txs {
 			if txs[i].Seq != next {
@@ -91,9 +95,6 @@ func VerifyContext(ctx context.Context, st Store, c Context) error {
 				return fmt.Errorf("context %s: tx %d breaks the hash chain", c.ID, next)
 			}
 			prev, next = txs[i].Hash, next+1
-		}
-		if len(txs) < 512 {
-			break
 		}
 	}
 	switch {

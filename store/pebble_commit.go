@@ -100,7 +100,16 @@ func (p *Pebble) prepareCommit(h *head, c *Commit, earlier []Commit) error {
 	if *h, err = p.lockedTenantHead(c.Tenant, c.ContextID); err != nil {
 		return err
 	}
-	return checkCommit(h, c)
+	if err := checkCommit(h, c); err != nil || c.IdempotencyKey == "" {
+		return err
+	}
+	if _, taken, err := p.get(idemKey(c.ContextID, c.IdempotencyKey)); err != nil || taken {
+		if err == nil {
+			err = ErrStale // the call was committed already
+		}
+		return err
+	}
+	return nil
 }
 
 // checkCommit returns ErrStale if the tx was executed on another head, and an error

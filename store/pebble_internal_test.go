@@ -34,7 +34,7 @@ func commitAt(t *testing.T, s store.Store, c store.Context, at time.Time, kinds 
 	t.Helper()
 	tx := storetest.NextTx(c, at, []store.Write{storetest.Set("k", "v")}, kinds...)
 	err := s.Commit(t.Context(), store.Commit{Tenant: c.Tenant, ContextID: c.ID, ExpectedSeq: c.Seq, Tx: tx,
-		IdempotencyKey: "job", Idempotency: store.Idempotency{Digest: "d"}})
+		IdempotencyKey: "job-" + strconv.FormatUint(tx.Seq, 10), Idempotency: store.Idempotency{Digest: "d"}})
 	if err != nil {
 		t.Fatal(err)
 	}

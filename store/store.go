@@ -90,9 +90,15 @@ type Commit struct {
 	// ExpectedSeq is the context seq the tx was executed on; Tx.Seq must be one more.
 	ExpectedSeq uint64
 	Tx          Tx
-	// IdempotencyKey, if set, records Idempotency under it in the same commit.
+	// IdempotencyKey, if set, records Idempotency under it in the same commit. A
+	// commit whose key is recorded already is stale (ErrStale): the caller reads the
+	// record (Idempotent) instead of applying the call a second time.
 	IdempotencyKey string
 	Idempotency    Idempotency
+	// IdempotencyTTL, if positive, lets the backend forget the record once it is that
+	// old (Redis expires it; Pebble keeps it). The fleet's workers record every job
+	// this way, so that a job delivered twice commits once.
+	IdempotencyTTL time.Duration
 }
 
 // Record is one record of ListRecords.

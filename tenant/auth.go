@@ -58,6 +58,7 @@ type Principal struct {
 	Tenant    *Tenant
 	PubKey    string // normalized compressed hex
 	TokenID   string
+	IssuedAt  time.Time
 	ExpiresAt time.Time
 }
 
@@ -70,10 +71,11 @@ func (p *Principal) Expired(now time.Time) bool { return !now.Before(p.ExpiresAt
 // Auth issues nonces, checks signatures and issues and verifies tokens. Every transport
 // (JSON-RPC, the HTTP auth forms, the admin API) calls it; none has its own copy.
 type Auth struct {
-	cfg    AuthConfig
-	nonces NonceStore
-	tokens *Tokens
-	now    func() time.Time
+	cfg     AuthConfig
+	nonces  NonceStore
+	tokens  *Tokens
+	now     func() time.Time
+	revoked revocations
 }
 
 // NewAuth returns the authentication service. nonces nil means an in-memory store
@@ -128,17 +130,46 @@ func (a *Auth) Authenticate(ctx context.Context, t *Tenant, pubkey, signature, n
 		if err := a.nonces.Consume(ctx, t.PubKey, key, n); err != nil {
 			return nil, "", err
 		}
-		token, claims := a.tokens.Issue(t.PubKey, key, a.cfg.TokenTTL)
-		return &Principal{Tenant: t, PubKey: key, TokenID: claims.ID, ExpiresAt: claims.ExpiresAt}, token, nil
+		token, claims := a.tokens.issue(t.PubKey, key, a.cfg.TokenTTL, a.minIssued(t.PubKey, key))
+		return principal(t, claims), token, nil
 	}
 	return nil, "", errs.E(errs.InvalidCredentials, "signature does not match a nonce issued to this pubkey")
 }
 
-// VerifyToken checks a bearer token for tenant t and returns its principal.
+// VerifyToken checks a bearer token for tenant t and returns its principal. An
+// expired or revoked token is errs.InvalidCredentials.
 func (a *Auth) VerifyToken(_ context.Context, t *Tenant, token string) (*Principal, error) {
 	c, err := a.tokens.Verify(token, t.PubKey)
 	if err != nil {
 		return nil, err
 	}
-	return &Principal{Tenant: t, PubKey: c.PubKey, TokenID: c.ID, ExpiresAt: c.ExpiresAt}, nil
+	if a.revoked.list.Load().refuses(c.Tenant, c.PubKey, c.ID, c.IssuedAt.Unix()) {
+		return nil, errTokenRevoked
+	}
+	return principal(t, c), nil
 }
+
+// VerifyAny checks a bearer token of any tenant, or of the node, and returns its
+// claims; the caller finds the tenant the token is for (Claims.Tenant) and decides
+// what it may do there. An expired or revoked token is errs.InvalidCredentials.
+func (a *Auth) VerifyAny(_ context.Context, token string) (Claims, error) {
+	c, err := a.tokens.VerifyAny(token)
+	if err != nil {
+		return Claims{}, err
+	}
+	if a.revoked.list.Load().refuses(c.Tenant, c.PubKey, c.ID, c.IssuedAt.Unix()) {
+		return Claims{}, errTokenRevoked
+	}
+	return c, nil
+}
+
+// NewPrincipal returns the principal of verified claims in tenant t (the tenant, or the
+// node, that c.Tenant names).
+func NewPrincipal(t *Tenant, c Claims) *Principal { return principal(t, c) }
+
+func principal(t *Tenant, c Claims) *Principal {
+	return &Principal{Tenant: t, PubKey: c.PubKey, TokenID: c.ID, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt}
+}
+
+// TokenTTL returns how long the tokens issued from now on stay valid.
+func (a *Auth) TokenTTL() time.Duration { return a.cfg.TokenTTL }

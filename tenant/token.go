@@ -85,6 +85,12 @@ func NewTokens(secret []byte, now func() time.Time) *Tokens {
 
 // Issue returns a token for pubkey in tenant, valid for ttl, and its claims.
 func (t *Tokens) Issue(tenant, pubkey string, ttl time.Duration) (string, Claims) {
+	return t.issue(tenant, pubkey, ttl, 0)
+}
+
+// issue is Issue with IssuedAt at least minIssued (Unix seconds): a token issued in
+// the same second as a revocation of its key must not fall under it (revocation.go).
+func (t *Tokens) issue(tenant, pubkey string, ttl time.Duration, minIssued int64) (string, Claims) {
 	now := t.now()
 	var id [tokenIDBytes]byte
 	rand.Read(id[:]) // never fails
@@ -92,7 +98,7 @@ func (t *Tokens) Issue(tenant, pubkey string, ttl time.Duration) (string, Claims
 		ID:        hex.EncodeToString(id[:]),
 		Tenant:    tenant,
 		PubKey:    pubkey,
-		IssuedAt:  time.Unix(now.Unix(), 0),
+		IssuedAt:  time.Unix(max(now.Unix(), minIssued), 0),
 		ExpiresAt: time.Unix(now.Add(ttl).Unix(), 0),
 	}
 	payload, _ := json.Marshal(tokenPayload{c.ID, c.Tenant, c.PubKey, c.IssuedAt.Unix(), c.ExpiresAt.Unix()})
@@ -107,6 +113,34 @@ func (t *Tokens) Issue(tenant, pubkey string, ttl time.Duration) (string, Claims
 // 1024 bytes are refused before any decoding; the payload is parsed only once the
 // signature holds.
 func (t *Tokens) Verify(token, tenant string) (Claims, error) {
+	c, err := t.verifyMAC(token)
+	if err != nil {
+		return Claims{}, err
+	}
+	if c.Tenant != tenant {
+		return Claims{}, errs.E(errs.InvalidCredentials, "token for another tenant")
+	}
+	if !t.now().Before(c.ExpiresAt) {
+		return Claims{}, errs.E(errs.InvalidCredentials, "token expired")
+	}
+	return c, nil
+}
+
+// VerifyAny is Verify for a token of any tenant (or of the node): the caller decides
+// from the claims what the token may do.
+func (t *Tokens) VerifyAny(token string) (Claims, error) {
+	c, err := t.verifyMAC(token)
+	if err != nil {
+		return Claims{}, err
+	}
+	if !t.now().Before(c.ExpiresAt) {
+		return Claims{}, errs.E(errs.InvalidCredentials, "token expired")
+	}
+	return c, nil
+}
+
+// verifyMAC checks token's format and signature and decodes its claims.
+func (t *Tokens) verifyMAC(token string) (Claims, error) {
 	dot, ok := splitToken(token)
 	if !ok {
 		return Claims{}, errs.E(errs.InvalidCredentials, "malformed token")
@@ -121,17 +155,7 @@ func (t *Tokens) Verify(token, tenant string) (Claims, error) {
 	if !hmac.Equal(st.sign(raw[:dot]), got[:]) {
 		return Claims{}, errs.E(errs.InvalidCredentials, "bad token signature")
 	}
-	c, err := st.decodeClaims(raw[len(tokenPrefix):dot])
-	if err != nil {
-		return Claims{}, err
-	}
-	if c.Tenant != tenant {
-		return Claims{}, errs.E(errs.InvalidCredentials, "token for another tenant")
-	}
-	if !t.now().Before(c.ExpiresAt) {
-		return Claims{}, errs.E(errs.InvalidCredentials, "token expired")
-	}
-	return c, nil
+	return st.decodeClaims(raw[len(tokenPrefix):dot])
 }
 
 // splitToken checks the length, prefix and MAC size of token without decoding it, and

@@ -3,7 +3,6 @@ package ws
 import (
 	"context"
 	"errors"
-	"net"
 	"sync"
 	"syscall"
 	"time"
@@ -121,16 +120,16 @@ func (o *outbox) flush() {
 // finishBatch writes the rest of a batch that a sweep could not, blocking up to the
 // write timeout, then hands the outbox back to the sweeps. It holds o.wmu from the
 // sweep.
-func (o *outbox) finishBatch(rest net.Buffers, count int) {
+func (o *outbox) finishBatch(rest []byte, count int) {
 	_ = o.net.SetWriteDeadline(time.Now().Add(o.hub.cfg.WriteTimeout))
-	err := writeFrames(o.net, rest)
+	_, err := o.net.Write(rest)
 	_ = o.net.SetWriteDeadline(time.Time{})
 	o.wmu.Unlock()
 	if err != nil {
 		o.fail(DisconnectWriteError)
 		return
 	}
-	o.done(nil, count)
+	o.done(nil, count) // rest is a tail of the batch: its buffer is not reused
 	o.release()
 }
 
@@ -152,50 +151,32 @@ func (o *outbox) markLocked() {
 	}
 }
 
-// writeNonBlocking writes bufs to the socket with writev until it would block, and
-// returns what is left.
-func writeNonBlocking(rc syscall.RawConn, bufs net.Buffers) (net.Buffers, error) {
+// writeNonBlocking writes b to the socket until it would block, and returns what
+// is left.
+func writeNonBlocking(rc syscall.RawConn, b []byte) ([]byte, error) {
 	var werr error
 	err := rc.Write(func(fd uintptr) bool {
-		for len(bufs) > 0 {
-			iov := bufs
-			if len(iov) > 1024 { // IOV_MAX
-				iov = iov[:1024]
-			}
-			n, err := unix.Writev(int(fd), iov)
+		for len(b) > 0 {
+			n, err := unix.Write(int(fd), b)
 			if n > 0 {
-				bufs = consume(bufs, n)
+				b = b[n:]
 			}
-			if err != nil {
-				if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
-					werr = err
-				}
-				if errors.Is(err, unix.EINTR) {
-					continue
-				}
+			switch {
+			case errors.Is(err, unix.EINTR):
+				continue
+			case errors.Is(err, unix.EAGAIN):
 				return true
-			}
-			if n == 0 {
+			case err != nil:
+				werr = err
+				return true
+			case n == 0:
 				return true
 			}
 		}
 		return true
 	})
 	if werr != nil {
-		return bufs, werr
+		return b, werr
 	}
-	return bufs, err
-}
-
-// consume drops the first n bytes of bufs (never modifying the shared frames).
-func consume(bufs net.Buffers, n int) net.Buffers {
-	for len(bufs) > 0 && n >= len(bufs[0]) {
-		n -= len(bufs[0])
-		bufs[0] = nil
-		bufs = bufs[1:]
-	}
-	if n > 0 {
-		bufs[0] = bufs[0][n:]
-	}
-	return bufs
+	return b, err
 }

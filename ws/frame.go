@@ -2,7 +2,6 @@ package ws
 
 import (
 	"encoding/binary"
-	"net"
 
 	"github.com/circlegate/circlegate/events"
 )
@@ -10,7 +9,7 @@ import (
 // Sessions write their frames to the connection themselves (gorilla/websocket reads
 // and upgrades): a server frame is a header and the unmasked payload, so a frame made
 // once can go to every subscriber unchanged, and a session's queued frames leave in
-// one writev.
+// one write.
 
 // WebSocket opcodes (RFC 6455 section 5.2).
 const (
@@ -48,22 +47,3 @@ var eventFrame = events.NewEncoding(func(m *events.Message) []byte {
 	b := appendHeader(make([]byte, 0, n+10), opText, n)
 	return append(append(append(b, pre...), ev...), post...)
 })
-
-// writeFrames writes frames to c in as few system calls as it can: one writev on TCP;
-// other connections (TLS) get one contiguous buffer, so one record.
-func writeFrames(c net.Conn, frames net.Buffers) error {
-	if _, ok := c.(*net.TCPConn); ok {
-		_, err := frames.WriteTo(c)
-		return err
-	}
-	n := 0
-	for _, f := range frames {
-		n += len(f)
-	}
-	buf := make([]byte, 0, n)
-	for _, f := range frames {
-		buf = append(buf, f...)
-	}
-	_, err := c.Write(buf)
-	return err
-}

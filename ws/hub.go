@@ -168,6 +168,69 @@ func (h *Hub) CloseTenant(pk string, d Disconnect) int {
 	return len(streams) + h.closeWhere(func(s *session) bool { return s.peer.Tenant.PubKey == pk }, d)
 }
 
+// CloseRevoked closes every session and SSE stream whose token no longer holds:
+// revoked (4502 token_revoked) or expired (4501 token_expired). Register it with
+// tenant.Auth.OnRevoke. It returns how many it closed.
+func (h *Hub) CloseRevoked() int {
+	h.mu.Lock()
+	var sessions []*session
+	for _, s := range h.sessions {
+		sessions = append(sessions, s)
+	}
+	streams := make([]*stream, 0, len(h.streams))
+	for _, st := range h.streams {
+		streams = append(streams, st)
+	}
+	h.mu.Unlock()
+	n := 0
+	for _, s := range sessions {
+		if d, ok := h.invalid(s.peer.Principal()); ok {
+			s.close(d)
+			n++
+		}
+	}
+	for _, st := range streams {
+		if d, ok := h.invalid(st.principal); ok {
+			st.close(d)
+			n++
+		}
+	}
+	return n
+}
+
+// invalid reports whether pr's token no longer holds, and the reason to close for.
+func (h *Hub) invalid(pr *tenant.Principal) (Disconnect, bool) {
+	if pr == nil {
+		return Disconnect{}, false
+	}
+	switch err := h.auth.Check(pr); {
+	case err == nil:
+		return Disconnect{}, false
+	case tenant.IsRevoked(err):
+		return DisconnectTokenRevoked, true
+	}
+	return DisconnectTokenExpired, true
+}
+
+// Principals returns the principals of tenant pk's authenticated sessions and SSE
+// streams, one per connection.
+func (h *Hub) Principals(pk string) []*tenant.Principal {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []*tenant.Principal
+	for _, s := range h.sessions {
+		if pr := s.peer.Principal(); pr != nil && s.peer.Tenant.PubKey == pk {
+			out = append(out, pr)
+		}
+	}
+	for _, st := range h.streams {
+		if st.principal.Tenant.PubKey == pk {
+			out = append(out, st.principal)
+		}
+	}
+	return out
+}
+
 // StartShutdown begins closing SSE streams, so an HTTP server's Shutdown, which
 // waits for handlers, is not held up by them. Register it with RegisterOnShutdown.
 func (h *Hub) StartShutdown() {

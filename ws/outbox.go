@@ -8,8 +8,11 @@ import (
 )
 
 // outbox is the write side of one connection, WebSocket session or SSE stream: a
-// bounded queue of frames written with writev. Replies go out at once on the
-// goroutine that made them; events wait for the next sweep of a flusher (flush.go).
+// bounded buffer of whole frames, written with one system call per batch. Frames are
+// copied in (an event's frame is encoded once and copied into each subscriber's
+// buffer: a memmove, far cheaper than the vectored write's per-buffer setup). Replies
+// go out at once on the goroutine that made them; events wait for the next sweep of
+// a flusher (flush.go).
 type outbox struct {
 	hub   *Hub
 	id    uint64
@@ -18,10 +21,8 @@ type outbox struct {
 	fail  func(Disconnect)
 	wmu   sync.Mutex // held while writing to net
 	mu    sync.Mutex
-	queue net.Buffers // whole frames, or a header and its payload
-	spare net.Buffers // the last written batch's array, for the next queue
-	bytes int         // in queue
-	count int         // frames in queue
+	queue []byte // whole frames; from bufPool, back to it once written
+	count int    // frames in queue
 	// writing: a writer (a goroutine, or a sweep) owns the queue.
 	writing, dirty, closed bool
 }
@@ -47,18 +48,17 @@ func (o *outbox) push(header, payload []byte, urgent bool) (startWriter, ok bool
 		o.mu.Unlock()
 		return false, false
 	}
-	full := o.bytes+n > o.hub.cfg.OutboundQueueBytes
+	full := len(o.queue)+n > o.hub.cfg.OutboundQueueBytes
 	if full && o.writing {
 		o.mu.Unlock()
 		o.fail(DisconnectSlow)
 		return false, false
 	}
 	defer o.mu.Unlock()
-	o.queue = append(o.queue, header)
-	if payload != nil {
-		o.queue = append(o.queue, payload)
+	if o.queue == nil {
+		o.queue = getBuf(n)
 	}
-	o.bytes += n
+	o.queue = append(append(o.queue, header...), payload...)
 	o.count++
 	switch {
 	case o.writing: // the running writer takes it
@@ -71,38 +71,71 @@ func (o *outbox) push(header, payload []byte, urgent bool) (startWriter, ok bool
 	return false, true
 }
 
+// hold keeps the sweeps off the queue (as if a write were in progress) until
+// releaseFront: what is pushed meanwhile waits behind the frame releaseFront puts first.
+func (o *outbox) hold() {
+	o.mu.Lock()
+	o.writing = true
+	o.mu.Unlock()
+}
+
+// releaseFront puts a whole frame ahead of everything queued since hold, and writes
+// the queue (an SSE stream's subscribe result, which the events its subscriptions
+// replayed meanwhile must follow).
+func (o *outbox) releaseFront(b []byte) {
+	o.mu.Lock()
+	if !o.closed {
+		q := append(append(getBuf(len(b)+len(o.queue)), b...), o.queue...)
+		putBuf(o.queue)
+		o.queue = q
+		o.count++
+	}
+	o.mu.Unlock()
+	o.write() // drains the queue, then ends the hold
+}
+
 // shut drops the queue; later pushes fail.
 func (o *outbox) shut() {
 	o.mu.Lock()
-	o.closed, o.queue, o.spare = true, nil, nil
+	o.closed, o.queue = true, nil
 	o.mu.Unlock()
 }
 
 // take removes the queue for writing; o.mu is held.
-func (o *outbox) take() (net.Buffers, int) {
+func (o *outbox) take() ([]byte, int) {
 	batch, count := o.queue, o.count
-	o.queue, o.spare = o.spare, nil
-	o.bytes, o.count = 0, 0
+	o.queue, o.count = nil, 0
 	return batch, count
 }
 
-// maxSpare bounds the array an outbox keeps between batches.
-const maxSpare = 256
-
-// done counts a written batch and keeps its array for the next queue.
-func (o *outbox) done(batch net.Buffers, count int) {
+// done counts a written batch and gives its buffer back.
+func (o *outbox) done(batch []byte, count int) {
 	o.hub.metrics.sent.Add(float64(count))
 	o.hub.metrics.writes.Inc()
-	if cap(batch) > maxSpare {
-		return
+	putBuf(batch)
+}
+
+// Queue buffers are shared through a pool, so an idle connection holds none and a
+// busy one does not grow a fresh buffer for every batch.
+var bufPool sync.Pool
+
+const (
+	minBuf = 4 << 10   // the smallest buffer handed out
+	maxBuf = 256 << 10 // larger buffers are left to the garbage collector
+)
+
+func getBuf(n int) []byte {
+	if p, ok := bufPool.Get().(*[]byte); ok && cap(*p) >= n {
+		return (*p)[:0]
 	}
-	batch = batch[:cap(batch)]
-	clear(batch)
-	o.mu.Lock()
-	if o.spare == nil && !o.closed {
-		o.spare = batch[:0]
+	return make([]byte, 0, max(n, minBuf))
+}
+
+func putBuf(b []byte) {
+	if c := cap(b); c >= minBuf && c <= maxBuf {
+		b = b[:0]
+		bufPool.Put(&b)
 	}
-	o.mu.Unlock()
 }
 
 // write drains the queue with blocking writes, then returns; whoever next finds no
@@ -123,7 +156,7 @@ func (o *outbox) write() {
 		batch, count := o.take()
 		o.mu.Unlock()
 		_ = o.net.SetWriteDeadline(time.Now().Add(o.hub.cfg.WriteTimeout))
-		err := writeFrames(o.net, batch)
+		_, err := o.net.Write(batch)
 		_ = o.net.SetWriteDeadline(time.Time{}) // the sweeps' writes have none
 		o.wmu.Unlock()
 		if err != nil {

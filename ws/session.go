@@ -27,10 +27,12 @@ type session struct {
 	slots  chan struct{} // one per running request
 	subs   *events.Subscriptions
 
-	mu        sync.Mutex
-	closed    bool
-	reason    Disconnect
-	authTimer *time.Timer
+	mu     sync.Mutex
+	closed bool
+	reason Disconnect
+	// deadline fires at auth_timeout while the session has not authenticated, and
+	// then when its token expires (timeout).
+	deadline  *time.Timer
 	pingTimer *time.Timer
 }
 
@@ -42,7 +44,7 @@ func (h *Hub) newSession(conn *websocket.Conn, peer *rpc.Peer) *session {
 		slots: make(chan struct{}, h.cfg.MaxConcurrentRequests),
 	}
 	s.out.init(h, s.id, conn.NetConn(), s.close)
-	peer.OnAuthenticated = func(*tenant.Principal) { s.stopAuthTimer() }
+	peer.OnAuthenticated = s.authenticated
 	if h.bus != nil {
 		s.subs = events.NewSubscriptions(h.bus, h.history, peer.Tenant.PubKey, h.cfg.MaxSubscriptions, s.deliver)
 		peer.Subscriptions = s.subs
@@ -65,9 +67,11 @@ func (s *session) start() {
 	cfg := &s.hub.cfg
 	s.mu.Lock()
 	s.pingTimer = time.AfterFunc(cfg.PingInterval, s.ping)
-	if s.peer.Principal() == nil {
-		s.authTimer = time.AfterFunc(cfg.AuthTimeout, s.authExpired)
+	wait := cfg.AuthTimeout
+	if pr := s.peer.Principal(); pr != nil {
+		wait = time.Until(pr.ExpiresAt)
 	}
+	s.deadline = time.AfterFunc(wait, s.timeout)
 	s.mu.Unlock()
 	go s.read()
 }
@@ -162,17 +166,31 @@ func (s *session) ping() {
 	s.mu.Unlock()
 }
 
-func (s *session) authExpired() {
-	if s.peer.Principal() == nil {
+// timeout closes a session that has not authenticated within auth_timeout (4003), or
+// whose token has expired (4501). A session that authenticated again since the timer
+// was set waits for its new token's expiry.
+func (s *session) timeout() {
+	pr := s.peer.Principal()
+	if pr == nil {
 		s.close(DisconnectAuthTimeout)
+		return
 	}
+	if wait := time.Until(pr.ExpiresAt); wait > 0 {
+		s.mu.Lock()
+		if !s.closed {
+			s.deadline.Reset(wait)
+		}
+		s.mu.Unlock()
+		return
+	}
+	s.close(DisconnectTokenExpired)
 }
 
-func (s *session) stopAuthTimer() {
+// authenticated moves the deadline from auth_timeout to the new token's expiry.
+func (s *session) authenticated(pr *tenant.Principal) {
 	s.mu.Lock()
-	if s.authTimer != nil {
-		s.authTimer.Stop()
-		s.authTimer = nil // an idle session keeps only what it needs
+	if !s.closed && s.deadline != nil {
+		s.deadline.Reset(time.Until(pr.ExpiresAt))
 	}
 	s.mu.Unlock()
 }
@@ -189,8 +207,8 @@ func (s *session) close(d Disconnect) {
 	if s.pingTimer != nil {
 		s.pingTimer.Stop()
 	}
-	if s.authTimer != nil {
-		s.authTimer.Stop()
+	if s.deadline != nil {
+		s.deadline.Stop()
 	}
 	s.mu.Unlock()
 	s.out.shut()

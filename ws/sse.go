@@ -49,6 +49,7 @@ type stream struct {
 	closed    bool
 	reason    Disconnect
 	pingTimer *time.Timer
+	expiry    *time.Timer // ends the stream when its token expires
 }
 
 // ServeSSE handles GET /<tenant>/sse. The token comes in Authorization: Bearer or
@@ -105,6 +106,7 @@ func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(ids) > 0 {
+		st.out.hold()
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
 		res, err := rpc.Subscribe(ctx, h.svc, st.subs, t.PubKey, rpc.CallerOf(pr), ids, since)
 		cancel()
@@ -114,11 +116,12 @@ func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request) {
 		} else {
 			rec = record("subscribed", res)
 		}
-		st.send(rec)
+		st.out.releaseFront(rec) // ahead of the events the subscription replayed meanwhile
 	}
 	st.mu.Lock()
 	if !st.closed {
 		st.pingTimer = time.AfterFunc(h.cfg.PingInterval, st.ping)
+		st.expiry = time.AfterFunc(time.Until(pr.ExpiresAt), func() { st.close(DisconnectTokenExpired) })
 	}
 	st.mu.Unlock()
 	st.read()
@@ -234,6 +237,9 @@ func (st *stream) close(d Disconnect) {
 	st.closed, st.reason = true, d
 	if st.pingTimer != nil {
 		st.pingTimer.Stop()
+	}
+	if st.expiry != nil {
+		st.expiry.Stop()
 	}
 	st.mu.Unlock()
 	st.out.shut()

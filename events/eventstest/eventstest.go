@@ -35,6 +35,7 @@ func Run(t *testing.T, open Opener) {
 		{"OrderedToEverySink", testOrdered},
 		{"Isolation", testIsolation},
 		{"Unsubscribe", testUnsubscribe},
+		{"UnsubscribeOtherTenant", testUnsubscribeOtherTenant},
 		{"ManyContexts", testManyContexts},
 		{"MessageEncodedOnce", testEncodedOnce},
 	}
@@ -163,6 +164,22 @@ func testUnsubscribe(t *testing.T, open Opener) {
 	waitSeqs(t, &kept, "ctx1", seqRange(1, 4))
 	if got := gone.Seqs("ctx1"); !slices.Equal(got, seqRange(1, 2)) {
 		t.Errorf("after cancel the sink received %v, want only [1 2]", got)
+	}
+}
+
+// testUnsubscribeOtherTenant: when the last subscriber of one tenant's context id
+// leaves, another tenant's subscribers of the same id still get their events.
+func testUnsubscribeOtherTenant(t *testing.T, open Opener) {
+	pub, sub := open(t)
+	var a, b Recorder
+	defer sub.Subscribe(tenantA, "ctx1", &a)()
+	cancel := sub.Subscribe(tenantB, "ctx1", &b)
+	settle(t, pub, sub)
+	cancel()
+	pub.Publish(t.Context(), tenantA, Events("ctx1", 1, 2))
+	waitSeqs(t, &a, "ctx1", seqRange(1, 2))
+	if got := b.Seqs("ctx1"); len(got) != 0 {
+		t.Errorf("the unsubscribed tenant B received %v", got)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/circlegate/circlegate/errs"
 	"github.com/circlegate/circlegate/execution"
+	"github.com/circlegate/circlegate/internal/testutil"
 )
 
 // Opener returns a fresh, empty queue that holds at most capacity jobs.
@@ -26,6 +27,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("bounded", func(t *testing.T) { testBounded(t, open) })
 	t.Run("deadline", func(t *testing.T) { testDeadline(t, open) })
 	t.Run("close", func(t *testing.T) { testClose(t, open) })
+	t.Run("status", func(t *testing.T) { testStatus(t, open) })
 }
 
 var seq atomic.Uint64
@@ -215,5 +217,60 @@ func testClose(t *testing.T, open Opener) {
 	_ = q.Close()
 	if _, err := q.Submit(context.Background(), job("w")); errs.KindOf(err) != errs.Overloaded {
 		t.Fatalf("submit after close: %v, want overloaded", err)
+	}
+}
+
+// testStatus: a job's record is queued while it runs, then done with its result or
+// failed with its error; an unknown id is NotFound.
+func testStatus(t *testing.T, open Opener) {
+	q := open(t, 10)
+	release := make(chan struct{})
+	serve(t, q, 1, func(_ context.Context, jobs []*execution.Job) []execution.Outcome {
+		return each(jobs, func(j *execution.Job) execution.Outcome {
+			if j.Method == "wait" {
+				<-release
+			}
+			if j.Method == "fail" {
+				return execution.Outcome{Err: errs.Param("x", "bad x in %s", j.ID)}
+			}
+			return execution.Outcome{Result: json.RawMessage(`{"ok":true}`)}
+		})
+	})
+	ctx := context.Background()
+	if _, err := q.Status(ctx, "no-such-job"); errs.KindOf(err) != errs.NotFound {
+		t.Fatalf("Status of an unknown job: %v, want not found", err)
+	}
+	waiting := job("s1")
+	waiting.Method = "wait"
+	done := make(chan error, 1)
+	go func() { _, err := q.Submit(ctx, waiting); done <- err }()
+	testutil.CheckFor(t, 10*time.Second, func() error {
+		r, err := q.Status(ctx, waiting.ID)
+		if err != nil || r.Status != execution.JobQueued {
+			return fmt.Errorf("status of a running job: %+v, %v", r, err)
+		}
+		if r.Tenant != waiting.Tenant || r.Caller != waiting.Caller || r.ContextID != "s1" || r.Kind != execution.JobMutate {
+			return fmt.Errorf("record %+v does not describe the job", r)
+		}
+		return nil
+	})
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	r, err := q.Status(ctx, waiting.ID)
+	if err != nil || r.Status != execution.JobDone || string(r.Result) != `{"ok":true}` || r.FinishedAt.IsZero() {
+		t.Fatalf("status of a finished job: %+v, %v", r, err)
+	}
+	failing := job("s1")
+	failing.Method = "fail"
+	if _, err := q.Submit(ctx, failing); errs.KindOf(err) != errs.InvalidParams {
+		t.Fatalf("failing job: %v", err)
+	}
+	r, err = q.Status(ctx, failing.ID)
+	var e *errs.Error
+	if err != nil || r.Status != execution.JobFailed || !errors.As(r.Err, &e) || e.Param != "x" ||
+		e.Message != "invalid param x: bad x in "+failing.ID || r.Result != nil {
+		t.Fatalf("status of a failed job: %+v (err %#v), %v", r, r.Err, err)
 	}
 }

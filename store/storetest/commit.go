@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -251,5 +252,35 @@ func testCommitMany(t *testing.T, open Opener) {
 	})
 	if errs[0] != nil || errs[1] == nil {
 		t.Fatalf("two commits to one context: %v, want the second refused", errs)
+	}
+}
+
+// testCommitIdempotencyKeyTaken: a commit whose idempotency key is recorded already
+// (kept, or with a TTL) is stale and changes nothing, even on the fresh head, so a
+// job delivered twice commits once.
+func testCommitIdempotencyKeyTaken(t *testing.T, open Opener) {
+	s := newStore(t, open, store.HistoryConfig{})
+	app := installApp(t, s, tenantA, "app")
+	c := createContext(t, s, tenantA, app.ID)
+	for _, ttl := range []time.Duration{0, time.Hour} {
+		key := fmt.Sprintf("key-ttl-%s", ttl)
+		first := store.Idempotency{Digest: "d1", Result: []byte(`{"first":true}`)}
+		tx := NextTx(c, time.Now(), []store.Write{Set("k", key)}, "Mutated")
+		err := s.Commit(t.Context(), store.Commit{Tenant: tenantA, ContextID: c.ID, ExpectedSeq: c.Seq, Tx: tx,
+			IdempotencyKey: key, Idempotency: first, IdempotencyTTL: ttl})
+		if err != nil {
+			t.Fatalf("ttl %s: first Commit: %v", ttl, err)
+		}
+		c = Advance(c, tx)
+		before := takeSnapshot(t, s, tenantA, c.ID)
+		again := NextTx(c, time.Now(), []store.Write{Set("k", "twice")}, "Mutated")
+		err = s.Commit(t.Context(), store.Commit{Tenant: tenantA, ContextID: c.ID, ExpectedSeq: c.Seq, Tx: again,
+			IdempotencyKey: key, Idempotency: store.Idempotency{Digest: "d2"}, IdempotencyTTL: ttl})
+		wantStale(t, fmt.Sprintf("ttl %s: a second commit with the same key", ttl), err)
+		sameSnapshot(t, "after the refused commit", takeSnapshot(t, s, tenantA, c.ID), before)
+		rec, ok, err := s.Idempotent(t.Context(), c.ID, key)
+		if err != nil || !ok || rec.Digest != "d1" || string(rec.Result) != string(first.Result) {
+			t.Errorf("ttl %s: Idempotent = %+v, %v, %v; want the first record", ttl, rec, ok, err)
+		}
 	}
 }

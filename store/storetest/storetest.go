@@ -63,6 +63,7 @@ func Run(t *testing.T, open Opener) {
 		{"CommitMany", testCommitMany},
 		{"CommitStaleEvents", testCommitStaleEvents},
 		{"CommitDeletedContext", testCommitDeletedContext},
+		{"CommitIdempotencyKeyTaken", testCommitIdempotencyKeyTaken},
 		{"DeleteContext", testDeleteContext},
 		{"RecreatedContext", testRecreatedContext},
 		{"Events", testEvents},

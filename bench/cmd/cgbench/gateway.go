@@ -33,6 +33,10 @@ type gatewayConfig struct {
 	MaxConnections int
 	// StripeSecret, if set, is a Stripe webhook secret of the tenant.
 	StripeSecret string
+	// Redis, if set, makes the gateway a fleet node on this Redis URL.
+	Redis string
+	// Workers is [execution] workers (0: the default).
+	Workers int
 }
 
 // gateway is a circlegate subprocess serving one tenant on a free loopback port, with
@@ -111,7 +115,16 @@ auth_timeout = "30s"
 [[tenants]]
 pubkey = %q
 name = "bench"
-`, g.addr, filepath.Join(g.dir, "data"), cfg.MaxConnections, g.tenant) + webhookSecretTOML(cfg.StripeSecret)
+`, g.addr, filepath.Join(g.dir, "data"), cfg.MaxConnections, g.tenant) + webhookSecretTOML(cfg.StripeSecret) + fleetTOML(cfg)
+}
+
+// fleetTOML is the [execution] and [redis] sections of a fleet node, if any. TOML
+// allows a table after the [[tenants]] entries.
+func fleetTOML(cfg gatewayConfig) string {
+	if cfg.Redis == "" {
+		return ""
+	}
+	return fmt.Sprintf("\n[execution]\nworkers = %d\n\n[redis]\nurl = %q\n", cfg.Workers, cfg.Redis)
 }
 
 func webhookSecretTOML(secret string) string {

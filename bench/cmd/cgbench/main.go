@@ -60,6 +60,10 @@ type env struct {
 	fanoutSubscribers int           // subscribers of the fan-out scenarios
 	webhookContexts   int           // ledger contexts (one route each) the webhook load goes round
 	webhookLoops      int           // concurrent webhook HTTP clients, one connection each
+	fleetLoops        int           // closed mutate loops of fleet-mutate
+	failoverKills     int           // worker kills of fleet-failover
+	fleetApp          string        // the counter app of the fleet scenarios: counter or watcounter
+	counterApp        string        // the counter app setupCounter installs; empty: counter
 	// gatewayCPUs and loadCPUs, when set, are the CPU lists (taskset -c) the gateway
 	// and the load generators are confined to.
 	gatewayCPUs, loadCPUs string
@@ -100,6 +104,8 @@ var scenarios = []scenario{
 	{"fanout", ">= 500000 deliveries/s, p99 <= 100 ms", runFanout},
 	{"fanout-sse", ">= 500000 deliveries/s, p99 <= 100 ms", runFanoutSSE},
 	{"webhook", ">= 5000 webhooks/s", runWebhook},
+	{"fleet-mutate", ">= 12000 mutations/s", runFleetMutate},
+	{"fleet-failover", "<= 5 s", runFleetFailover},
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -143,11 +149,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func parseFlags(args []string, stderr io.Writer) (*env, []scenario, error) {
 	fs := flag.NewFlagSet("cgbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	e := &env{log: stderr, duration: 10 * time.Second, idleSit: 10 * time.Second, mutateContexts: 1000, mutateLoops: 64, queryContexts: 100,
+	e := &env{log: stderr, duration: 10 * time.Second, idleSit: 10 * time.Second, mutateContexts: 1000, mutateLoops: 64, queryContexts: 100, fleetLoops: 256, failoverKills: 3,
 		fanoutSubscribers: fanoutSubscribers, webhookContexts: 16, webhookLoops: 64}
 	fs.StringVar(&e.gateway, "gateway", "bin/circlegate", "gateway binary to start")
 	fs.StringVar(&e.appDir, "app-dir", "bin/apps", "directory holding counter.wasm and ledger.wasm (make apps), for mutate, query, fanout and webhook")
-	names := fs.String("scenarios", "idle,handshake,whoami,mutate,query,fanout,fanout-sse,webhook", "comma-separated scenarios to run")
+	names := fs.String("scenarios", "idle,handshake,whoami,mutate,query,fanout,fanout-sse,webhook,fleet-mutate,fleet-failover", "comma-separated scenarios to run")
+	fs.IntVar(&e.fleetLoops, "fleet-loops", 256, "closed mutate loops of fleet-mutate")
+	fs.IntVar(&e.failoverKills, "kills", 3, "worker kills of fleet-failover")
+	fleetApp := fs.String("fleet-app", "counter", "counter app of the fleet scenarios: counter (Go) or watcounter (WAT)")
 	quick := fs.Bool("quick", false, "3 s of handshake, whoami, mutate, query, fanout and webhook load instead of 10 s")
 	fs.IntVar(&e.webhookLoops, "webhook-clients", 64, "concurrent webhook HTTP clients")
 	fs.IntVar(&e.webhookContexts, "webhook-contexts", 16, "ledger contexts (one route each) for webhook")
@@ -172,6 +181,10 @@ func parseFlags(args []string, stderr io.Writer) (*env, []scenario, error) {
 			e.loadCPUs = "1"
 		}
 	}
+	if *fleetApp != "counter" && *fleetApp != "watcounter" {
+		return nil, nil, fmt.Errorf("-fleet-app %q: want counter or watcounter", *fleetApp)
+	}
+	e.fleetApp = *fleetApp
 	selected, err := selectScenarios(*names)
 	return e, selected, err
 }
@@ -187,7 +200,7 @@ next:
 				continue next
 			}
 		}
-		return nil, fmt.Errorf("unknown scenario %q (have idle, handshake, whoami, mutate, query, fanout, fanout-sse, webhook)", name)
+		return nil, fmt.Errorf("unknown scenario %q (have idle, handshake, whoami, mutate, query, fanout, fanout-sse, webhook, fleet-mutate, fleet-failover)", name)
 	}
 	return out, nil
 }

@@ -89,7 +89,7 @@ func TestScenariosSmoke(t *testing.T) {
 		gateway: bin, idleSessions: 300, idleSit: time.Second, handshakeLoops: 8,
 		whoamiRate: 1000, duration: time.Second, log: io.Discard,
 		appDir: apps, mutateContexts: 20, mutateLoops: 8, queryContexts: 10,
-		webhookContexts: 3, webhookLoops: 8,
+		webhookContexts: 3, webhookLoops: 8, fleetLoops: 8, failoverKills: 1,
 	}
 	for _, s := range scenarios {
 		t.Run(s.name, func(t *testing.T) {

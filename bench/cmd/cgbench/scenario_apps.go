@@ -105,11 +105,16 @@ func runQuery(ctx context.Context, e *env) (result, error) {
 	return runPaced(ctx, e, gw, job{Scenario: "query", URL: gw.url(), Key: gw.owner, Contexts: contexts})
 }
 
-// setupCounter opens an owner session, installs counter.wasm from e.appDir and creates
+// setupCounter opens an owner session, installs counter.wasm (or e.counterApp, another
+// app with increment and get answering {"value": N}) from e.appDir and creates
 // n contexts of it; it queries each once (every counter must read 0), so that the
 // load starts on warm instances.
 func setupCounter(ctx context.Context, e *env, gw *gateway, n int) (*client.Client, []string, error) {
-	wasm, err := os.ReadFile(filepath.Join(e.appDir, "counter.wasm"))
+	app := "counter"
+	if e.counterApp != "" {
+		app = e.counterApp
+	}
+	wasm, err := os.ReadFile(filepath.Join(e.appDir, app+".wasm"))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w (build it with: make apps)", err)
 	}
@@ -122,24 +127,24 @@ func setupCounter(ctx context.Context, e *env, gw *gateway, n int) (*client.Clie
 		return nil, nil, fmt.Errorf("owner session: %w", err)
 	}
 	began := time.Now()
-	var app struct {
+	var installed struct {
 		AppID string `json:"appId"`
 	}
 	ictx, cancel := context.WithTimeout(ctx, 5*time.Minute) // compiles the module
-	err = owner.Call(ictx, "app.install", map[string]any{"wasm": base64.StdEncoding.EncodeToString(wasm), "name": "counter"}, &app)
+	err = owner.Call(ictx, "app.install", map[string]any{"wasm": base64.StdEncoding.EncodeToString(wasm), "name": app}, &installed)
 	cancel()
 	if err != nil {
 		owner.Close()
 		return nil, nil, fmt.Errorf("app.install: %w", err)
 	}
-	e.logf("installed counter.wasm (%d bytes) in %s", len(wasm), time.Since(began).Round(time.Millisecond))
+	e.logf("installed %s.wasm (%d bytes) in %s", app, len(wasm), time.Since(began).Round(time.Millisecond))
 	began = time.Now()
 	contexts := make([]string, n)
 	err = parallel(ctx, n, func(ctx context.Context, i int) error {
 		var c struct {
 			ContextID string `json:"contextId"`
 		}
-		if err := owner.Call(ctx, "context.create", map[string]any{"appId": app.AppID}, &c); err != nil {
+		if err := owner.Call(ctx, "context.create", map[string]any{"appId": installed.AppID}, &c); err != nil {
 			return fmt.Errorf("context.create: %w", err)
 		}
 		contexts[i] = c.ContextID

@@ -2,7 +2,9 @@
 // benchmark's figures are made of without touching the gateway's code. It runs
 // launcher.Main exactly as cmd/circlegate does and, driven by the environment:
 //
-//	CGPROF_CPU=FILE   writes a CPU profile of the whole run to FILE
+//	CGPROF_CPU=FILE   writes a CPU profile of the whole run to FILE; in FILE, %c stands
+//	                  for the command (serve, worker) and %p for the process id, so the
+//	                  processes of a fleet write one profile each
 //	CGPROF_HEAP=FILE  writes a heap profile (after a GC) to FILE on each SIGUSR1
 //
 // For example:
@@ -19,6 +21,8 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/circlegate/circlegate/launcher"
@@ -30,6 +34,11 @@ func main() {
 
 func run() int {
 	if path := os.Getenv("CGPROF_CPU"); path != "" {
+		cmd := "none"
+		if len(os.Args) > 1 {
+			cmd = os.Args[1]
+		}
+		path = strings.NewReplacer("%c", cmd, "%p", strconv.Itoa(os.Getpid())).Replace(path)
 		f, err := os.Create(path)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "cgprofgw: %v\n", err)

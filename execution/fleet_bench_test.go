@@ -1,0 +1,99 @@
+package execution_test
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/circlegate/circlegate/execution"
+	"github.com/circlegate/circlegate/internal/redistest"
+	"github.com/circlegate/circlegate/store"
+)
+
+// BenchmarkFleetMutate runs counter increments through the fleet's backends in one
+// process: the Redis store, the Redis queue (Submit and Run on the same node) and the
+// service, 256 callers over 1,000 contexts, so a CPU profile shows what a gateway
+// and a worker spend per mutation besides the network and WebSocket work.
+func BenchmarkFleetMutate(b *testing.B) { benchFleet(b, "counter") }
+
+// BenchmarkFleetMutateWAT is BenchmarkFleetMutate with the counter written in WAT: no
+// Go runtime and no JSON in the guest, so nearly all the cost is the fleet's.
+func BenchmarkFleetMutateWAT(b *testing.B) { benchFleet(b, "watcounter") }
+
+func benchFleet(b *testing.B, appName string) {
+	srv := redistest.Start(b, redistest.Options{})
+	rdb := dial(b, srv.URL())
+	st, err := store.OpenRedis(context.Background(), store.RedisConfig{Client: rdb, Prefix: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	q := openRedisQueue(b, srv.URL(), execution.RedisQueueConfig{Prefix: "bench"})
+	svc, err := execution.NewService(execution.Config{Workers: 2}, st, newEngine(b, execution.EngineConfig{}), q, nil, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = svc.RunWorkers(ctx) }()
+	defer func() { cancel(); <-done }()
+	owner := execution.Caller{PubKey: "owner", Owner: true}
+	app, err := svc.InstallApp(context.Background(), "t", owner, example(b, appName).wasm, appName, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids := make([]string, 1000)
+	for i := range ids {
+		c, err := svc.CreateContext(context.Background(), "t", owner, app.ID, execution.CreateOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = c.ID
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	redis0, self0 := redisCPU(b, srv), selfCPU()
+	b.ResetTimer()
+	start := time.Now()
+	for g := range 256 {
+		wg.Go(func() {
+			for i := g; next.Add(1) <= int64(b.N); i += 256 {
+				if _, err := svc.Mutate(context.Background(), "t", owner, ids[i%len(ids)], "increment", nil, ""); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "mutations/s")
+	b.ReportMetric((redisCPU(b, srv)-redis0).Seconds()*1e6/float64(b.N), "redis-µs/op")
+	b.ReportMetric((selfCPU()-self0).Seconds()*1e6/float64(b.N), "process-µs/op")
+	if testing.Verbose() {
+		info, _ := rdb.Info(context.Background(), "commandstats").Result()
+		b.Log(info)
+	}
+}
+
+// redisCPU returns the CPU time redis-server has used (INFO used_cpu_sys + _user).
+func redisCPU(b *testing.B, srv *redistest.Server) time.Duration {
+	var total float64
+	for _, f := range []string{"used_cpu_sys", "used_cpu_user"} {
+		v, err := strconv.ParseFloat(srv.Info(f), 64)
+		if err != nil {
+			b.Fatalf("INFO %s: %v", f, err)
+		}
+		total += v
+	}
+	return time.Duration(total * float64(time.Second))
+}
+
+// selfCPU returns the CPU time this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

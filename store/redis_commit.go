@@ -1,0 +1,187 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/circlegate/circlegate/errs"
+	"github.com/circlegate/circlegate/internal/redisx"
+)
+
+// Commit applies one tx with one script; see CommitMany.
+func (r *Redis) Commit(ctx context.Context, c Commit) error {
+	return r.CommitMany(ctx, []Commit{c})[0]
+}
+
+// CommitMany sends one commit script per commit in one pipeline (one round trip, or
+// one per cluster node). Each script checks its context's head (tenant, seq, event
+// seq, rootHash, an idempotency key already taken) and applies its commit or nothing,
+// so commits fail independently. Durability is Redis's: see docs/operations.md for
+// what each appendfsync setting risks.
+func (r *Redis) CommitMany(ctx context.Context, cs []Commit) []error {
+	out := make([]error, len(cs))
+	if err := r.enter(ctx); err != nil {
+		for i := range out {
+			out[i] = err
+		}
+		return out
+	}
+	seen := make(map[string]bool, len(cs))
+	var idx []int
+	for i := range cs {
+		switch {
+		case seen[cs[i].ContextID]:
+			out[i] = errs.E(errs.Internal, "store: two commits to context %s in one CommitMany", cs[i].ContextID)
+		case !validID(cs[i].ContextID):
+			out[i] = notFoundContext(cs[i].ContextID)
+		default:
+			out[i] = checkRedisCommit(&cs[i])
+		}
+		seen[cs[i].ContextID] = true
+		if out[i] == nil {
+			idx = append(idx, i)
+		}
+	}
+	for attempt := 0; len(idx) > 0; attempt++ {
+		res := r.runCommits(ctx, cs, idx)
+		var again []int
+		for n, i := range idx {
+			if isNoScript(res[n].err) && attempt == 0 {
+				again = append(again, i)
+				continue
+			}
+			out[i] = commitResult(&cs[i], res[n].status, res[n].err)
+		}
+		if len(again) > 0 {
+			if err := scripts.commit.Load(ctx, r.rdb).Err(); err != nil {
+				for _, i := range again {
+					out[i] = redisx.Err(err, "load commit script")
+				}
+				return out
+			}
+		}
+		idx = again
+	}
+	return out
+}
+
+// checkRedisCommit checks what a commit must satisfy whatever the head says: the tx
+// follows ExpectedSeq, its hash is TxHash, its events are numbered consecutively.
+func checkRedisCommit(c *Commit) error {
+	tx := &c.Tx
+	switch {
+	case tx.Seq != c.ExpectedSeq+1:
+		return errs.E(errs.Internal, "store: tx seq %d does not follow %d", tx.Seq, c.ExpectedSeq)
+	case tx.Hash != TxHash(tx):
+		return errs.E(errs.Internal, "store: tx %d hash is not TxHash(tx)", tx.Seq)
+	}
+	for i := range tx.Events {
+		if tx.Events[i].Seq != tx.Events[0].Seq+uint64(i) {
+			return errEventSeq
+		}
+	}
+	return nil
+}
+
+// commitStatus is what the commit script said of one commit, or the error of its call.
+type commitStatus struct {
+	status any
+	err    error
+}
+
+// runCommits runs the commit script on cs[idx...]: one call for all of them on a
+// single server, one call per commit (in one pipeline) on a cluster, where each
+// context's keys live in their own slot.
+func (r *Redis) runCommits(ctx context.Context, cs []Commit, idx []int) []commitStatus {
+	out := make([]commitStatus, len(idx))
+	groups := [][]int{idx}
+	if _, cluster := r.rdb.(*redis.ClusterClient); cluster {
+		groups = make([][]int, len(idx))
+		for n, i := range idx {
+			groups[n] = []int{i}
+		}
+	}
+	pipe := r.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(groups))
+	for g, group := range groups {
+		keys := make([]string, 0, 7*len(group))
+		args := []any{r.hist.MaxEvents, r.cutoffMs()}
+		for _, i := range group {
+			keys, args = r.commitArgs(keys, args, &cs[i])
+		}
+		cmds[g] = scripts.commit.EvalSha(ctx, pipe, keys, args...)
+	}
+	_, _ = pipe.Exec(ctx)
+	n := 0
+	for g, group := range groups {
+		vals, err := cmds[g].Slice()
+		for k := range group {
+			switch {
+			case err != nil:
+				out[n].err = err
+			case k < len(vals):
+				out[n].status = vals[k]
+			default:
+				out[n].err = errors.New("commit script returned too few results")
+			}
+			n++
+		}
+	}
+	return out
+}
+
+// commitArgs appends one commit's keys and args (its arg count first).
+func (r *Redis) commitArgs(keys []string, args []any, c *Commit) ([]string, []any) {
+	k := r.ctxKeys(c.ContextID)
+	tx := &c.Tx
+	var firstEvent uint64
+	if len(tx.Events) > 0 {
+		firstEvent = tx.Events[0].Seq
+	}
+	var idem []byte
+	var ttl int64
+	if c.IdempotencyKey != "" {
+		idem, _ = json.Marshal(c.Idempotency)
+		ttl = max(c.IdempotencyTTL.Milliseconds(), 0)
+	}
+	at := len(args)
+	args = append(args, 0, c.Tenant, strconv.FormatUint(c.ExpectedSeq, 10), strconv.FormatUint(tx.Seq, 10), tx.PrevHash,
+		tx.Hash, firstEvent, len(tx.Events), encodeTx(tx), c.IdempotencyKey, idem, ttl)
+	args = r.appendPublish(args, c.Tenant, c.ContextID, tx.Events)
+	args = append(args, len(tx.Writes))
+	args = appendWriteArgs(args, tx.Writes)
+	args = appendEventArgs(args, tx.Events)
+	args[at] = len(args) - at - 1
+	keys = append(keys, k.head, k.state, k.keys, k.txs, k.events, k.idem, k.idemTTL+c.IdempotencyKey)
+	return keys, args
+}
+
+func commitResult(c *Commit, v any, err error) error {
+	if err != nil {
+		return redisx.Err(err, "commit")
+	}
+	if s, ok := v.(string); ok {
+		v = s
+	}
+	switch v {
+	case "ok":
+		return nil
+	case "stale", "taken":
+		return ErrStale
+	case "notfound":
+		return notFoundContext(c.ContextID)
+	case "prevhash":
+		return errs.E(errs.Internal, "store: tx %d prevHash is not the context's rootHash", c.Tx.Seq)
+	}
+	return errs.E(errs.Internal, "store: commit script returned %v", v)
+}
+
+func isNoScript(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "NOSCRIPT")
+}

@@ -1,0 +1,173 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/circlegate/circlegate/internal/redistest"
+	"github.com/circlegate/circlegate/internal/redisx"
+	"github.com/circlegate/circlegate/store"
+	"github.com/circlegate/circlegate/store/storetest"
+)
+
+var prefixes atomic.Int64
+
+// openRedis opens a store with a prefix of its own on srv, closed in t.Cleanup.
+func openRedis(t testing.TB, srv *redistest.Server, h store.HistoryConfig) (*store.Redis, redis.UniversalClient) {
+	t.Helper()
+	rdb := dialRedis(t, srv.URL())
+	s, err := store.OpenRedis(context.Background(), store.RedisConfig{
+		Client: rdb, Prefix: fmt.Sprintf("t%d", prefixes.Add(1)), History: h,
+	})
+	if err != nil {
+		t.Fatalf("OpenRedis: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s, rdb
+}
+
+func dialRedis(t testing.TB, url string) redis.UniversalClient {
+	t.Helper()
+	rdb, err := redisx.Open(context.Background(), url, 0)
+	if err != nil {
+		t.Fatalf("redisx.Open: %v", err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
+
+func TestRedis(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	storetest.Run(t, func(t *testing.T, h store.HistoryConfig) store.Store {
+		s, _ := openRedis(t, srv, h)
+		return s
+	})
+}
+
+func TestRedisCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node Redis Cluster")
+	}
+	c := redistest.StartCluster(t)
+	storetest.Run(t, func(t *testing.T, h store.HistoryConfig) store.Store {
+		rdb := dialRedis(t, c.URL())
+		if _, ok := rdb.(*redis.ClusterClient); !ok {
+			t.Fatalf("redisx.Open on a cluster node returned %T, want a cluster client", rdb)
+		}
+		s, err := store.OpenRedis(context.Background(), store.RedisConfig{
+			Client: rdb, Prefix: fmt.Sprintf("t%d", prefixes.Add(1)), History: h,
+		})
+		if err != nil {
+			t.Fatalf("OpenRedis: %v", err)
+		}
+		return s
+	})
+}
+
+// TestRedisPublishesCommits: a commit's events reach a subscriber of the context's
+// channel as one message, which decodes to exactly those events and their tenant.
+func TestRedisPublishesCommits(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	s, rdb := openRedis(t, srv, store.HistoryConfig{})
+	ctx := context.Background()
+	app, _, err := s.PutApp(ctx, store.App{Tenant: "tenant"}, []byte("wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := storetest.GenesisTx("ctx1", time.Now(), nil, "ContextCreated")
+	c := storetest.NewContext("tenant", app.ID, "ctx1", g)
+	prefix := s.Prefix()
+	sub := rdb.Subscribe(ctx, store.RedisEventChannel(prefix, "tenant", "ctx1"))
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil { // the subscription confirmation
+		t.Fatal(err)
+	}
+	if err := s.CreateContext(ctx, c, g); err != nil {
+		t.Fatal(err)
+	}
+	tx := storetest.NextTx(c, time.Now(), []store.Write{storetest.Set("k", "v")}, "A", "B")
+	tx.Events[0].RootHash = "root"
+	tx.Hash = store.TxHash(&tx)
+	if err := s.Commit(ctx, store.Commit{Tenant: "tenant", ContextID: "ctx1", ExpectedSeq: 0, Tx: tx}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range [][]store.Event{g.Events, tx.Events} {
+		msg, err := sub.ReceiveMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tenant, evs, err := store.DecodeEventMessage([]byte(msg.Payload))
+		if err != nil || tenant != "tenant" {
+			t.Fatalf("message of tenant %q, err %v", tenant, err)
+		}
+		if len(evs) != len(want) {
+			t.Fatalf("message holds %d events, want %d", len(evs), len(want))
+		}
+		for i := range evs {
+			if evs[i].Seq != want[i].Seq || evs[i].Kind != want[i].Kind || evs[i].RootHash != want[i].RootHash ||
+				!evs[i].Time.Equal(want[i].Time) || string(evs[i].Data) != string(want[i].Data) {
+				t.Errorf("event %d = %+v, want %+v", i, evs[i], want[i])
+			}
+		}
+	}
+	hist, _, err := s.Events(ctx, "ctx1", 2, 10)
+	if err != nil || len(hist) != 2 || hist[0].RootHash != "root" {
+		t.Errorf("history = %+v, %v; want the two events, the first with its rootHash", hist, err)
+	}
+}
+
+func FuzzDecodeEventMessage(f *testing.F) {
+	f.Add(store.EncodeEventMessage("t", []store.Event{{ContextID: "c", Seq: 1, Kind: "K", Data: []byte(`{}`), RootHash: "r"}}))
+	f.Add([]byte{1, 0, 200})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tenant, evs, err := store.DecodeEventMessage(b)
+		if err != nil {
+			return
+		}
+		again := store.EncodeEventMessage(tenant, evs)
+		if _, evs2, err := store.DecodeEventMessage(again); err != nil || len(evs2) != len(evs) {
+			t.Fatalf("re-encoded message does not decode: %v", err)
+		}
+	})
+}
+
+// TestRedisEachContext: EachContext visits every context of the prefix once (not
+// those of another prefix on the same Redis), and each verifies.
+func TestRedisEachContext(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	ctx := context.Background()
+	var stores []*store.Redis
+	for range 2 {
+		s, _ := openRedis(t, srv, store.HistoryConfig{})
+		stores = append(stores, s)
+		app, _, err := s.PutApp(ctx, store.App{Tenant: "t"}, []byte("app"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			id := fmt.Sprintf("c%d", i)
+			g := storetest.GenesisTx(id, time.Now(), nil)
+			c := storetest.NewContext("t", app.ID, id, g)
+			if err := s.CreateContext(ctx, c, g); err != nil {
+				t.Fatal(err)
+			}
+			tx := storetest.NextTx(c, time.Now(), []store.Write{storetest.Set("k", "v")})
+			if err := s.Commit(ctx, store.Commit{Tenant: "t", ContextID: id, ExpectedSeq: 0, Tx: tx}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	seen := map[string]int{}
+	err := stores[0].EachContext(ctx, func(c store.Context) error {
+		seen[c.ID]++
+		return store.VerifyContext(ctx, stores[0], c)
+	})
+	if err != nil || len(seen) != 3 || seen["c0"] != 1 || seen["c1"] != 1 || seen["c2"] != 1 {
+		t.Fatalf("EachContext saw %v, err %v; want c0, c1, c2 once each", seen, err)
+	}
+}
