@@ -372,19 +372,22 @@ func (q *RedisQueue) replyLoop() {
 				q.log.Error("undecodable job record", "err", err)
 				continue
 			}
-			q.deliver(r)
+			q.deliver(r, nil)
 		}
 	}
 }
 
-// deliver hands a finished record to its waiter, if any.
-func (q *RedisQueue) deliver(r JobRecord) bool {
+// deliver hands a finished record to its waiter, if any; counted, if set, is called
+// first when there is one.
+func (q *RedisQueue) deliver(r JobRecord, counted func()) {
 	v, ok := q.waiters.LoadAndDelete(r.ID)
 	if !ok {
-		return false
+		return
+	}
+	if counted != nil {
+		counted()
 	}
 	v.(*waiter).ch <- r
-	return true
 }
 
 // sweepInterval is how often a gateway reads the records of jobs it has waited on
@@ -430,8 +433,8 @@ func (q *RedisQueue) sweep(ctx context.Context, ids []string) {
 			if s == "" {
 				continue
 			}
-			if r, err := decodeRecord([]byte(s)); err == nil && r.Status != JobQueued && q.deliver(r) {
-				q.metrics.repliesMissed.Inc()
+			if r, err := decodeRecord([]byte(s)); err == nil && r.Status != JobQueued {
+				q.deliver(r, q.metrics.repliesMissed.Inc)
 			}
 		}
 	}

@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -36,6 +39,9 @@ var addrRE = regexp.MustCompile(`addr=(127\.0\.0\.1:\d+)`)
 // address once it listens.
 func startProcess(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
 	t.Helper()
+	if !slices.Contains(args, "--data") { // never the default ./data, in the source tree
+		args = append(args, "--data", t.TempDir())
+	}
 	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -51,6 +57,9 @@ func startProcess(t *testing.T, bin string, args ...string) (*exec.Cmd, string) 
 		for sc.Scan() {
 			if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
 				addr <- m[1]
+			}
+			if os.Getenv("CG_GATEWAY_LOG") != "" {
+				fmt.Fprintln(os.Stderr, "gateway:", sc.Text())
 			}
 		}
 	}()

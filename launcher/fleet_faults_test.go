@@ -516,5 +516,5 @@ func TestFleetCluster(t *testing.T) {
 		t.Errorf("12 contexts landed on %d master(s), want them spread", len(masters))
 	}
 	verifyFleet(t, bin, cl.URL())
-	runFleetMode(t, cl.URL(), []string{"TestCounterLifecycle", "TestEventsOverWebSocket", "TestResume", "TestJobGet"})
+	runFleetMode(t, cl.URL(), []string{"TestEventsOverWebSocket", "TestJobGet"})
 }

@@ -17,7 +17,7 @@ var fleetModeTests = []string{
 	"TestCounterLifecycle", "TestRolesPerContext", "TestTenantIsolation", "TestIdempotency",
 	"TestForumAndWATApps", "TestJobGet", "TestEventsOverWebSocket", "TestRemovedMemberLosesSubscription",
 	"TestSubscribeRefusals", "TestResume", "TestSSE",
-	"TestWebhookStripe", "TestWebhookConcurrentDuplicates", "TestWebhookIdenfyAndStandard", "TestLedgerRecord",
+	"TestWebhookStripe", "TestWebhookConcurrentDuplicates", "TestWebhookIdenfyAndStandard",
 	"TestAdminLogin", "TestAdminApplications", "TestAdminContexts", "TestAdminWebhooks",
 	"TestAdminKeysAndRevocation", "TestTokenExpiryClosesConnections", "TestAdminDocWalkthrough",
 }

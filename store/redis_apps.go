@@ -70,7 +70,7 @@ func (r *Redis) GetApp(ctx context.Context, tenant, appID string) (App, error) {
 	if err := r.enter(ctx); err != nil {
 		return App{}, err
 	}
-	v, err := r.hot.HGet(ctx, r.appsKey(tenant), appID).Result()
+	v, err := r.rdb.HGet(ctx, r.appsKey(tenant), appID).Result()
 	if errors.Is(err, redis.Nil) {
 		return App{}, errs.E(errs.NotFound, "app %s not found", appID)
 	}

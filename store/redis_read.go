@@ -21,14 +21,14 @@ func (r *Redis) Get(ctx context.Context, contextID string, key []byte) ([]byte, 
 		return nil, false, notFoundContext(contextID)
 	}
 	k := r.ctxKeys(contextID)
-	v, err := r.hot.HGet(ctx, k.state, string(key)).Bytes()
+	v, err := r.rdb.HGet(ctx, k.state, string(key)).Bytes()
 	if err == nil {
 		return v, true, nil
 	}
 	if !errors.Is(err, redis.Nil) {
 		return nil, false, redisx.Err(err, "get state")
 	}
-	n, err := r.hot.Exists(ctx, k.head).Result()
+	n, err := r.rdb.Exists(ctx, k.head).Result()
 	switch {
 	case err != nil:
 		return nil, false, redisx.Err(err, "get state")

@@ -79,11 +79,7 @@ func (c RedisConfig) Validate() error {
 // delete an app) are ordered so that a crash between them leaves nothing a reader
 // can see half done: see CreateContext and DeleteContext.
 type Redis struct {
-	rdb redis.UniversalClient
-	// hot sends the reads every call makes (a context's head, one state key) through
-	// go-redis's automatic pipelining: the reads of concurrent callers (the jobs of a
-	// worker's round, the calls of a gateway's sessions) share round trips.
-	hot    redis.Cmdable
+	rdb    redis.UniversalClient
 	prefix string
 	hist   HistoryConfig
 	closed atomic.Bool
@@ -97,10 +93,7 @@ func OpenRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Redis{rdb: cfg.Client, hot: cfg.Client, prefix: cfg.Prefix, hist: cfg.History}
-	if ap, err := cfg.Client.AutoPipeline(); err == nil {
-		r.hot = ap
-	}
+	r := &Redis{rdb: cfg.Client, prefix: cfg.Prefix, hist: cfg.History}
 	for _, s := range scripts.all {
 		if err := s.Load(ctx, r.rdb).Err(); err != nil {
 			return nil, redisx.Err(err, "load scripts")
@@ -200,7 +193,7 @@ func (r *Redis) readHead(ctx context.Context, id string) (redisHead, error) {
 	if !validID(id) {
 		return redisHead{}, notFoundContext(id)
 	}
-	vals, err := r.hot.HMGet(ctx, r.ctxKeys(id).head, headFields...).Result()
+	vals, err := r.rdb.HMGet(ctx, r.ctxKeys(id).head, headFields...).Result()
 	if err != nil {
 		return redisHead{}, redisx.Err(err, "read head")
 	}
