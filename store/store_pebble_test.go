@@ -273,3 +273,36 @@ func benchContexts(b *testing.B, n int) (*store.Pebble, []store.Context) {
 	}
 	return s, heads
 }
+
+// BenchmarkPebbleGetFullHistory: a commit to a context whose history is full (it
+// deletes the oldest event) followed by a point read of a missing key, as a
+// webhook's delivery does (its idempotency record, the ledger's seen check).
+func BenchmarkPebbleGetFullHistory(b *testing.B) {
+	s := openPebble(b, store.PebbleConfig{Dir: b.TempDir(), History: store.HistoryConfig{MaxEvents: 16}, StateCacheBytes: -1})
+	app, _, err := s.PutApp(b.Context(), store.App{Tenant: "t"}, []byte("wasm"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := storetest.GenesisTx("ctx", time.Now(), nil, "ContextCreated")
+	c := storetest.NewContext("t", app.ID, "ctx", g)
+	if err := s.CreateContext(b.Context(), c, g); err != nil {
+		b.Fatal(err)
+	}
+	commit := func() {
+		tx := storetest.NextTx(c, time.Now(), []store.Write{storetest.Set("k", "v")}, "Mutated")
+		if err := s.Commit(b.Context(), store.Commit{Tenant: "t", ContextID: "ctx", ExpectedSeq: c.Seq, Tx: tx}); err != nil {
+			b.Fatal(err)
+		}
+		c = storetest.Advance(c, tx)
+	}
+	for range 1000 {
+		commit()
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		commit()
+		if _, ok, err := s.Get(b.Context(), "ctx", fmt.Appendf(nil, "missing/%d", i)); err != nil || ok {
+			b.Fatal(ok, err)
+		}
+	}
+}
