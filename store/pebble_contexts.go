@@ -150,8 +150,9 @@ func (p *Pebble) DeleteContext(ctx context.Context, tenant, contextID string) er
 		_ = b.DeleteRange(prefix, prefixEnd(prefix), nil)
 	}
 	err = commit(b)
-	if p.state != nil {
-		p.state.dropPrefix(key(kindState, contextID)) // also after a failure: Pebble may hold either
+	if p.state != nil { // also after a failure: Pebble may hold either
+		p.state.dropPrefix(key(kindState, contextID))
+		p.state.dropPrefix(key(kindIdem, contextID))
 	}
 	return err
 }

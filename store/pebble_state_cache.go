@@ -14,8 +14,10 @@ const stateCacheShards = 64
 // Pebble every time.
 const maxCachedValue = 64 << 10
 
-// stateCache keeps state values in memory by their Pebble key, so that the read of a
-// key a context wrote recently (a counter, a balance) costs no memtable search.
+// stateCache keeps state values and idempotency records in memory by their Pebble
+// key, so that the read of a key a context wrote recently (a counter, a balance), or
+// found missing (a new event's id, a new idempotency key, looked up by the worker
+// and again by the commit), costs no memtable search.
 // Commits write through it once their batch is durable, while they hold the
 // context's lock; it also remembers the keys they removed. A read that misses fills
 // it only if no commit touched the shard since the read started (gen), so a value

@@ -157,10 +157,20 @@ func testRecreatedContext(t *testing.T, open Opener) {
 	app := installApp(t, s, tenantA, "app")
 	old := createContext(t, s, tenantA, app.ID, Set("genesis", "old"))
 	old = commitNext(t, s, old, []store.Write{Set("k", "old"), Set("gone", "x")})
-	old = commitNext(t, s, old, []store.Write{Del("gone")})
+	tx := NextTx(old, time.Now(), []store.Write{Del("gone")}, "Mutated")
+	err := s.Commit(t.Context(), store.Commit{Tenant: tenantA, ContextID: old.ID, ExpectedSeq: old.Seq, Tx: tx,
+		IdempotencyKey: "job", Idempotency: store.Idempotency{Digest: "d", Result: []byte(`"r"`)}})
+	if err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
 	for _, k := range []string{"genesis", "k", "gone", "never"} { // read every kind of key once
 		if _, _, err := s.Get(t.Context(), old.ID, []byte(k)); err != nil {
 			t.Fatalf("Get(%s): %v", k, err)
+		}
+	}
+	for _, k := range []string{"job", "other-job"} {
+		if _, _, err := s.Idempotent(t.Context(), old.ID, k); err != nil {
+			t.Fatalf("Idempotent(%s): %v", k, err)
 		}
 	}
 	if err := s.DeleteContext(t.Context(), tenantA, old.ID); err != nil {
@@ -179,6 +189,9 @@ func testRecreatedContext(t *testing.T, open Opener) {
 	}
 	if keys, _, err := s.StateSize(t.Context(), fresh.ID); err != nil || keys != 1 {
 		t.Errorf("StateSize of the new context = %d keys, %v; want 1", keys, err)
+	}
+	if _, ok, err := s.Idempotent(t.Context(), fresh.ID, "job"); err != nil || ok {
+		t.Errorf("the new context has the deleted one's idempotency record: %v, %v", ok, err)
 	}
 }
 
