@@ -46,6 +46,15 @@ func BenchmarkIncrement(b *testing.B) {
 	benchRuns(b, e, ctx, c)
 }
 
+// BenchmarkIncrementNoArgs is increment as cgbench's mutate scenario calls it: no
+// args, so the guest decodes nothing.
+func BenchmarkIncrementNoArgs(b *testing.B) {
+	e := newEngine(b, execution.EngineConfig{})
+	st := newState()
+	c := call(example(b, "counter"), "increment", "", st)
+	benchRuns(b, e, context.Background(), c)
+}
+
 // BenchmarkInstantiate measures starting a Go guest: instantiation and the Go
 // runtime's _initialize, plus one noop call. Another tenant keeps the module
 // compiled while the benchmark's pool is evicted after every call.

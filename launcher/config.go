@@ -73,6 +73,9 @@ type StoreConfig struct {
 	CacheBytes int64 `toml:"cache_bytes"`
 	// MemTableBytes is Pebble's memtable size. Zero means 32 MiB.
 	MemTableBytes int64 `toml:"memtable_bytes"`
+	// StateCacheBytes bounds the state values kept in memory for point reads. Zero
+	// means 32 MiB; negative means none.
+	StateCacheBytes int64 `toml:"state_cache_bytes"`
 	// History bounds each context's event history ([store.history]).
 	History store.HistoryConfig `toml:"history"`
 }

@@ -45,7 +45,8 @@ func openBackends(ctx context.Context, cfg *Config, log *slog.Logger, reg promet
 	if !cfg.Fleet() {
 		b.Store, err = store.OpenPebble(store.PebbleConfig{
 			Dir: filepath.Join(cfg.Data, "store"), History: cfg.Store.History,
-			CacheBytes: cfg.Store.CacheBytes, MemTableBytes: cfg.Store.MemTableBytes, Logger: log.With("component", "pebble"),
+			CacheBytes: cfg.Store.CacheBytes, MemTableBytes: cfg.Store.MemTableBytes, StateCacheBytes: cfg.Store.StateCacheBytes,
+			Logger: log.With("component", "pebble"),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("store: %w", err)

@@ -174,6 +174,23 @@ func (e *env) metric(sample string) (float64, error) {
 	return 0, fmt.Errorf("no sample %s", sample)
 }
 
+// serveWorkers returns the gateway's circlegate_ws_serve_workers, read from its
+// registry (reading /metrics would open a connection, and goroutines with it).
+func (e *env) serveWorkers(t *testing.T) int {
+	t.Helper()
+	mfs, err := e.g.Metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "circlegate_ws_serve_workers" {
+			return int(mf.GetMetric()[0].GetGauge().GetValue())
+		}
+	}
+	t.Fatal("no circlegate_ws_serve_workers")
+	return 0
+}
+
 // rpcCode returns the code of a *client.Error, or 0.
 func rpcCode(err error) int {
 	if ce, ok := err.(*client.Error); ok {

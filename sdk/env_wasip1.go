@@ -3,7 +3,6 @@
 package sdk
 
 import (
-	"encoding/json"
 	"time"
 )
 
@@ -32,7 +31,7 @@ func Log(msg string) { abiLog(stringPtr(msg), uint32(len(msg))) }
 // letters, digits, '_', '-', '.' or ':' and starts with a lowercase letter
 // (capitalized kinds such as StateMutation belong to the node).
 func Emit(kind string, v any) {
-	b, err := json.Marshal(v)
+	b, err := marshalJSON(v)
 	if err != nil {
 		Fail("encoding event " + kind + ": " + err.Error())
 	}

@@ -3,7 +3,6 @@
 package sdk
 
 import (
-	"encoding/json"
 	"errors"
 )
 
@@ -20,12 +19,12 @@ func Args(v any) error {
 	if len(in) == 0 || string(in) == "null" {
 		return nil
 	}
-	return json.Unmarshal(in, v)
+	return unmarshalJSON(in, v)
 }
 
 // Return sets the method's output to v encoded as JSON. A later Return replaces it.
 func Return(v any) {
-	b, err := json.Marshal(v)
+	b, err := marshalJSON(v)
 	if err != nil {
 		Fail("encoding the result: " + err.Error())
 	}

@@ -4,7 +4,6 @@ package sdk
 
 import (
 	"encoding/binary"
-	"encoding/json"
 )
 
 // Get returns the value under key, as this call sees it (its own earlier writes
@@ -33,12 +32,12 @@ func GetJSON(key string, v any) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	return true, json.Unmarshal(b, v)
+	return true, unmarshalJSON(b, v)
 }
 
 // SetJSON stores v encoded as JSON under key.
 func SetJSON(key string, v any) {
-	b, err := json.Marshal(v)
+	b, err := marshalJSON(v)
 	if err != nil {
 		Fail("encoding " + key + ": " + err.Error())
 	}

@@ -46,3 +46,20 @@ func OverwriteTx(p *Pebble, contextID string, tx Tx) {
 		panic(err)
 	}
 }
+
+// WriteLegacyHead rewrites a context's head as the store wrote it before the binary
+// head record: the whole head as JSON, and no binary record (tests only).
+func WriteLegacyHead(p *Pebble, contextID string) {
+	h, err := p.decodeHead(contextID)
+	if err != nil {
+		panic(err)
+	}
+	b := p.db.NewBatch()
+	_ = b.Delete(hotKey(contextID), nil)
+	if err := putJSON(b, headKey(contextID), &h); err != nil {
+		panic(err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		panic(err)
+	}
+}

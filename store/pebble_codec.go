@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"time"
 )
@@ -239,4 +240,53 @@ func (d *decoder) done() error {
 		d.err = errCorrupt
 	}
 	return d.err
+}
+
+// encodeHot encodes what a commit changes in a head: seq, rootHash, eventSeq, the
+// state counters and the oldest event. A rootHash of 64 hex digits is stored as its
+// 32 bytes. The rest of the head changes only with UpdateMembers (JSON, headKey).
+func encodeHot(h *head) []byte {
+	b := make([]byte, 0, 64)
+	b = append(b, codecVersion)
+	b = binary.AppendUvarint(b, h.Seq)
+	if raw, err := hex.DecodeString(h.RootHash); err == nil && len(raw) == 32 && hex.EncodeToString(raw) == h.RootHash {
+		b = append(append(b, 1), raw...)
+	} else {
+		b = appendString(append(b, 0), h.RootHash)
+	}
+	b = binary.AppendUvarint(b, h.EventSeq)
+	b = binary.AppendVarint(b, h.StateKeys)
+	b = binary.AppendVarint(b, h.StateBytes)
+	return binary.AppendUvarint(b, h.FirstEvent)
+}
+
+// decodeHot sets the fields encodeHot wrote.
+func decodeHot(b []byte, h *head) error {
+	d := &decoder{b: b}
+	if d.byte() != codecVersion {
+		return errCorrupt
+	}
+	seq := d.uvarint()
+	var root string
+	switch d.byte() {
+	case 0:
+		root = d.string()
+	case 1:
+		if len(d.b) < 32 {
+			d.fail()
+			break
+		}
+		root = hex.EncodeToString(d.b[:32])
+		d.b = d.b[32:]
+	default:
+		d.fail()
+	}
+	eventSeq := d.uvarint()
+	keys, size := d.varint(), d.varint()
+	first := d.uvarint()
+	if err := d.done(); err != nil {
+		return err
+	}
+	h.Seq, h.RootHash, h.EventSeq, h.StateKeys, h.StateBytes, h.FirstEvent = seq, root, eventSeq, keys, size, first
+	return nil
 }

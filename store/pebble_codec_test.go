@@ -43,6 +43,51 @@ func TestCodecRoundTrip(t *testing.T) {
 	}
 }
 
+// TestHotRoundTrip: the binary head record keeps every field it holds, a rootHash
+// of 64 hex digits in 32 bytes and any other rootHash as it is.
+func TestHotRoundTrip(t *testing.T) {
+	for _, root := range []string{
+		"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+		"0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef", // not how hex encodes
+		"", "not hex",
+	} {
+		h := head{Context: Context{ID: "c", Seq: 7, RootHash: root, EventSeq: 9}, StateKeys: -1, StateBytes: 1 << 40, FirstEvent: 3}
+		b := encodeHot(&h)
+		var got head
+		got.ID = "c"
+		if err := decodeHot(b, &got); err != nil || !reflect.DeepEqual(got, h) {
+			t.Errorf("round trip of rootHash %q = %+v, %v", root, got, err)
+		}
+		for n := range len(b) {
+			if err := decodeHot(b[:n], &got); err == nil {
+				t.Errorf("decodeHot of %d of %d bytes succeeded", n, len(b))
+			}
+		}
+	}
+	if h := (head{Context: Context{RootHash: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}}); len(encodeHot(&h)) > 40 {
+		t.Errorf("a head with a hex rootHash takes %d bytes", len(encodeHot(&h)))
+	}
+}
+
+// FuzzDecodeHot: no input makes decodeHot panic, and what decodes re-encodes to the
+// same fields.
+func FuzzDecodeHot(f *testing.F) {
+	h := head{Context: Context{Seq: 7, RootHash: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", EventSeq: 9}, StateKeys: 2, StateBytes: 40, FirstEvent: 3}
+	f.Add(encodeHot(&h))
+	h.RootHash = "x"
+	f.Add(encodeHot(&h))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var h head
+		if err := decodeHot(b, &h); err != nil {
+			return
+		}
+		var again head
+		if err := decodeHot(encodeHot(&h), &again); err != nil || !reflect.DeepEqual(again, h) {
+			t.Errorf("re-decode = %+v, %v; want %+v", again, err, h)
+		}
+	})
+}
+
 func TestCodecRejectsCorruption(t *testing.T) {
 	tx := codecSample()
 	b := encodeTx(&tx)

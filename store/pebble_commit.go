@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -35,13 +36,14 @@ func (p *Pebble) CommitMany(ctx context.Context, cs []Commit) []error {
 	defer p.locks.lock(names...)()
 	b := p.db.NewBatch()
 	heads := make([]head, len(cs))
+	idems := make([][]byte, len(cs)) // the encoded idempotency records
 	applied := 0
 	for i := range cs {
 		if errs[i] = p.prepareCommit(&heads[i], &cs[i], cs[:i]); errs[i] != nil {
 			continue
 		}
 		sub := p.db.NewBatch()
-		if errs[i] = p.commitBatch(sub, &heads[i], &cs[i]); errs[i] == nil {
+		if idems[i], errs[i] = p.commitBatch(sub, &heads[i], &cs[i]); errs[i] == nil {
 			errs[i] = b.Apply(sub, nil)
 		}
 		sub.Close()
@@ -58,6 +60,7 @@ func (p *Pebble) CommitMany(ctx context.Context, cs []Commit) []error {
 			if errs[i] == nil {
 				errs[i] = err
 				p.heads.del(cs[i].ContextID)
+				p.cacheCommit(&cs[i], idems[i], false)
 			}
 		}
 		return errs
@@ -65,9 +68,32 @@ func (p *Pebble) CommitMany(ctx context.Context, cs []Commit) []error {
 	for i := range cs {
 		if errs[i] == nil {
 			p.heads.put(cs[i].ContextID, heads[i])
+			p.cacheCommit(&cs[i], idems[i], true)
 		}
 	}
 	return errs
+}
+
+// cacheCommit records a commit's state writes and idempotency record (idem, encoded)
+// in the state cache once they are durable, or forgets their keys when the commit
+// failed (Pebble may or may not hold them). The context's lock is held.
+func (p *Pebble) cacheCommit(c *Commit, idem []byte, durable bool) {
+	if p.state == nil {
+		return
+	}
+	set := func(k, v []byte, found bool) {
+		if durable {
+			p.state.write(k, v, found)
+		} else {
+			p.state.forget(k)
+		}
+	}
+	for _, w := range c.Tx.Writes {
+		set(stateKey(c.ContextID, w.Key), w.Value, !w.Delete)
+	}
+	if c.IdempotencyKey != "" {
+		set(idemKey(c.ContextID, c.IdempotencyKey), idem, true)
+	}
 }
 
 // prepareCommit loads the head of c's context into h and checks c against it.
@@ -84,7 +110,7 @@ func (p *Pebble) prepareCommit(h *head, c *Commit, earlier []Commit) error {
 	if err := checkCommit(h, c); err != nil || c.IdempotencyKey == "" {
 		return err
 	}
-	if _, taken, err := p.get(idemKey(c.ContextID, c.IdempotencyKey)); err != nil || taken {
+	if _, taken, err := p.cachedGet(idemKey(c.ContextID, c.IdempotencyKey)); err != nil || taken {
 		if err == nil {
 			err = ErrStale // the call was committed already
 		}
@@ -112,16 +138,20 @@ func checkCommit(h *head, c *Commit) error {
 	return nil
 }
 
-func (p *Pebble) commitBatch(b *pebble.Batch, h *head, c *Commit) error {
+// commitBatch adds c to b and returns its encoded idempotency record, if any.
+func (p *Pebble) commitBatch(b *pebble.Batch, h *head, c *Commit) ([]byte, error) {
 	if err := p.applyTx(b, h, &c.Tx); err != nil {
-		return err
+		return nil, err
 	}
+	var idem []byte
 	if c.IdempotencyKey != "" {
-		if err := putJSON(b, idemKey(h.ID, c.IdempotencyKey), c.Idempotency); err != nil {
-			return err
+		var err error
+		if idem, err = json.Marshal(c.Idempotency); err != nil {
+			return nil, errs.Wrap(errs.Internal, err, "store: encode record")
 		}
+		_ = b.Set(idemKey(h.ID, c.IdempotencyKey), idem, nil)
 	}
-	return putJSON(b, headKey(h.ID), h)
+	return idem, b.Set(hotKey(h.ID), encodeHot(h), nil)
 }
 
 // applyTx adds tx's writes, events and log record to b and advances h.
@@ -166,10 +196,16 @@ func (p *Pebble) applyWrites(b *pebble.Batch, h *head, ws []Write) error {
 	return nil
 }
 
-// valueSize returns the size of the value under state key k, if any.
+// valueSize returns the size of the value under state key k, if any. The caller
+// holds the context's lock, so a cached entry is the committed value.
 func (p *Pebble) valueSize(k []byte, pending map[string]int) (int, bool, error) {
 	if n, ok := pending[string(k)]; ok {
 		return n, n >= 0, nil
+	}
+	if p.state != nil {
+		if n, found, cached := p.state.size(k); cached {
+			return n, found, nil
+		}
 	}
 	v, closer, err := p.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {

@@ -72,7 +72,7 @@ func (p *Pebble) createBatch(b *pebble.Batch, h *head, g *Tx) error {
 	}
 	_ = b.Set(tenantKey(h.Tenant, h.ID), nil, nil)
 	_ = b.Set(usageKey(h.Tenant, h.AppID, h.ID), nil, nil)
-	return putJSON(b, headKey(h.ID), h)
+	return putHead(b, h)
 }
 
 // GetContext returns a context, or an errs.NotFound error (also when it belongs to
@@ -142,13 +142,19 @@ func (p *Pebble) DeleteContext(ctx context.Context, tenant, contextID string) er
 	p.heads.del(contextID)
 	b := p.db.NewBatch()
 	_ = b.Delete(headKey(contextID), nil)
+	_ = b.Delete(hotKey(contextID), nil)
 	_ = b.Delete(tenantKey(h.Tenant, contextID), nil)
 	_ = b.Delete(usageKey(h.Tenant, h.AppID, contextID), nil)
 	for _, k := range []byte{kindState, kindTx, kindEvent, kindIdem} {
 		prefix := key(k, contextID)
 		_ = b.DeleteRange(prefix, prefixEnd(prefix), nil)
 	}
-	return commit(b)
+	err = commit(b)
+	if p.state != nil { // also after a failure: Pebble may hold either
+		p.state.dropPrefix(key(kindState, contextID))
+		p.state.dropPrefix(key(kindIdem, contextID))
+	}
+	return err
 }
 
 // UpdateMembers adds, then removes members (a key in both ends up removed), keeps
@@ -168,7 +174,7 @@ func (p *Pebble) UpdateMembers(ctx context.Context, tenant, contextID string, ad
 	b := p.db.NewBatch()
 	err = p.appendEvents(b, &h, []Event{ev})
 	if err == nil {
-		err = putJSON(b, headKey(contextID), &h)
+		err = putHead(b, &h)
 	}
 	if err != nil {
 		b.Close()
@@ -209,6 +215,9 @@ func (p *Pebble) EachContext(ctx context.Context, fn func(Context) error) error 
 		var h head
 		if err := json.Unmarshal(it.Value(), &h); err != nil {
 			return errs.Wrap(errs.Internal, err, "store: decode context %s", it.Key()[1:])
+		}
+		if err := p.readHot(&h); err != nil {
+			return err
 		}
 		if err := fn(h.Context); err != nil {
 			return err

@@ -51,11 +51,33 @@ func (p *Pebble) appendEvents(b *pebble.Batch, h *head, evs []Event) error {
 		}
 	}
 	if keep > h.FirstEvent {
-		_ = b.DeleteRange(seqKey(kindEvent, h.ID, h.FirstEvent), seqKey(kindEvent, h.ID, keep), nil)
+		deleteEvents(b, h.ID, h.FirstEvent, min(keep, h.EventSeq+1))
 		h.FirstEvent = keep
 	}
 	h.EventSeq = last
 	return nil
+}
+
+// maxPointDeletes is the most events a batch deletes one by one; more go in one
+// range deletion.
+const maxPointDeletes = 64
+
+// deleteEvents deletes the stored events [from, to) of a context. A few (the usual
+// case: a commit's events push as many old ones out) are point deletions: every
+// range deletion in the memtable makes each read of it rebuild the memtable's
+// fragmented range deletions, so one per commit made every point read cost tens of
+// microseconds once a context's history was full.
+func deleteEvents(b *pebble.Batch, contextID string, from, to uint64) {
+	if from >= to {
+		return
+	}
+	if to-from > maxPointDeletes {
+		_ = b.DeleteRange(seqKey(kindEvent, contextID, from), seqKey(kindEvent, contextID, to), nil)
+		return
+	}
+	for seq := from; seq < to; seq++ {
+		_ = b.Delete(seqKey(kindEvent, contextID, seq), nil)
+	}
 }
 
 // keepFrom returns the oldest seq history keeps once it ends at last.

@@ -14,6 +14,9 @@ import (
 //	'a' |tenant| appID            -> App (JSON)
 //	'b' |tenant| appID            -> app blob (wasm bytes)
 //	'c' contextID                 -> head (JSON: Context, state counters, oldest event)
+//	'h' contextID                 -> the head's seq, rootHash, eventSeq, state counters and
+//	                                 oldest event (binary, pebble_codec.go), written by every
+//	                                 commit; when present it overrides those fields of 'c'
 //	't' |tenant| contextID        -> empty: the tenant's contexts, in id order
 //	'u' |tenant| |appID| contextID -> empty: the app's contexts, for DeleteApp's check
 //	's' |contextID| key           -> state value
@@ -27,6 +30,7 @@ const (
 	kindApp     = 'a'
 	kindBlob    = 'b'
 	kindHead    = 'c'
+	kindHot     = 'h'
 	kindTenant  = 't'
 	kindUsage   = 'u'
 	kindState   = 's'
@@ -60,6 +64,7 @@ func cat(a []byte, b ...byte) []byte {
 func appKey(tenant, appID string) []byte  { return append(key(kindApp, tenant), appID...) }
 func blobKey(tenant, appID string) []byte { return append(key(kindBlob, tenant), appID...) }
 func headKey(contextID string) []byte     { return append([]byte{kindHead}, contextID...) }
+func hotKey(contextID string) []byte      { return append([]byte{kindHot}, contextID...) }
 
 func tenantKey(tenant, contextID string) []byte {
 	return append(key(kindTenant, tenant), contextID...)

@@ -20,7 +20,23 @@ func (p *Pebble) Get(ctx context.Context, contextID string, k []byte) ([]byte, b
 	if _, err := p.readHead(contextID); err != nil {
 		return nil, false, err
 	}
-	return p.get(stateKey(contextID, k))
+	return p.cachedGet(stateKey(contextID, k))
+}
+
+// cachedGet reads a state key or an idempotency key through the state cache.
+func (p *Pebble) cachedGet(k []byte) ([]byte, bool, error) {
+	if p.state == nil {
+		return p.get(k)
+	}
+	v, found, cached, gen := p.state.get(k)
+	if cached {
+		return v, found, nil
+	}
+	v, found, err := p.get(k)
+	if err == nil {
+		p.state.fill(k, v, found, gen)
+	}
+	return v, found, err
 }
 
 // Scan returns up to limit (> 0) state entries with prefix whose key is greater than
@@ -110,7 +126,7 @@ func (p *Pebble) Idempotent(ctx context.Context, contextID, k string) (Idempoten
 	if _, err := p.readHead(contextID); err != nil {
 		return Idempotency{}, false, err
 	}
-	v, ok, err := p.get(idemKey(contextID, k))
+	v, ok, err := p.cachedGet(idemKey(contextID, k))
 	if err != nil || !ok {
 		return Idempotency{}, false, err
 	}

@@ -51,6 +51,28 @@ func (p *Pebble) DeleteRecord(ctx context.Context, tenant, kind, id string) (boo
 	return true, commit(b)
 }
 
+var _ RecordsDeleter = (*Pebble)(nil)
+
+// DeleteRecords removes the records of ids in one synced batch. Unlike DeleteRecord
+// it does not read them first: deleting a missing key changes nothing.
+func (p *Pebble) DeleteRecords(ctx context.Context, tenant, kind string, ids []string) error {
+	if kind == "" {
+		return errs.Param("kind", "record kind must not be empty")
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := p.enter(ctx); err != nil {
+		return err
+	}
+	defer p.exit()
+	b := p.db.NewBatch()
+	for _, id := range ids {
+		_ = b.Delete(recordKey(tenant, kind, id), nil)
+	}
+	return commit(b)
+}
+
 // ListRecords returns up to limit (> 0) records of (tenant, kind) after the id after,
 // ascending, or before it when reverse is set.
 func (p *Pebble) ListRecords(ctx context.Context, tenant, kind, after string, limit int, reverse bool) ([]Record, error) {

@@ -190,6 +190,13 @@ type Store interface {
 	Close() error
 }
 
+// RecordsDeleter is implemented by stores that delete several records of one
+// (tenant, kind) in one durable write. It is optional: a caller that finds a Store
+// without it calls DeleteRecord for each id. Ids that have no record are skipped.
+type RecordsDeleter interface {
+	DeleteRecords(ctx context.Context, tenant, kind string, ids []string) error
+}
+
 // HistoryConfig bounds the per-context event history every backend keeps.
 type HistoryConfig struct {
 	// MaxEvents is the most events kept per context. Zero means 1000.

@@ -27,6 +27,10 @@ type PebbleConfig struct {
 	// HeadCacheEntries bounds the decoded context heads kept in memory. Zero means
 	// 100000.
 	HeadCacheEntries int
+	// StateCacheBytes bounds the state values kept in memory for point reads (values
+	// of up to 64 KiB that commits wrote or reads found). Zero means 32 MiB; negative
+	// means none.
+	StateCacheBytes int64
 	// Logger receives Pebble's own messages (background errors, recovery). Nil means
 	// they are discarded.
 	Logger *slog.Logger
@@ -43,6 +47,9 @@ func (c PebbleConfig) WithDefaults() PebbleConfig {
 	}
 	if c.HeadCacheEntries == 0 {
 		c.HeadCacheEntries = 100000
+	}
+	if c.StateCacheBytes == 0 {
+		c.StateCacheBytes = 32 << 20
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -75,6 +82,7 @@ type Pebble struct {
 	hist  HistoryConfig
 	locks *stripes
 	heads *headCache
+	state *stateCache // nil when off
 
 	closeMu sync.RWMutex // held shared by every call, exclusively by Close
 	closed  bool
@@ -97,7 +105,8 @@ func OpenPebble(cfg PebbleConfig) (*Pebble, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open pebble in %s: %w", cfg.Dir, err)
 	}
-	return &Pebble{db: db, hist: cfg.History, locks: newStripes(), heads: newHeadCache(cfg.HeadCacheEntries)}, nil
+	return &Pebble{db: db, hist: cfg.History, locks: newStripes(), heads: newHeadCache(cfg.HeadCacheEntries),
+		state: newStateCache(cfg.StateCacheBytes)}, nil
 }
 
 // pebbleOptions are tuned for a small machine (2 cores): a few large memtables so
@@ -179,7 +188,8 @@ func (p *Pebble) loadHead(contextID string) (head, error) {
 	return h, err
 }
 
-// decodeHead reads a head from Pebble.
+// decodeHead reads a head from Pebble: the JSON record, and over it the fields of
+// the binary one that every commit writes.
 func (p *Pebble) decodeHead(contextID string) (head, error) {
 	var h head
 	v, ok, err := p.get(headKey(contextID))
@@ -192,7 +202,25 @@ func (p *Pebble) decodeHead(contextID string) (head, error) {
 	if err := json.Unmarshal(v, &h); err != nil {
 		return h, errs.Wrap(errs.Internal, err, "store: decode context %s", contextID)
 	}
-	return h, nil
+	return h, p.readHot(&h)
+}
+
+// readHot lays the binary head record of h's context, if there is one, over h.
+func (p *Pebble) readHot(h *head) error {
+	v, ok, err := p.get(hotKey(h.ID))
+	if err != nil || !ok {
+		return err
+	}
+	if err := decodeHot(v, h); err != nil {
+		return errs.Wrap(errs.Internal, err, "store: decode context %s", h.ID)
+	}
+	return nil
+}
+
+// putHead writes a whole head: the JSON record and the binary one.
+func putHead(b *pebble.Batch, h *head) error {
+	_ = b.Set(hotKey(h.ID), encodeHot(h), nil)
+	return putJSON(b, headKey(h.ID), h)
 }
 
 // tenantHead is readHead that also reports NotFound when the context belongs to

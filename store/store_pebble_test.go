@@ -88,6 +88,47 @@ func TestPebbleReopen(t *testing.T) {
 	}
 }
 
+// TestPebbleLegacyHead: a data dir whose heads are JSON only (written before the
+// binary head record) opens with the same contexts, and their chains go on.
+func TestPebbleLegacyHead(t *testing.T) {
+	dir := t.TempDir()
+	s := openPebble(t, store.PebbleConfig{Dir: dir})
+	app, _, err := s.PutApp(t.Context(), store.App{Tenant: "t"}, []byte("wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := storetest.GenesisTx("ctx", time.Now(), []store.Write{storetest.Set("a", "1")}, "ContextCreated")
+	c := storetest.NewContext("t", app.ID, "ctx", g)
+	if err := s.CreateContext(t.Context(), c, g); err != nil {
+		t.Fatal(err)
+	}
+	tx := storetest.NextTx(c, time.Now(), []store.Write{storetest.Set("b", "22")}, "Mutated")
+	if err := s.Commit(t.Context(), store.Commit{Tenant: "t", ContextID: "ctx", ExpectedSeq: 0, Tx: tx}); err != nil {
+		t.Fatal(err)
+	}
+	c = storetest.Advance(c, tx)
+	store.WriteLegacyHead(s, "ctx")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openPebble(t, store.PebbleConfig{Dir: dir})
+	got, err := s.GetContext(t.Context(), "t", "ctx")
+	if err != nil || got.Seq != c.Seq || got.RootHash != c.RootHash || got.EventSeq != c.EventSeq {
+		t.Fatalf("GetContext of a legacy head = %+v, %v; want %+v", got, err, c)
+	}
+	if keys, bytes, err := s.StateSize(t.Context(), "ctx"); err != nil || keys != 2 || bytes != 5 {
+		t.Errorf("StateSize of a legacy head = %d, %d, %v", keys, bytes, err)
+	}
+	tx = storetest.NextTx(c, time.Now(), []store.Write{storetest.Set("c", "3")}, "Mutated")
+	if err := s.Commit(t.Context(), store.Commit{Tenant: "t", ContextID: "ctx", ExpectedSeq: c.Seq, Tx: tx}); err != nil {
+		t.Fatalf("Commit after a legacy head: %v", err)
+	}
+	c = storetest.Advance(c, tx)
+	if err := store.VerifyContext(t.Context(), s, c); err != nil {
+		t.Errorf("VerifyContext: %v", err)
+	}
+}
+
 // TestPebbleCommitRejectsInconsistentTx: a tx that does not fit the head it claims
 // is an internal error and changes nothing.
 func TestPebbleCommitRejectsInconsistentTx(t *testing.T) {
@@ -231,4 +272,37 @@ func benchContexts(b *testing.B, n int) (*store.Pebble, []store.Context) {
 		}
 	}
 	return s, heads
+}
+
+// BenchmarkPebbleGetFullHistory: a commit to a context whose history is full (it
+// deletes the oldest event) followed by a point read of a missing key, as a
+// webhook's delivery does (its idempotency record, the ledger's seen check).
+func BenchmarkPebbleGetFullHistory(b *testing.B) {
+	s := openPebble(b, store.PebbleConfig{Dir: b.TempDir(), History: store.HistoryConfig{MaxEvents: 16}, StateCacheBytes: -1})
+	app, _, err := s.PutApp(b.Context(), store.App{Tenant: "t"}, []byte("wasm"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := storetest.GenesisTx("ctx", time.Now(), nil, "ContextCreated")
+	c := storetest.NewContext("t", app.ID, "ctx", g)
+	if err := s.CreateContext(b.Context(), c, g); err != nil {
+		b.Fatal(err)
+	}
+	commit := func() {
+		tx := storetest.NextTx(c, time.Now(), []store.Write{storetest.Set("k", "v")}, "Mutated")
+		if err := s.Commit(b.Context(), store.Commit{Tenant: "t", ContextID: "ctx", ExpectedSeq: c.Seq, Tx: tx}); err != nil {
+			b.Fatal(err)
+		}
+		c = storetest.Advance(c, tx)
+	}
+	for range 1000 {
+		commit()
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		commit()
+		if _, ok, err := s.Get(b.Context(), "ctx", fmt.Appendf(nil, "missing/%d", i)); err != nil || ok {
+			b.Fatal(ok, err)
+		}
+	}
 }

@@ -225,8 +225,12 @@ func (l *deliveryLog) deleteOld(ctx context.Context, tenant string, tl *tenantLo
 	return nil
 }
 
-// deleteAll deletes records concurrently, so that their storage syncs are shared.
+// deleteAll deletes records: in one write when the store can (RecordsDeleter), else
+// concurrently, so that their storage syncs are shared.
 func (l *deliveryLog) deleteAll(ctx context.Context, tenant string, ids []string) error {
+	if d, ok := l.s.store.(store.RecordsDeleter); ok {
+		return d.DeleteRecords(ctx, tenant, kindDelivery, ids)
+	}
 	errc := make(chan error, len(ids))
 	var wg sync.WaitGroup
 	for _, id := range ids {

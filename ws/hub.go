@@ -55,20 +55,20 @@ func NewHub(cfg Config, srv *rpc.Server, auth *tenant.Auth, log *slog.Logger, re
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m, err := newMetrics(reg)
+	h := &Hub{
+		cfg: cfg, rpc: srv, auth: auth, log: log,
+		sessions: make(map[uint64]*session), streams: make(map[string]*stream), perTenant: make(map[string]int),
+	}
+	m, err := newMetrics(reg, func() float64 { return float64(h.served.Load()) })
 	if err != nil {
 		return nil, err
 	}
-	root, cancel := context.WithCancel(context.Background())
-	h := &Hub{
-		cfg: cfg, rpc: srv, auth: auth, log: log, metrics: m,
-		root: root, cancel: cancel,
-		sessions: make(map[uint64]*session), streams: make(map[string]*stream), perTenant: make(map[string]int),
-	}
+	h.metrics = m
+	h.root, h.cancel = context.WithCancel(context.Background())
 	h.upgrade = h.upgrader()
 	h.flushers = newFlushers(runtime.GOMAXPROCS(0), max(cfg.EventWriteInterval, 0))
 	for _, f := range h.flushers {
-		go f.run(root)
+		go f.run(h.root)
 	}
 	h.tasks = make(chan func())
 	return h, nil

@@ -11,10 +11,16 @@ type metrics struct {
 	received    prometheus.Counter
 	sent        prometheus.Counter
 	writes      prometheus.Counter
+	workers     prometheus.GaugeFunc
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// newMetrics makes the hub's metrics; workers reads the number of serve workers.
+func newMetrics(reg prometheus.Registerer, workers func() float64) (*metrics, error) {
 	m := &metrics{
+		workers: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "circlegate", Subsystem: "ws", Name: "serve_workers",
+			Help: "Goroutines that run requests and stay for the next (at most sessions.serve_workers).",
+		}, workers),
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "circlegate", Subsystem: "ws", Name: "sessions",
 			Help: "Open WebSocket sessions.",
@@ -55,7 +61,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.refused.WithLabelValues(r)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.sessions, m.streams, m.connections, m.refused, m.disconnects, m.received, m.sent, m.writes} {
+		for _, c := range []prometheus.Collector{m.sessions, m.streams, m.connections, m.refused, m.disconnects, m.received, m.sent, m.writes, m.workers} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -150,6 +150,51 @@ func testDeleteContext(t *testing.T, open Opener) {
 	}
 }
 
+// testRecreatedContext: a context created with the id of a deleted one has only its
+// own state, however the deleted one's state was read and written before.
+func testRecreatedContext(t *testing.T, open Opener) {
+	s := newStore(t, open, store.HistoryConfig{})
+	app := installApp(t, s, tenantA, "app")
+	old := createContext(t, s, tenantA, app.ID, Set("genesis", "old"))
+	old = commitNext(t, s, old, []store.Write{Set("k", "old"), Set("gone", "x")})
+	tx := NextTx(old, time.Now(), []store.Write{Del("gone")}, "Mutated")
+	err := s.Commit(t.Context(), store.Commit{Tenant: tenantA, ContextID: old.ID, ExpectedSeq: old.Seq, Tx: tx,
+		IdempotencyKey: "job", Idempotency: store.Idempotency{Digest: "d", Result: []byte(`"r"`)}})
+	if err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	for _, k := range []string{"genesis", "k", "gone", "never"} { // read every kind of key once
+		if _, _, err := s.Get(t.Context(), old.ID, []byte(k)); err != nil {
+			t.Fatalf("Get(%s): %v", k, err)
+		}
+	}
+	for _, k := range []string{"job", "other-job"} {
+		if _, _, err := s.Idempotent(t.Context(), old.ID, k); err != nil {
+			t.Fatalf("Idempotent(%s): %v", k, err)
+		}
+	}
+	if err := s.DeleteContext(t.Context(), tenantA, old.ID); err != nil {
+		t.Fatalf("DeleteContext: %v", err)
+	}
+	g := GenesisTx(old.ID, time.Now(), []store.Write{Set("gone", "new")}, "ContextCreated")
+	fresh := NewContext(tenantA, app.ID, old.ID, g)
+	if err := s.CreateContext(t.Context(), fresh, g); err != nil {
+		t.Fatalf("CreateContext with the deleted context's id: %v", err)
+	}
+	for k, want := range map[string]string{"genesis": "", "k": "", "gone": "new", "never": ""} {
+		v, ok, err := s.Get(t.Context(), fresh.ID, []byte(k))
+		if err != nil || ok != (want != "") || string(v) != want {
+			t.Errorf("Get(%s) in the new context = %q, %v, %v; want %q", k, v, ok, err, want)
+		}
+	}
+	if keys, _, err := s.StateSize(t.Context(), fresh.ID); err != nil || keys != 1 {
+		t.Errorf("StateSize of the new context = %d keys, %v; want 1", keys, err)
+	}
+	if _, ok, err := s.Idempotent(t.Context(), fresh.ID, "job"); err != nil || ok {
+		t.Errorf("the new context has the deleted one's idempotency record: %v, %v", ok, err)
+	}
+}
+
 // wantGone checks that nothing of a deleted context can be read: each read either
 // fails with NotFound or finds nothing.
 func wantGone(t *testing.T, s store.Store, id string) {

@@ -3,7 +3,9 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,5 +98,46 @@ func testRacingCommits(t *testing.T, open Opener) {
 	verifyChain(t, s, head)
 	if evs, _, err := s.Events(t.Context(), c0.ID, 0, 1000); err != nil || uint64(len(evs)) != head.EventSeq {
 		t.Errorf("history holds %d events, eventSeq %d, err %v", len(evs), head.EventSeq, err)
+	}
+}
+
+// testReadsSeeCommits: while a writer commits 1, 2, 3, ... to a key, a Get that
+// starts after the commit of n returned never reads less than n, and the key reads
+// the last value once the writer is done.
+func testReadsSeeCommits(t *testing.T, open Opener) {
+	const txs, readers = 200, 4
+	s := newStore(t, open, store.HistoryConfig{})
+	app := installApp(t, s, tenantA, "app")
+	h := createContext(t, s, tenantA, app.ID, Set("n", "0"))
+	id := h.ID
+	var committed atomic.Int64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range readers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				low := committed.Load()
+				v, ok, err := s.Get(t.Context(), id, []byte("n"))
+				n, perr := strconv.ParseInt(string(v), 10, 64)
+				if err != nil || !ok || perr != nil || n < low {
+					t.Errorf("Get(n) = %q, %v, %v after %d was committed", v, ok, err, low)
+					return
+				}
+			}
+		})
+	}
+	for n := int64(1); n <= txs; n++ {
+		h = commitNext(t, s, h, []store.Write{Set("n", fmt.Sprint(n))})
+		committed.Store(n)
+	}
+	close(done)
+	wg.Wait()
+	if v, _, err := s.Get(t.Context(), h.ID, []byte("n")); err != nil || string(v) != fmt.Sprint(txs) {
+		t.Fatalf("Get(n) at the end = %q, %v; want %d", v, err, txs)
 	}
 }

@@ -70,6 +70,9 @@ func testRecords(t *testing.T, open Opener) {
 	if _, found, _ := s.GetRecord(ctx, tenantA, "route", "r1"); found {
 		t.Fatal("deleted record still found")
 	}
+	if d, ok := s.(store.RecordsDeleter); ok {
+		testDeleteRecords(t, s, d)
+	}
 	if _, err := s.ListRecords(ctx, tenantA, "route", "", 0, false); err == nil {
 		t.Error("ListRecords with limit 0: want an error")
 	}
@@ -105,5 +108,37 @@ func testRecordsIsolation(t *testing.T, open Opener) {
 	}
 	if _, found, _ := s.GetRecord(ctx, tenantB, "secret", "a"); found {
 		t.Error("tenant B reads tenant A's record")
+	}
+}
+
+// testDeleteRecords checks the optional RecordsDeleter: the listed records of one
+// (tenant, kind) go, missing ids are skipped, other tenants and kinds keep theirs.
+func testDeleteRecords(t *testing.T, s store.Store, d store.RecordsDeleter) {
+	ctx := t.Context()
+	for _, id := range []string{"a", "b", "c"} {
+		for _, put := range []struct{ tenant, kind string }{{tenantA, "log"}, {tenantA, "other"}, {tenantB, "log"}} {
+			if err := s.PutRecord(ctx, put.tenant, put.kind, id, []byte(id)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := d.DeleteRecords(ctx, tenantA, "log", []string{"a", "c", "missing"}); err != nil {
+		t.Fatalf("DeleteRecords: %v", err)
+	}
+	if err := d.DeleteRecords(ctx, tenantA, "log", nil); err != nil {
+		t.Fatalf("DeleteRecords of no ids: %v", err)
+	}
+	for _, c := range []struct {
+		tenant, kind string
+		want         []string
+	}{{tenantA, "log", []string{"b"}}, {tenantA, "other", []string{"a", "b", "c"}}, {tenantB, "log", []string{"a", "b", "c"}}} {
+		recs, err := s.ListRecords(ctx, c.tenant, c.kind, "", 10, false)
+		var got []string
+		for _, r := range recs {
+			got = append(got, r.ID)
+		}
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("records of %s/%s after DeleteRecords = %v, %v; want %v", c.tenant[:4], c.kind, got, err, c.want)
+		}
 	}
 }

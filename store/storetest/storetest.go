@@ -65,11 +65,13 @@ func Run(t *testing.T, open Opener) {
 		{"CommitDeletedContext", testCommitDeletedContext},
 		{"CommitIdempotencyKeyTaken", testCommitIdempotencyKeyTaken},
 		{"DeleteContext", testDeleteContext},
+		{"RecreatedContext", testRecreatedContext},
 		{"Events", testEvents},
 		{"HistoryMaxEvents", testHistoryMaxEvents},
 		{"HistoryMaxAge", testHistoryMaxAge},
 		{"ParallelContexts", testParallelContexts},
 		{"RacingCommits", testRacingCommits},
+		{"ReadsSeeCommits", testReadsSeeCommits},
 		{"Records", testRecords},
 		{"RecordsIsolation", testRecordsIsolation},
 	}

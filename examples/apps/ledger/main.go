@@ -30,6 +30,25 @@ type Recorded struct {
 	Recorded bool `json:"recorded"`
 }
 
+// AppendJSON encodes r as encoding/json does; the SDK uses it instead of
+// encoding/json's reflection, which is slow in a wasm guest (sdk.JSONAppender).
+func (r Recorded) AppendJSON(b []byte) []byte {
+	start := len(b)
+	b = append(b, `{"id":`...)
+	b, plain := sdk.AppendJSONString(b, r.ID)
+	if !plain { // an id encoding/json escapes
+		out, _ := json.Marshal(struct {
+			ID       string `json:"id"`
+			Count    int64  `json:"count"`
+			Recorded bool   `json:"recorded"`
+		}(r))
+		return append(b[:start], out...)
+	}
+	b = strconv.AppendInt(append(b, `,"count":`...), r.Count, 10)
+	b = strconv.AppendBool(append(b, `,"recorded":`...), r.Recorded)
+	return append(b, '}')
+}
+
 // Count is what count returns.
 type Count struct {
 	Count int64 `json:"count"`
