@@ -261,6 +261,9 @@ func TestResume(t *testing.T) {
 		if i == 7 && !strings.Contains(string(ev.Data), `"live"`) {
 			t.Fatalf("last event %+v is not the live post", ev)
 		}
+		if ev.Kind == "StateMutation" && len(ev.RootHash) != 64 {
+			t.Fatalf("event %d, replayed from history or live, has rootHash %q", i, ev.RootHash)
+		}
 	}
 	expectNoEvent(t, again)
 

@@ -51,9 +51,12 @@ func txSizeHint(tx *Tx) int {
 	return n
 }
 
+// encodeEvent encodes one event of a context's history, in both backends: its
+// fields as the tx log has them, then its RootHash, which the tx log leaves out.
 func encodeEvent(e *Event) []byte {
-	b := make([]byte, 0, 48+len(e.ContextID)+len(e.TxID)+len(e.Kind)+len(e.Data))
-	return appendEvent(append(b, codecVersion), e)
+	b := make([]byte, 0, 64+len(e.ContextID)+len(e.TxID)+len(e.Kind)+len(e.Data)+len(e.RootHash))
+	b = appendEvent(append(b, codecVersion), e)
+	return appendString(b, e.RootHash)
 }
 
 func appendEvent(b []byte, e *Event) []byte {
@@ -213,12 +216,14 @@ func decodeWrites(d *decoder) []Write {
 	return ws
 }
 
+// decodeEvent decodes what encodeEvent encoded.
 func decodeEvent(b []byte) (Event, error) {
 	d := &decoder{b: b}
 	if d.byte() != codecVersion {
 		return Event{}, errCorrupt
 	}
 	e := decodeEventFields(d)
+	e.RootHash = d.string()
 	return e, d.done()
 }
 

@@ -37,6 +37,7 @@ func TestCodecRoundTrip(t *testing.T) {
 		}
 	}
 	ev := codecSample().Events[0]
+	ev.RootHash = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	got, err := decodeEvent(encodeEvent(&ev))
 	if err != nil || !reflect.DeepEqual(got, ev) {
 		t.Errorf("event round trip = %+v, %v", got, err)

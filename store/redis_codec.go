@@ -4,28 +4,12 @@ import (
 	"encoding/binary"
 )
 
-// The Redis backend keeps each event of a context's history stream as the event's
-// binary encoding (pebble_codec.go) followed by its RootHash, and publishes the events
-// of one write as one message: EncodeEventMessage.
+// The Redis backend keeps each event of a context's history stream as encodeEvent
+// encodes it (pebble_codec.go), and publishes the events of one write as one message:
+// EncodeEventMessage.
 
 // messageVersion leads every event message.
 const messageVersion = 1
-
-func encodeEventRecord(e *Event) []byte {
-	b := make([]byte, 0, 64+len(e.ContextID)+len(e.TxID)+len(e.Kind)+len(e.Data)+len(e.RootHash))
-	b = appendEvent(append(b, codecVersion), e)
-	return appendString(b, e.RootHash)
-}
-
-func decodeEventRecord(b []byte) (Event, error) {
-	d := &decoder{b: b}
-	if d.byte() != codecVersion {
-		return Event{}, errCorrupt
-	}
-	e := decodeEventFields(d)
-	e.RootHash = d.string()
-	return e, d.done()
-}
 
 // EncodeEventMessage encodes events of one tenant as one pub/sub message of the Redis
 // backend: a version byte, the tenant, the number of events and each event with its

@@ -119,7 +119,7 @@ func appendWriteArgs(args []any, ws []Write) []any {
 
 func appendEventArgs(args []any, evs []Event) []any {
 	for i := range evs {
-		args = append(args, evs[i].Seq, evs[i].Time.UnixMilli(), encodeEventRecord(&evs[i]))
+		args = append(args, evs[i].Seq, evs[i].Time.UnixMilli(), encodeEvent(&evs[i]))
 	}
 	return args
 }
@@ -217,7 +217,7 @@ func (r *Redis) UpdateMembers(ctx context.Context, tenant, contextID string, add
 		members, _ := json.Marshal(nonNilMembers(h.Members))
 		ev.ContextID, ev.Seq = contextID, h.EventSeq+1
 		args := []any{tenant, h.version, strconv.FormatUint(h.EventSeq, 10), members, ev.Seq, ev.Time.UnixMilli(),
-			encodeEventRecord(&ev), r.hist.MaxEvents, r.cutoffMs()}
+			encodeEvent(&ev), r.hist.MaxEvents, r.cutoffMs()}
 		args = r.appendPublish(args, tenant, contextID, []Event{ev})
 		v, err := r.run(ctx, scripts.members, "update members", []string{k.head, k.events}, args...)
 		switch {

@@ -190,7 +190,7 @@ func (r *Redis) Events(ctx context.Context, contextID string, from uint64, limit
 	var evs []Event
 	for _, e := range flat[1:] {
 		s, _ := e.(string)
-		ev, err := decodeEventRecord([]byte(s))
+		ev, err := decodeEvent([]byte(s))
 		if err != nil {
 			return nil, 0, errs.Wrap(errs.Internal, err, "store: decode event of %s", contextID)
 		}

@@ -180,6 +180,10 @@ func normTx(tx store.Tx) store.Tx {
 	}
 	tx.Writes = ws
 	tx.Events = normEvents(tx.Events)
+	for i := range tx.Events {
+		// The tx log need not keep an event's RootHash: it is the tx's own Hash.
+		tx.Events[i].RootHash = ""
+	}
 	return tx
 }
 

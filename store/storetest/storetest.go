@@ -122,6 +122,11 @@ func buildTx(head store.Context, seq uint64, at time.Time, writes []store.Write,
 		})
 	}
 	tx.Hash = store.TxHash(&tx)
+	if len(tx.Events) > 0 {
+		// As the worker does for its StateMutation event: the root hash rides on the
+		// tx's first event, outside the hash, and history must keep it.
+		tx.Events[0].RootHash = tx.Hash
+	}
 	return tx
 }
 
