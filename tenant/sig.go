@@ -123,12 +123,20 @@ func VerifyPersonal(pubkeyHex string, msg []byte, sigHex string) error {
 // SignPersonal signs msg the way ethers' wallet.signMessage does: RFC 6979
 // deterministic, low S, returned as "0x" + hex(r || s || v) with v = 27 or 28.
 func SignPersonal(priv *secp256k1.PrivateKey, msg []byte) string {
-	digest := PersonalHash(msg)
+	sig := signKey(priv, PersonalHash(msg))
+	sig[64] += compactMagic
+	return "0x" + hex.EncodeToString(sig[:])
+}
+
+// signDcrd signs digest with decred's pure-Go secp256k1 (RFC 6979, low S) and returns
+// r || s || recovery id (0 or 1): the build without cgo, and the reference the cgo
+// backend is tested against.
+func signDcrd(priv *secp256k1.PrivateKey, digest [32]byte) [65]byte {
 	compact := ecdsa.SignCompact(priv, digest[:], false)
 	// compact is [27 + recid] || r || s. recid 2 and 3 (R's x >= N) happen with
 	// probability about 2^-127 and have no Ethereum v; only the oddness bit is kept.
 	var sig [65]byte
 	copy(sig[:64], compact[1:])
-	sig[64] = compactMagic + (compact[0]-compactMagic)&1
-	return "0x" + hex.EncodeToString(sig[:])
+	sig[64] = (compact[0] - compactMagic) & 1
+	return sig
 }

@@ -11,3 +11,8 @@ const recoverBackend = "dcrd"
 func recoverKey(digest [32]byte, sig [65]byte, v byte) (*secp256k1.PublicKey, error) {
 	return recoverDcrd(digest, sig, v)
 }
+
+// signKey signs with decred's pure-Go secp256k1.
+func signKey(priv *secp256k1.PrivateKey, digest [32]byte) [65]byte {
+	return signDcrd(priv, digest)
+}

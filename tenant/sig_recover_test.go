@@ -40,6 +40,23 @@ func TestRecoverBackendsAgree(t *testing.T) {
 	}
 }
 
+// TestSignBackendsAgree: this build's signer makes exactly decred's signature (both
+// are RFC 6979 with low S), and it recovers to the signer.
+func TestSignBackendsAgree(t *testing.T) {
+	for i := range 200 {
+		priv, _ := secp256k1.GeneratePrivateKey()
+		var digest [32]byte
+		_, _ = rand.Read(digest[:])
+		got, want := signKey(priv, digest), signDcrd(priv, digest)
+		if got != want {
+			t.Fatalf("case %d: %s signed %x, dcrd %x", i, recoverBackend, got, want)
+		}
+		if pk, err := recoverKey(digest, got, got[64]); err != nil || !pk.IsEqual(priv.PubKey()) {
+			t.Fatalf("case %d: the signature recovers %v (%v)", i, pk, err)
+		}
+	}
+}
+
 func BenchmarkRecoverPersonal(b *testing.B) {
 	priv, _ := secp256k1.GeneratePrivateKey()
 	msg := []byte("9b1c6f2e5d3a4b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c")
