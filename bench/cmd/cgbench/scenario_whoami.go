@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,9 +9,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/circlegate/circlegate/client"
@@ -106,9 +104,11 @@ func fmtNanos(ns int64) string {
 
 // whoamiLoad is the worker side: Sessions authenticated sessions, each sending whoami
 // Rate times a second on a fixed schedule, whether or not earlier replies came back.
-// It drives the bare WebSocket rather than the client package: one sender for all
-// sessions, one reader per session, and no goroutine, timer or map entry per request,
-// so that the load generator takes as little CPU from the gateway as it can.
+// The sessions are opened with gorilla/websocket; the load itself is one thread
+// driving the sockets directly (epoll.go): it writes each request when it is due and
+// sleeps in epoll_pwait2 until the next one is due or a reply arrives. No goroutine,
+// thread hand-off, timer or allocation per request, so the load generator takes as
+// little CPU from the gateway as it can, and a reply is timed when its read returns.
 type whoamiLoad struct {
 	job      job
 	sessions []*whoamiSession
@@ -118,12 +118,14 @@ type whoamiLoad struct {
 // by request id - 1.
 type whoamiSession struct {
 	conn      *websocket.Conn
+	sock      *rawSocket
 	scheduled []time.Time
-	sent      []atomic.Int64 // unix nanoseconds
-	latency   []int64        // from scheduled send to reply, per reply
-	service   []int64        // from actual send to reply, per reply
+	sent      []int64 // unix nanoseconds
+	latency   []int64 // from scheduled send to reply, per reply
+	service   []int64 // from actual send to reply, per reply
+	got       int     // replies read
 	t         tally
-	broken    bool // a send failed; only the sender uses it
+	broken    bool // the connection failed
 }
 
 func (l *whoamiLoad) prepare(ctx context.Context) report {
@@ -257,15 +259,14 @@ func (l *whoamiLoad) run(ctx context.Context, start time.Time) report {
 	interval := time.Duration(float64(time.Second) / l.job.Rate)
 	n := l.job.Sessions * l.job.Workers
 	end := start.Add(l.job.Duration)
-	var wg sync.WaitGroup
 	for i, s := range l.sessions {
 		// Stagger the sessions of all workers evenly over one interval.
 		first := start.Add(interval * time.Duration(i*l.job.Workers+l.job.Index) / time.Duration(n))
 		s.plan(first, end, interval)
-		wg.Go(func() { s.read(end.Add(callTimeout)) })
 	}
-	l.pace(ctx)
-	wg.Wait()
+	if err := l.drive(ctx, end.Add(callTimeout)); err != nil {
+		return report{Phase: "done", Errors: 1, FirstErr: err.Error()}
+	}
 	rs := make([]report, len(l.sessions))
 	for i, s := range l.sessions {
 		rs[i] = s.t.report("done")
@@ -281,43 +282,84 @@ func (s *whoamiSession) plan(first, end time.Time, interval time.Duration) {
 	for at := first; at.Before(end); at = at.Add(interval) {
 		s.scheduled = append(s.scheduled, at)
 	}
-	s.sent = make([]atomic.Int64, len(s.scheduled))
+	s.sent = make([]int64, len(s.scheduled))
 	s.latency = make([]int64, 0, len(s.scheduled))
 	s.service = make([]int64, 0, len(s.scheduled))
 }
 
-// pace sends every session's requests, in time order, at their scheduled times (or at
-// once when late). It sleeps in nanosleep(2) on its own OS thread because a Go timer
-// may fire up to a millisecond late (the runtime's poller waits in whole milliseconds),
-// and that lateness would show as gateway latency. The extra P lets the readers run
-// while this goroutine's P sits in the system call.
-func (l *whoamiLoad) pace(ctx context.Context) {
-	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
+// drive sends every session's requests, in time order, at their scheduled times (or
+// at once when late), and reads the replies as they come, until every request has a
+// reply or deadline passes; requests left without a reply are errors.
+func (l *whoamiLoad) drive(ctx context.Context, deadline time.Time) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	socks := make([]*rawSocket, len(l.sessions))
+	for k, s := range l.sessions {
+		sock, err := detach(s.conn)
+		if err != nil {
+			return err
+		}
+		s.sock, socks[k] = sock, sock
+	}
+	poll, err := newPoller(socks)
+	if err != nil {
+		return err
+	}
+	defer poll.close()
 	var buf []byte
-	for i := 0; ; i++ {
-		more := false
-		for k, s := range l.sessions { // staggered within an interval: time order
-			if i >= len(s.scheduled) || s.broken {
-				continue
+	next, pending := 0, len(l.sessions) // next request index of the round; sessions with requests left
+	k := 0                              // the next session to send in this round
+	for {
+		now := time.Now()
+		if ctx.Err() != nil || now.After(deadline) {
+			break
+		}
+		// Send what is due: round i sends request i of every session, in the
+		// sessions' staggered order, which is time order.
+		wait := time.Duration(-1)
+		for pending > 0 {
+			s := l.sessions[k]
+			if next < len(s.scheduled) && !s.broken {
+				if d := s.scheduled[next].Sub(now); d > 0 {
+					wait = d
+					break
+				}
+				buf = l.request(buf[:0], k, next)
+				s.sent[next] = time.Now().UnixNano()
+				if err := s.sock.writeText(buf); err != nil {
+					s.fail(fmt.Errorf("send: %w", err))
+				}
 			}
-			more = true
-			if ctx.Err() != nil {
-				return
-			}
-			nanosleep(time.Until(s.scheduled[i]))
-			buf = l.request(buf[:0], k, i)
-			s.sent[i].Store(time.Now().UnixNano())
-			if err := s.conn.WriteMessage(websocket.TextMessage, buf); err != nil {
-				s.t.add(err) // the reader fails too, and counts the replies it missed
-				s.broken = true
+			if k++; k == len(l.sessions) {
+				k, next = 0, next+1
+				pending = 0
+				for _, s := range l.sessions {
+					if next < len(s.scheduled) && !s.broken {
+						pending++
+					}
+				}
 			}
 		}
-		if !more {
-			return
+		if pending == 0 && l.allAnswered() {
+			break
+		}
+		if wait < 0 || now.Add(wait).After(deadline) {
+			wait = time.Until(deadline)
+		}
+		err := poll.wait(wait, func(i int) {
+			s := l.sessions[i]
+			if err := s.sock.readFrames(s.reply); err != nil {
+				s.fail(err)
+			}
+		})
+		if err != nil {
+			return err
 		}
 	}
+	for _, s := range l.sessions {
+		s.fail(errors.New("no reply before the deadline"))
+	}
+	return nil
 }
 
 // request appends the i-th request of session k to buf: whoami, or for the query
@@ -336,50 +378,79 @@ func (l *whoamiLoad) request(buf []byte, k, i int) []byte {
 	return append(buf, '}')
 }
 
-// nanosleep sleeps d in the kernel, resuming after signals (Go preempts with SIGURG).
-func nanosleep(d time.Duration) {
-	for d > 0 {
-		ts := syscall.NsecToTimespec(int64(d))
-		if syscall.Nanosleep(&ts, &ts) == nil {
-			return
+// allAnswered reports whether every session has every reply or has failed.
+func (l *whoamiLoad) allAnswered() bool {
+	for _, s := range l.sessions {
+		if !s.broken && s.got < len(s.scheduled) {
+			return false
 		}
-		d = time.Duration(ts.Nano())
+	}
+	return true
+}
+
+// fail counts every request of s still without a reply as an error, once.
+func (s *whoamiSession) fail(err error) {
+	if s.broken {
+		return
+	}
+	s.broken = true
+	for range len(s.scheduled) - s.got {
+		s.t.add(fmt.Errorf("no reply: %w", err))
 	}
 }
 
-// read takes replies until every scheduled request has one or the deadline passes;
-// requests left without a reply are errors.
-func (s *whoamiSession) read(deadline time.Time) {
-	_ = s.conn.SetReadDeadline(deadline)
-	for got := 0; got < len(s.scheduled); got++ {
-		_, msg, err := s.conn.ReadMessage()
-		now := time.Now()
-		if err != nil {
-			for range len(s.scheduled) - got {
-				s.t.add(fmt.Errorf("no reply: %w", err))
-			}
-			return
-		}
-		var resp struct {
-			ID    int             `json:"id"`
-			Error json.RawMessage `json:"error"`
-		}
-		if err := json.Unmarshal(msg, &resp); err != nil || resp.ID < 1 || resp.ID > len(s.scheduled) {
-			s.t.add(fmt.Errorf("unexpected reply %.100s", msg))
-			continue
-		}
-		if resp.Error != nil {
-			s.t.add(fmt.Errorf("reply error: %s", resp.Error))
-			continue
-		}
-		s.t.add(nil)
-		s.latency = append(s.latency, int64(now.Sub(s.scheduled[resp.ID-1])))
-		s.service = append(s.service, now.UnixNano()-s.sent[resp.ID-1].Load())
+// reply records one text message read at now: a JSON-RPC reply to one of the
+// session's requests.
+func (s *whoamiSession) reply(msg []byte, now time.Time) {
+	id, isErr, ok := replyID(msg)
+	if !ok || id < 1 || id > len(s.scheduled) || s.sent[id-1] == 0 {
+		s.t.add(fmt.Errorf("unexpected reply %.100s", msg))
+		return
 	}
+	s.got++
+	if isErr {
+		s.t.add(fmt.Errorf("reply error: %.200s", msg))
+		return
+	}
+	s.t.add(nil)
+	s.latency = append(s.latency, int64(now.Sub(s.scheduled[id-1])))
+	s.service = append(s.service, now.UnixNano()-s.sent[id-1])
+}
+
+// replyID finds the numeric id of a JSON-RPC reply and whether it is an error
+// without decoding the rest, falling back to encoding/json for any other shape.
+func replyID(msg []byte) (id int, isErr, ok bool) {
+	if i := bytes.Index(msg, []byte(`"id":`)); i >= 0 && bytes.HasPrefix(msg, []byte(`{"jsonrpc":"2.0",`)) {
+		rest := msg[i+len(`"id":`):]
+		j := 0
+		for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
+			j++
+		}
+		if n, err := strconv.Atoi(string(rest[:j])); err == nil && j < len(rest) && rest[j] == ',' {
+			switch after := rest[j+1:]; {
+			case bytes.HasPrefix(after, []byte(`"result":`)):
+				return n, false, true
+			case bytes.HasPrefix(after, []byte(`"error":`)):
+				return n, true, true
+			}
+		}
+	}
+	var resp struct {
+		ID    int             `json:"id"`
+		Error json.RawMessage `json:"error"`
+	}
+	if err := json.Unmarshal(msg, &resp); err != nil {
+		return 0, false, false
+	}
+	return resp.ID, resp.Error != nil, true
 }
 
 func (l *whoamiLoad) close() {
 	for _, s := range l.sessions {
+		if s.sock != nil { // detached: the gorilla conn no longer owns the socket
+			s.sock.close()
+			continue
+		}
 		_ = s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 		s.conn.Close()
 	}

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/gorilla/websocket"
+)
+
+// The paced loads (whoami, query) drive their sockets from one locked thread with
+// epoll, after gorilla/websocket has opened and authenticated the sessions: with
+// Go's netpoller every request would cost a goroutine wake-up and a futex, and an
+// extra read that finds nothing, which on this VM is CPU taken from the gateway.
+
+// rawSocket is a client WebSocket on a non-blocking file descriptor of its own.
+type rawSocket struct {
+	fd   int
+	mask [4]byte
+	in   []byte // bytes read and not yet parsed
+	out  []byte // the frame being written
+}
+
+// detach takes conn's socket away from gorilla and the Go runtime: it duplicates the
+// descriptor (non-blocking, like the original) and closes conn's, so the runtime's
+// poller forgets it. conn must have nothing buffered, which holds after a request
+// and its reply.
+func detach(conn *websocket.Conn) (*rawSocket, error) {
+	tc, ok := conn.NetConn().(*net.TCPConn)
+	if !ok {
+		return nil, fmt.Errorf("detach: %T is not a TCP connection", conn.NetConn())
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	fd := -1
+	var dupErr error
+	if err := rc.Control(func(orig uintptr) { fd, dupErr = syscall.Dup(int(orig)) }); err != nil {
+		return nil, err
+	}
+	if dupErr != nil {
+		return nil, dupErr
+	}
+	syscall.CloseOnExec(fd)
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		syscall.Close(fd)
+		return nil, err
+	}
+	_ = tc.Close() // the duplicate keeps the connection open
+	s := &rawSocket{fd: fd, in: make([]byte, 0, 16<<10)}
+	_, _ = rand.Read(s.mask[:])
+	return s, nil
+}
+
+// writeText writes payload as one masked text frame. A full send buffer is an error:
+// at the loads' rates it means the gateway stopped reading.
+func (s *rawSocket) writeText(payload []byte) error {
+	return s.writeFrame(0x1, payload)
+}
+
+func (s *rawSocket) writeFrame(op byte, payload []byte) error {
+	b := append(s.out[:0], 0x80|op)
+	switch n := len(payload); {
+	case n < 126:
+		b = append(b, 0x80|byte(n))
+	case n <= 0xffff:
+		b = binary.BigEndian.AppendUint16(append(b, 0x80|126), uint16(n))
+	default:
+		b = binary.BigEndian.AppendUint64(append(b, 0x80|127), uint64(n))
+	}
+	b = append(b, s.mask[:]...)
+	start := len(b)
+	b = append(b, payload...)
+	for i := range b[start:] {
+		b[start+i] ^= s.mask[i&3]
+	}
+	s.out = b
+	for len(b) > 0 {
+		n, err := syscall.Write(s.fd, b)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// readFrames reads what the socket has and passes each complete text message to
+// onText with the time the read returned; pings are answered, pongs ignored. A
+// close frame, EOF or a read error ends the socket (an error).
+func (s *rawSocket) readFrames(onText func(msg []byte, now time.Time)) error {
+	if cap(s.in)-len(s.in) < 4096 {
+		s.in = append(make([]byte, 0, 2*cap(s.in)), s.in...)
+	}
+	n, err := syscall.Read(s.fd, s.in[len(s.in):cap(s.in)])
+	now := time.Now()
+	switch {
+	case err == syscall.EAGAIN || err == syscall.EINTR:
+		return nil
+	case err != nil:
+		return err
+	case n == 0:
+		return errors.New("connection closed by the gateway")
+	}
+	s.in = s.in[:len(s.in)+n]
+	b := s.in
+	for {
+		op, payload, size, ok := parseFrame(b)
+		if !ok {
+			break
+		}
+		b = b[size:]
+		switch op {
+		case 0x1:
+			onText(payload, now)
+		case 0x8:
+			code := 0
+			if len(payload) >= 2 {
+				code = int(binary.BigEndian.Uint16(payload))
+			}
+			return fmt.Errorf("closed by the gateway: %d %s", code, payload[min(2, len(payload)):])
+		case 0x9:
+			if err := s.writeFrame(0xA, payload); err != nil {
+				return err
+			}
+		case 0xA:
+		default:
+			return fmt.Errorf("unexpected frame: opcode %d", op)
+		}
+	}
+	s.in = append(s.in[:0], b...)
+	return nil
+}
+
+// parseFrame parses one whole unmasked, unfragmented frame at the start of b (the
+// gateway sends no other kind) and returns its size in bytes; ok is false while the
+// frame is incomplete.
+func parseFrame(b []byte) (op byte, payload []byte, size int, ok bool) {
+	if len(b) < 2 {
+		return 0, nil, 0, false
+	}
+	op, n, head := b[0]&0x0f, int(b[1]&0x7f), 2
+	switch n {
+	case 126:
+		if len(b) < 4 {
+			return 0, nil, 0, false
+		}
+		n, head = int(binary.BigEndian.Uint16(b[2:])), 4
+	case 127:
+		if len(b) < 10 {
+			return 0, nil, 0, false
+		}
+		n, head = int(binary.BigEndian.Uint64(b[2:])), 10
+	}
+	if len(b) < head+n {
+		return 0, nil, 0, false
+	}
+	return op, b[head : head+n], head + n, true
+}
+
+// close sends a normal close frame and closes the descriptor.
+func (s *rawSocket) close() {
+	_ = s.writeFrame(0x8, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+	_ = syscall.Close(s.fd)
+}
+
+// poller waits for readable sockets with epoll_pwait2, whose timeout is in
+// nanoseconds (epoll_wait's is in milliseconds, too coarse to pace requests).
+type poller struct {
+	fd     int
+	events []syscall.EpollEvent
+}
+
+// sysEpollPwait2 is epoll_pwait2's number on linux/amd64 (Linux 5.11 and later).
+const sysEpollPwait2 = 441
+
+func newPoller(socks []*rawSocket) (*poller, error) {
+	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	p := &poller{fd: fd, events: make([]syscall.EpollEvent, 128)}
+	for i, s := range socks {
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(i)}
+		if err := syscall.EpollCtl(fd, syscall.EPOLL_CTL_ADD, s.fd, &ev); err != nil {
+			p.close()
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// wait waits up to d for readable sockets and calls ready with the index of each.
+func (p *poller) wait(d time.Duration, ready func(i int)) error {
+	ts := syscall.NsecToTimespec(int64(max(d, 0)))
+	n, _, errno := syscall.Syscall6(sysEpollPwait2, uintptr(p.fd), uintptr(unsafe.Pointer(&p.events[0])),
+		uintptr(len(p.events)), uintptr(unsafe.Pointer(&ts)), 0, 0)
+	switch {
+	case errno == syscall.EINTR:
+		return nil
+	case errno != 0:
+		return fmt.Errorf("epoll_pwait2: %w", errno)
+	}
+	for _, ev := range p.events[:n] {
+		ready(int(ev.Fd))
+	}
+	return nil
+}
+
+func (p *poller) close() { _ = syscall.Close(p.fd) }
