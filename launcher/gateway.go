@@ -258,7 +258,11 @@ func (g *Gateway) wire() error {
 }
 
 func (g *Gateway) listen() error {
-	ln, err := net.Listen("tcp", g.cfg.Listen)
+	// No TCP keep-alive: sessions and SSE streams find dead peers with their own
+	// pings, idle HTTP connections time out, and each accepted connection saves the
+	// system calls that would set it up.
+	lc := net.ListenConfig{KeepAlive: -1}
+	ln, err := lc.Listen(context.Background(), "tcp", g.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", g.cfg.Listen, err)
 	}
