@@ -2,12 +2,15 @@ package launcher
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/circlegate/circlegate/internal/redistest"
+	"github.com/circlegate/circlegate/internal/testutil"
+	"github.com/circlegate/circlegate/tenant"
 )
 
 // fleetModeTests are the tests TestFleetMode runs again with every gateway a fleet
@@ -54,7 +57,8 @@ func runFleetMode(t *testing.T, url string, tests []string) {
 // TestFleetTwoGateways: a gateway that only accepts and a gateway that runs the
 // workers share one Redis. A mutation accepted by the first runs on the second's
 // workers; its events reach a subscriber on the second; job.get answers on both; a
-// token issued by one is valid on the other.
+// token issued by one is valid on the other, and a nonce fetched from one is signed
+// back through the other (no sticky sessions needed), once.
 func TestFleetTwoGateways(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	acceptor := startEnv(t, func(c *Config) { c.Redis.URL, c.Execution.Workers = srv.URL(), -1 })
@@ -92,5 +96,19 @@ func TestFleetTwoGateways(t *testing.T) {
 	}
 	if err := json.Unmarshal(body, &who); status != 200 || err != nil || who.Result.Role != "owner" {
 		t.Fatalf("a token of the first gateway on the second: %d %s", status, body)
+	}
+
+	member := testutil.NewKey(t)
+	status, body = acceptor.get("/" + acceptor.A.Pub + "/auth/nonce?pubkey=" + member.Pub)
+	var n struct{ Nonce string }
+	if err := json.Unmarshal(body, &n); status != 200 || err != nil || n.Nonce == "" {
+		t.Fatalf("nonce from the first gateway: %d %s", status, body)
+	}
+	form := fmt.Sprintf(`{"pubkey":%q,"signature":%q}`, member.Pub, tenant.SignPersonal(member.Priv, []byte(n.Nonce)))
+	if status, body = runner.post("/"+runner.A.Pub+"/auth/token", "", form); status != 200 || !strings.Contains(string(body), `"token"`) {
+		t.Fatalf("the nonce of the first gateway signed back through the second: %d %s", status, body)
+	}
+	if status, body = acceptor.post("/"+acceptor.A.Pub+"/auth/token", "", form); status != 401 {
+		t.Fatalf("the same signature again, through the first gateway: %d %s; want 401", status, body)
 	}
 }

@@ -206,16 +206,19 @@ func (g *Gateway) wire() error {
 		return err
 	}
 	var secret []byte
+	var nonces tenant.NonceStore // nil: in memory
 	var err error
 	if cfg.Fleet() {
 		secret, err = fleetSecret(context.Background(), g.backends.redis, cfg.redisPrefix())
+		// A nonce fetched through one gateway may be signed back through another.
+		nonces = tenant.NewRedisNonceStore(g.backends.redis, cfg.redisPrefix(), cfg.Auth.WithDefaults().Nonces())
 	} else {
 		secret, err = tenant.LoadOrCreateSecret(cfg.Data)
 	}
 	if err != nil {
 		return err
 	}
-	if g.Auth, err = tenant.NewAuth(cfg.Auth, tenant.NewTokens(secret, nil), nil); err != nil {
+	if g.Auth, err = tenant.NewAuth(cfg.Auth, tenant.NewTokens(secret, nil), nonces); err != nil {
 		return err
 	}
 	g.Registry = tenant.NewRegistry()

@@ -78,6 +78,11 @@ type Auth struct {
 	revoked revocations
 }
 
+// Nonces returns the configuration of a nonce store that follows c.
+func (c AuthConfig) Nonces() NonceConfig {
+	return NonceConfig{TTL: c.NonceTTL, MaxPerTenant: c.MaxNoncesPerTenant, MaxPerKey: c.MaxNoncesPerKey}
+}
+
 // NewAuth returns the authentication service. nonces nil means an in-memory store
 // configured from cfg.
 func NewAuth(cfg AuthConfig, tokens *Tokens, nonces NonceStore) (*Auth, error) {
@@ -86,11 +91,7 @@ func NewAuth(cfg AuthConfig, tokens *Tokens, nonces NonceStore) (*Auth, error) {
 		return nil, err
 	}
 	if nonces == nil {
-		nonces = NewMemoryNonceStore(MemoryNonceConfig{
-			TTL:          cfg.NonceTTL,
-			MaxPerTenant: cfg.MaxNoncesPerTenant,
-			MaxPerKey:    cfg.MaxNoncesPerKey,
-		})
+		nonces = NewMemoryNonceStore(cfg.Nonces())
 	}
 	return &Auth{cfg: cfg, nonces: nonces, tokens: tokens, now: time.Now}, nil
 }

@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// MemoryNonceConfig configures a MemoryNonceStore.
-type MemoryNonceConfig struct {
+// NonceConfig configures a nonce store: MemoryNonceStore or RedisNonceStore.
+type NonceConfig struct {
 	// TTL is how long a nonce can be consumed after it is issued. Zero means 300s.
 	TTL time.Duration
 	// MaxPerTenant bounds the nonces held for one tenant. When a tenant is full,
@@ -23,7 +23,7 @@ type MemoryNonceConfig struct {
 }
 
 // withDefaults returns c with every zero (or negative) field set to its default.
-func (c MemoryNonceConfig) withDefaults() MemoryNonceConfig {
+func (c NonceConfig) withDefaults() NonceConfig {
 	if c.TTL <= 0 {
 		c.TTL = 300 * time.Second
 	}
@@ -46,7 +46,7 @@ func (c MemoryNonceConfig) withDefaults() MemoryNonceConfig {
 // as the tenant is used, without a background goroutine. The context arguments are
 // not used.
 type MemoryNonceStore struct {
-	cfg     MemoryNonceConfig
+	cfg     NonceConfig
 	mu      sync.RWMutex // guards tenants, not their contents
 	tenants map[string]*nonceTenant
 	evicted atomic.Uint64
@@ -55,7 +55,7 @@ type MemoryNonceStore struct {
 var _ NonceStore = (*MemoryNonceStore)(nil)
 
 // NewMemoryNonceStore returns an empty store configured by cfg, defaults applied.
-func NewMemoryNonceStore(cfg MemoryNonceConfig) *MemoryNonceStore {
+func NewMemoryNonceStore(cfg NonceConfig) *MemoryNonceStore {
 	return &MemoryNonceStore{cfg: cfg.withDefaults(), tenants: make(map[string]*nonceTenant)}
 }
 

@@ -38,7 +38,7 @@ const (
 	keyB    = "key-b"
 )
 
-func newTestNonces(t *testing.T, cfg MemoryNonceConfig) (*MemoryNonceStore, *fakeClock) {
+func newTestNonces(t *testing.T, cfg NonceConfig) (*MemoryNonceStore, *fakeClock) {
 	t.Helper()
 	clock := newFakeClock()
 	cfg.Now = clock.Now
@@ -60,7 +60,7 @@ func wantBadNonce(t *testing.T, err error) {
 }
 
 func TestNonceIssueFormatAndDefaults(t *testing.T) {
-	s, clock := newTestNonces(t, MemoryNonceConfig{})
+	s, clock := newTestNonces(t, NonceConfig{})
 	hex64 := regexp.MustCompile(`^[0-9a-f]{64}$`)
 	seen := map[string]bool{}
 	for range 4 {
@@ -80,7 +80,7 @@ func TestNonceIssueFormatAndDefaults(t *testing.T) {
 }
 
 func TestNonceSingleUse(t *testing.T) {
-	s, _ := newTestNonces(t, MemoryNonceConfig{})
+	s, _ := newTestNonces(t, NonceConfig{})
 	ctx := context.Background()
 	n := mustIssue(t, s, tenantA, keyA)
 	if err := s.Consume(ctx, tenantA, keyA, n.Value); err != nil {
@@ -108,7 +108,7 @@ func TestNonceConsumeRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, _ := newTestNonces(t, MemoryNonceConfig{})
+			s, _ := newTestNonces(t, NonceConfig{})
 			n := mustIssue(t, s, tenantA, keyA)
 			mustIssue(t, s, tenantB, keyB) // tenant B exists
 			wantBadNonce(t, s.Consume(ctx, tt.tenant, tt.key, tt.value(n)))
@@ -121,7 +121,7 @@ func TestNonceConsumeRefusals(t *testing.T) {
 }
 
 func TestNonceExpiry(t *testing.T) {
-	s, clock := newTestNonces(t, MemoryNonceConfig{TTL: time.Minute})
+	s, clock := newTestNonces(t, NonceConfig{TTL: time.Minute})
 	ctx := context.Background()
 	early := mustIssue(t, s, tenantA, keyA)
 	late := mustIssue(t, s, tenantA, keyA)
@@ -140,7 +140,7 @@ func TestNonceExpiry(t *testing.T) {
 }
 
 func TestNonceOutstandingNewestFirst(t *testing.T) {
-	s, clock := newTestNonces(t, MemoryNonceConfig{TTL: time.Minute})
+	s, clock := newTestNonces(t, NonceConfig{TTL: time.Minute})
 	ctx := context.Background()
 	var issued []string
 	for range 3 {
@@ -163,7 +163,7 @@ func TestNonceOutstandingNewestFirst(t *testing.T) {
 }
 
 func TestNoncePerKeyBound(t *testing.T) {
-	s, _ := newTestNonces(t, MemoryNonceConfig{MaxPerKey: 2})
+	s, _ := newTestNonces(t, NonceConfig{MaxPerKey: 2})
 	ctx := context.Background()
 	first := mustIssue(t, s, tenantA, keyA)
 	second := mustIssue(t, s, tenantA, keyA)
@@ -184,7 +184,7 @@ func TestNoncePerKeyBound(t *testing.T) {
 }
 
 func TestNoncePerTenantBound(t *testing.T) {
-	s, _ := newTestNonces(t, MemoryNonceConfig{MaxPerTenant: 10})
+	s, _ := newTestNonces(t, NonceConfig{MaxPerTenant: 10})
 	ctx := context.Background()
 	legit := mustIssue(t, s, tenantA, "legit")
 	for i := range 100 { // an unauthenticated flood of fresh keys
@@ -203,7 +203,7 @@ func TestNoncePerTenantBound(t *testing.T) {
 }
 
 func TestNonceFullTenantDropsExpiredFirst(t *testing.T) {
-	s, clock := newTestNonces(t, MemoryNonceConfig{MaxPerTenant: 5, TTL: time.Minute})
+	s, clock := newTestNonces(t, NonceConfig{MaxPerTenant: 5, TTL: time.Minute})
 	for i := range 5 {
 		mustIssue(t, s, tenantA, fmt.Sprint(i))
 	}
@@ -220,7 +220,7 @@ func TestNonceFullTenantDropsExpiredFirst(t *testing.T) {
 }
 
 func TestNonceExpiredCleanedOnIssue(t *testing.T) {
-	s, clock := newTestNonces(t, MemoryNonceConfig{TTL: time.Second})
+	s, clock := newTestNonces(t, NonceConfig{TTL: time.Second})
 	for i := range 50 {
 		mustIssue(t, s, tenantA, fmt.Sprint(i))
 	}
@@ -236,7 +236,7 @@ func TestNonceExpiredCleanedOnIssue(t *testing.T) {
 }
 
 func TestNonceConcurrent(t *testing.T) {
-	s := NewMemoryNonceStore(MemoryNonceConfig{MaxPerTenant: 50, MaxPerKey: 3})
+	s := NewMemoryNonceStore(NonceConfig{MaxPerTenant: 50, MaxPerKey: 3})
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	for g := range 16 {
