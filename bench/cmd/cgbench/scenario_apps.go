@@ -3,10 +3,11 @@ package main
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -21,9 +22,9 @@ import (
 // `make apps`) on contexts the tenant owner creates; every client session
 // authenticates with the owner's key, since only the owner and members may mutate.
 const (
-	// mutateWorkers spreads the mutate loops over as many load generators as the
-	// handshake scenario uses.
-	mutateWorkers = 4
+	// mutateWorkers spreads the mutate loops over two load generators, each one
+	// thread (epoll.go): more would only add context switches.
+	mutateWorkers = 2
 	// setupParallel is how many app.install/context.create/query calls the parent has
 	// in flight while it sets up and checks.
 	setupParallel = 32
@@ -221,11 +222,24 @@ func parallel(ctx context.Context, n int, f func(context.Context, int) error) er
 // mutateLoad is the worker side of mutate: Sessions owner sessions, each running a
 // closed loop of mutate "increment" (one request outstanding) from the start time for
 // Duration. Session k of worker w is loop g = k*Workers + w of L in all; its i-th call
-// goes to context (g + i*L) mod len(Contexts). Like whoamiLoad it drives the bare
-// WebSocket to take little CPU.
+// goes to context (g + i*L) mod len(Contexts). Like whoamiLoad it drives the sockets
+// from one thread with epoll (epoll.go) to take little CPU: a reply is read and the
+// loop's next request written in the same pass.
 type mutateLoad struct {
 	job   job
 	conns []*websocket.Conn
+	loops []*mutateLoop
+}
+
+// mutateLoop is one session's closed loop.
+type mutateLoop struct {
+	sock    *rawSocket
+	g       int       // the loop's number among all workers' loops
+	i       int       // the request outstanding (0-based); its id is i+1
+	sent    time.Time // when it was sent
+	done    bool      // no request outstanding: the loop has ended or failed
+	latency []int64
+	t       tally
 }
 
 func (l *mutateLoad) prepare(ctx context.Context) report {
@@ -235,73 +249,120 @@ func (l *mutateLoad) prepare(ctx context.Context) report {
 }
 
 func (l *mutateLoad) run(ctx context.Context, start time.Time) report {
-	if err := sleep(ctx, time.Until(start)); err != nil {
+	rs, err := l.drive(ctx, start)
+	if err != nil {
 		return report{Phase: "done", Errors: 1, FirstErr: err.Error()}
 	}
-	end := start.Add(l.job.Duration)
-	loops := l.job.Sessions * l.job.Workers
-	rs := make([]report, len(l.conns))
-	var wg sync.WaitGroup
-	for k, conn := range l.conns {
-		wg.Go(func() { rs[k] = l.loop(ctx, conn, k*l.job.Workers+l.job.Index, loops, end) })
-	}
-	wg.Wait()
 	sum := total(rs)
 	sum.Phase, sum.Elapsed = "done", time.Since(start)
 	return sum
 }
 
-// loop runs loop g's mutations until end and reports them.
-func (l *mutateLoad) loop(ctx context.Context, conn *websocket.Conn, g, loops int, end time.Time) report {
-	var t tally
-	latency := make([]int64, 0, 4096)
-	_ = conn.SetReadDeadline(end.Add(callTimeout))
-	_ = conn.SetWriteDeadline(end.Add(callTimeout))
-	var buf []byte
-	for i := 0; ctx.Err() == nil; i++ {
-		sent := time.Now()
-		if !sent.Before(end) {
-			break
-		}
-		c := l.job.Contexts[(g+i*loops)%len(l.job.Contexts)]
-		buf = append(buf[:0], `{"jsonrpc":"2.0","method":"mutate","params":{"contextId":"`...)
-		buf = append(buf, c...)
-		buf = append(buf, `","method":"increment"},"id":`...)
-		buf = strconv.AppendInt(buf, int64(i+1), 10)
-		buf = append(buf, '}')
-		if err := conn.WriteMessage(websocket.TextMessage, buf); err != nil {
-			t.add(fmt.Errorf("mutate: send: %w", err))
-			break
-		}
-		_, msg, err := conn.ReadMessage()
+// drive runs every loop from start until start + Duration, then waits up to
+// callTimeout for the replies still outstanding.
+func (l *mutateLoad) drive(ctx context.Context, start time.Time) ([]report, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	socks := make([]*rawSocket, len(l.conns))
+	for k, conn := range l.conns {
+		sock, err := detach(conn)
 		if err != nil {
-			t.add(fmt.Errorf("mutate: no reply: %w", err))
-			break
+			return nil, err
 		}
-		var resp struct {
-			ID     int             `json:"id"`
-			Result json.RawMessage `json:"result"`
-			Error  json.RawMessage `json:"error"`
+		socks[k] = sock
+		l.loops = append(l.loops, &mutateLoop{sock: sock, g: k*l.job.Workers + l.job.Index, latency: make([]int64, 0, 4096)})
+	}
+	poll, err := newPoller(socks)
+	if err != nil {
+		return nil, err
+	}
+	defer poll.close()
+	if err := sleep(ctx, time.Until(start)); err != nil {
+		return nil, err
+	}
+	end := start.Add(l.job.Duration)
+	deadline := end.Add(callTimeout)
+	var buf []byte
+	send := func(m *mutateLoop) {
+		if m.sent = time.Now(); !m.sent.Before(end) {
+			m.done = true
+			return
 		}
-		switch {
-		case json.Unmarshal(msg, &resp) != nil || resp.ID != i+1:
-			t.add(fmt.Errorf("mutate: unexpected reply %.100s", msg))
-		case resp.Error != nil:
-			t.add(fmt.Errorf("mutate: %s", resp.Error))
-		case len(resp.Result) == 0:
-			t.add(fmt.Errorf("mutate: reply without result %.100s", msg))
-		default:
-			t.add(nil)
-			latency = append(latency, int64(time.Since(sent)))
+		buf = l.request(buf[:0], m.g, m.i)
+		if err := m.sock.writeText(buf); err != nil {
+			m.t.add(fmt.Errorf("mutate: send: %w", err))
+			m.done = true
 		}
 	}
-	r := t.report("done")
-	r.Latency = latency
-	return r
+	for _, m := range l.loops {
+		send(m)
+	}
+	for open := len(l.loops); open > 0 && ctx.Err() == nil && time.Now().Before(deadline); {
+		err := poll.wait(time.Until(deadline), func(k int) {
+			m := l.loops[k]
+			if m.done {
+				return
+			}
+			err := m.sock.readFrames(func(msg []byte, now time.Time) {
+				if m.done {
+					m.t.add(fmt.Errorf("mutate: unexpected message %.100s", msg))
+					return
+				}
+				switch id, isErr, ok := replyID(msg); {
+				case !ok || id != m.i+1:
+					m.t.add(fmt.Errorf("mutate: unexpected reply %.100s", msg))
+					return
+				case isErr:
+					m.t.add(fmt.Errorf("mutate: %.200s", msg))
+				default:
+					m.t.add(nil)
+					m.latency = append(m.latency, int64(now.Sub(m.sent)))
+				}
+				m.i++
+				send(m)
+			})
+			if err != nil && !m.done {
+				m.t.add(fmt.Errorf("mutate: no reply: %w", err))
+				m.done = true
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		open = 0
+		for _, m := range l.loops {
+			if !m.done {
+				open++
+			}
+		}
+	}
+	rs := make([]report, len(l.loops))
+	for k, m := range l.loops {
+		if !m.done {
+			m.t.add(errors.New("mutate: no reply before the deadline"))
+		}
+		rs[k] = m.t.report("done")
+		rs[k].Latency = m.latency
+	}
+	return rs, nil
+}
+
+// request appends loop g's i-th request to buf.
+func (l *mutateLoad) request(buf []byte, g, i int) []byte {
+	loops := l.job.Sessions * l.job.Workers
+	c := l.job.Contexts[(g+i*loops)%len(l.job.Contexts)]
+	buf = append(buf, `{"jsonrpc":"2.0","method":"mutate","params":{"contextId":"`...)
+	buf = append(buf, c...)
+	buf = append(buf, `","method":"increment"},"id":`...)
+	buf = strconv.AppendInt(buf, int64(i+1), 10)
+	return append(buf, '}')
 }
 
 func (l *mutateLoad) close() {
-	for _, c := range l.conns {
+	for _, m := range l.loops { // detached: the sockets are the loops'
+		m.sock.close()
+	}
+	for _, c := range l.conns[len(l.loops):] {
 		_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 		c.Close()
 	}
