@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
+	"strconv"
 	"syscall"
 	"time"
 	"unsafe"
@@ -31,9 +35,14 @@ type rawSocket struct {
 // poller forgets it. conn must have nothing buffered, which holds after a request
 // and its reply.
 func detach(conn *websocket.Conn) (*rawSocket, error) {
-	tc, ok := conn.NetConn().(*net.TCPConn)
+	return detachConn(conn.NetConn())
+}
+
+// detachConn takes a TCP connection away from the Go runtime, as detach does.
+func detachConn(c net.Conn) (*rawSocket, error) {
+	tc, ok := c.(*net.TCPConn)
 	if !ok {
-		return nil, fmt.Errorf("detach: %T is not a TCP connection", conn.NetConn())
+		return nil, fmt.Errorf("detach: %T is not a TCP connection", c)
 	}
 	rc, err := tc.SyscallConn()
 	if err != nil {
@@ -81,6 +90,11 @@ func (s *rawSocket) writeFrame(op byte, payload []byte) error {
 		b[start+i] ^= s.mask[i&3]
 	}
 	s.out = b
+	return s.write(b)
+}
+
+// write writes all of b. A full send buffer is an error (see writeText).
+func (s *rawSocket) write(b []byte) error {
 	for len(b) > 0 {
 		n, err := syscall.Write(s.fd, b)
 		if err == syscall.EINTR {
@@ -94,10 +108,9 @@ func (s *rawSocket) writeFrame(op byte, payload []byte) error {
 	return nil
 }
 
-// readFrames reads what the socket has and passes each complete text message to
-// onText with the time the read returned; pings are answered, pongs ignored. A
-// close frame, EOF or a read error ends the socket (an error).
-func (s *rawSocket) readFrames(onText func(msg []byte, now time.Time)) error {
+// read appends what the socket has to s.in and returns the time the read returned;
+// EAGAIN reads nothing. EOF and read errors are errors.
+func (s *rawSocket) read() (time.Time, error) {
 	if cap(s.in)-len(s.in) < 4096 {
 		s.in = append(make([]byte, 0, 2*cap(s.in)), s.in...)
 	}
@@ -105,13 +118,30 @@ func (s *rawSocket) readFrames(onText func(msg []byte, now time.Time)) error {
 	now := time.Now()
 	switch {
 	case err == syscall.EAGAIN || err == syscall.EINTR:
-		return nil
+		return now, nil
 	case err != nil:
-		return err
+		return now, err
 	case n == 0:
-		return errors.New("connection closed by the gateway")
+		return now, errors.New("connection closed by the gateway")
 	}
 	s.in = s.in[:len(s.in)+n]
+	return now, nil
+}
+
+// readFrames reads what the socket has and passes each complete text message to
+// onText with the time the read returned; pings are answered, pongs ignored. A
+// close frame, EOF or a read error ends the socket (an error).
+func (s *rawSocket) readFrames(onText func(msg []byte, now time.Time)) error {
+	now, err := s.read()
+	if err != nil {
+		return err
+	}
+	return s.frames(onText, now)
+}
+
+// frames passes each complete text message in s.in to onText, answers pings, and
+// keeps the incomplete rest.
+func (s *rawSocket) frames(onText func(msg []byte, now time.Time), now time.Time) error {
 	b := s.in
 	for {
 		op, payload, size, ok := parseFrame(b)
@@ -217,3 +247,115 @@ func (p *poller) wait(d time.Duration, ready func(i int)) error {
 }
 
 func (p *poller) close() { _ = syscall.Close(p.fd) }
+
+// closedLoops runs one closed loop per socket from the calling thread: each loop has
+// one request outstanding, and the pass that reads its reply writes its next request,
+// until the end time; then the replies still outstanding are awaited until the
+// deadline.
+type closedLoops struct {
+	socks []*rawSocket
+	// send writes loop k's next request.
+	send func(k int) error
+	// receive consumes the complete replies in socks[k].in, read at now, and returns
+	// how many there were (0 while a reply is incomplete).
+	receive func(k int, now time.Time) (int, error)
+	// fail reports that loop k ended with err and its request unanswered.
+	fail func(k int, err error)
+}
+
+func (c *closedLoops) run(ctx context.Context, start, end, deadline time.Time) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	poll, err := newPoller(c.socks)
+	if err != nil {
+		return err
+	}
+	defer poll.close()
+	if err := sleep(ctx, time.Until(start)); err != nil {
+		return err
+	}
+	open := make([]bool, len(c.socks))
+	n := 0
+	next := func(k int) {
+		if !time.Now().Before(end) {
+			return
+		}
+		if err := c.send(k); err != nil {
+			c.fail(k, fmt.Errorf("send: %w", err))
+			return
+		}
+		open[k] = true
+		n++
+	}
+	for k := range c.socks {
+		next(k)
+	}
+	for n > 0 && ctx.Err() == nil && time.Now().Before(deadline) {
+		err := poll.wait(time.Until(deadline), func(k int) {
+			if !open[k] {
+				return
+			}
+			now, err := c.socks[k].read()
+			replies := 0
+			if err == nil {
+				replies, err = c.receive(k, now)
+			}
+			if err != nil {
+				open[k] = false
+				n--
+				c.fail(k, err)
+				return
+			}
+			if replies > 0 {
+				open[k] = false
+				n--
+				next(k)
+			}
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for k, o := range open {
+		if o {
+			c.fail(k, errors.New("no reply before the deadline"))
+		}
+	}
+	return nil
+}
+
+// parseResponse parses one whole HTTP/1.1 response with a Content-Length (the
+// gateway's replies to webhooks) at the start of b and returns its size; ok is false
+// while it is incomplete.
+func parseResponse(b []byte) (status int, body []byte, size int, ok bool, err error) {
+	end := bytes.Index(b, []byte("\r\n\r\n"))
+	if end < 0 {
+		return 0, nil, 0, false, nil
+	}
+	line, headers, _ := bytes.Cut(b[:end], []byte("\r\n"))
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.1 ")) {
+		return 0, nil, 0, false, fmt.Errorf("bad status line %.100q", line)
+	}
+	if status, err = strconv.Atoi(string(line[9:12])); err != nil {
+		return 0, nil, 0, false, fmt.Errorf("bad status line %.100q", line)
+	}
+	n := -1
+	for _, h := range bytes.Split(headers, []byte("\r\n")) {
+		k, v, _ := bytes.Cut(h, []byte(":"))
+		switch {
+		case bytes.EqualFold(k, []byte("Content-Length")):
+			if n, err = strconv.Atoi(string(bytes.TrimSpace(v))); err != nil || n < 0 {
+				return 0, nil, 0, false, fmt.Errorf("bad Content-Length %q", v)
+			}
+		case bytes.EqualFold(k, []byte("Transfer-Encoding")), bytes.EqualFold(k, []byte("Connection")) && bytes.EqualFold(bytes.TrimSpace(v), []byte("close")):
+			return 0, nil, 0, false, fmt.Errorf("unexpected header %q", h)
+		}
+	}
+	if n < 0 {
+		return 0, nil, 0, false, errors.New("a response without Content-Length")
+	}
+	if len(b) < end+4+n {
+		return 0, nil, 0, false, nil
+	}
+	return status, b[end+4 : end+4+n], end + 4 + n, true, nil
+}

@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -237,7 +235,6 @@ type mutateLoop struct {
 	g       int       // the loop's number among all workers' loops
 	i       int       // the request outstanding (0-based); its id is i+1
 	sent    time.Time // when it was sent
-	done    bool      // no request outstanding: the loop has ended or failed
 	latency []int64
 	t       tally
 }
@@ -249,102 +246,55 @@ func (l *mutateLoad) prepare(ctx context.Context) report {
 }
 
 func (l *mutateLoad) run(ctx context.Context, start time.Time) report {
-	rs, err := l.drive(ctx, start)
-	if err != nil {
-		return report{Phase: "done", Errors: 1, FirstErr: err.Error()}
-	}
-	sum := total(rs)
-	sum.Phase, sum.Elapsed = "done", time.Since(start)
-	return sum
-}
-
-// drive runs every loop from start until start + Duration, then waits up to
-// callTimeout for the replies still outstanding.
-func (l *mutateLoad) drive(ctx context.Context, start time.Time) ([]report, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	socks := make([]*rawSocket, len(l.conns))
 	for k, conn := range l.conns {
 		sock, err := detach(conn)
 		if err != nil {
-			return nil, err
+			return report{Phase: "done", Errors: 1, FirstErr: err.Error()}
 		}
 		socks[k] = sock
 		l.loops = append(l.loops, &mutateLoop{sock: sock, g: k*l.job.Workers + l.job.Index, latency: make([]int64, 0, 4096)})
 	}
-	poll, err := newPoller(socks)
-	if err != nil {
-		return nil, err
-	}
-	defer poll.close()
-	if err := sleep(ctx, time.Until(start)); err != nil {
-		return nil, err
-	}
-	end := start.Add(l.job.Duration)
-	deadline := end.Add(callTimeout)
 	var buf []byte
-	send := func(m *mutateLoop) {
-		if m.sent = time.Now(); !m.sent.Before(end) {
-			m.done = true
-			return
-		}
-		buf = l.request(buf[:0], m.g, m.i)
-		if err := m.sock.writeText(buf); err != nil {
-			m.t.add(fmt.Errorf("mutate: send: %w", err))
-			m.done = true
-		}
-	}
-	for _, m := range l.loops {
-		send(m)
-	}
-	for open := len(l.loops); open > 0 && ctx.Err() == nil && time.Now().Before(deadline); {
-		err := poll.wait(time.Until(deadline), func(k int) {
+	loops := closedLoops{
+		socks: socks,
+		send: func(k int) error {
 			m := l.loops[k]
-			if m.done {
-				return
-			}
-			err := m.sock.readFrames(func(msg []byte, now time.Time) {
-				if m.done {
-					m.t.add(fmt.Errorf("mutate: unexpected message %.100s", msg))
-					return
-				}
+			buf = l.request(buf[:0], m.g, m.i)
+			m.sent = time.Now()
+			return m.sock.writeText(buf)
+		},
+		receive: func(k int, now time.Time) (int, error) {
+			m, replies := l.loops[k], 0
+			err := m.sock.frames(func(msg []byte, now time.Time) {
+				replies++
 				switch id, isErr, ok := replyID(msg); {
-				case !ok || id != m.i+1:
+				case !ok || id != m.i+1 || replies > 1:
 					m.t.add(fmt.Errorf("mutate: unexpected reply %.100s", msg))
-					return
 				case isErr:
 					m.t.add(fmt.Errorf("mutate: %.200s", msg))
 				default:
 					m.t.add(nil)
 					m.latency = append(m.latency, int64(now.Sub(m.sent)))
 				}
-				m.i++
-				send(m)
-			})
-			if err != nil && !m.done {
-				m.t.add(fmt.Errorf("mutate: no reply: %w", err))
-				m.done = true
-			}
-		})
-		if err != nil {
-			return nil, err
-		}
-		open = 0
-		for _, m := range l.loops {
-			if !m.done {
-				open++
-			}
-		}
+			}, now)
+			m.i += replies
+			return replies, err
+		},
+		fail: func(k int, err error) { l.loops[k].t.add(fmt.Errorf("mutate: %w", err)) },
+	}
+	end := start.Add(l.job.Duration)
+	if err := loops.run(ctx, start, end, end.Add(callTimeout)); err != nil {
+		return report{Phase: "done", Errors: 1, FirstErr: err.Error()}
 	}
 	rs := make([]report, len(l.loops))
 	for k, m := range l.loops {
-		if !m.done {
-			m.t.add(errors.New("mutate: no reply before the deadline"))
-		}
 		rs[k] = m.t.report("done")
 		rs[k].Latency = m.latency
 	}
-	return rs, nil
+	sum := total(rs)
+	sum.Phase, sum.Elapsed = "done", time.Since(start)
+	return sum
 }
 
 // request appends loop g's i-th request to buf.

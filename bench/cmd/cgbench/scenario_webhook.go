@@ -1,21 +1,21 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/circlegate/circlegate/client"
@@ -172,100 +172,117 @@ func sumLedgers(ctx context.Context, owner *client.Client, contexts []string) (i
 // webhookLoad is the worker side of webhook: Loops closed loops, each with its own
 // keep-alive connection, posting signed Stripe events with ids unique to the run.
 // Loop k of worker w is loop g = k*Workers + w of L in all; its i-th event has type
-// EventTypes[(g + i*L) mod len(EventTypes)].
+// EventTypes[(g + i*L) mod len(EventTypes)]. Like mutate's, the loops run from one
+// thread with epoll (epoll.go), writing HTTP/1.1 requests and parsing the replies by
+// hand: net/http's client costs more CPU per request than the gateway's verification.
 type webhookLoad struct {
-	job    job
-	client *http.Client
-	runID  string
+	job   job
+	runID string
+	host  string // of the URL, for the Host header
+	path  string
+	loops []*webhookLoop
+}
+
+// webhookLoop is one connection's closed loop.
+type webhookLoop struct {
+	sock    *rawSocket
+	g       int // the loop's number among all workers' loops
+	i       int // the event outstanding (0-based)
+	sent    time.Time
+	latency []int64
+	t       tally
 }
 
 func (l *webhookLoad) prepare(ctx context.Context) report {
-	nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(l.job.LocalIP)}, Timeout: 10 * time.Second}
-	l.client = &http.Client{
-		Timeout: callTimeout + 10*time.Second,
-		Transport: &http.Transport{
-			DialContext:         nd.DialContext,
-			MaxIdleConns:        l.job.Loops,
-			MaxIdleConnsPerHost: l.job.Loops,
-			IdleConnTimeout:     time.Minute,
-			DisableCompression:  true,
-		},
+	u, err := url.Parse(l.job.URL)
+	if err != nil {
+		return report{Phase: "ready", Errors: 1, FirstErr: err.Error()}
 	}
+	l.host, l.path = u.Host, u.RequestURI()
 	l.runID = strconv.FormatInt(time.Now().UnixNano(), 36)
-	return report{Phase: "ready", OK: l.job.Loops}
+	nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(l.job.LocalIP)}, Timeout: 10 * time.Second}
+	var t tally
+	for k := range l.job.Loops {
+		c, err := nd.DialContext(ctx, "tcp", l.host)
+		var sock *rawSocket
+		if err == nil {
+			sock, err = detachConn(c)
+		}
+		t.add(err)
+		if err != nil {
+			break
+		}
+		l.loops = append(l.loops, &webhookLoop{sock: sock, g: k*l.job.Workers + l.job.Index, latency: make([]int64, 0, 4096)})
+	}
+	return t.report("ready")
 }
 
 func (l *webhookLoad) run(ctx context.Context, start time.Time) report {
-	if err := sleep(ctx, time.Until(start)); err != nil {
-		return report{Phase: "done", Errors: 1, FirstErr: err.Error()}
+	loops := l.job.Loops * l.job.Workers
+	socks := make([]*rawSocket, len(l.loops))
+	for k, w := range l.loops {
+		socks[k] = w.sock
+	}
+	var req []byte
+	driver := closedLoops{
+		socks: socks,
+		send: func(k int) error {
+			w := l.loops[k]
+			w.sent = time.Now()
+			req = l.request(req[:0], w.g, w.i, loops, w.sent)
+			return w.sock.write(req)
+		},
+		receive: func(k int, now time.Time) (int, error) {
+			w := l.loops[k]
+			status, body, size, ok, err := parseResponse(w.sock.in)
+			if err != nil || !ok {
+				return 0, err
+			}
+			var r struct {
+				Outcome string `json:"outcome"`
+			}
+			if status != http.StatusOK || json.Unmarshal(body, &r) != nil || r.Outcome != "applied" {
+				w.t.add(fmt.Errorf("webhook: %d %.200s", status, body))
+			} else {
+				w.t.add(nil)
+				w.latency = append(w.latency, int64(now.Sub(w.sent)))
+			}
+			if len(w.sock.in) > size {
+				return 1, errors.New("webhook: bytes after the reply")
+			}
+			w.sock.in = w.sock.in[:0]
+			w.i++
+			return 1, nil
+		},
+		fail: func(k int, err error) { l.loops[k].t.add(fmt.Errorf("webhook: %w", err)) },
 	}
 	end := start.Add(l.job.Duration)
-	loops := l.job.Loops * l.job.Workers
-	rs := make([]report, l.job.Loops)
-	var wg sync.WaitGroup
-	for k := range l.job.Loops {
-		wg.Go(func() { rs[k] = l.loop(ctx, k*l.job.Workers+l.job.Index, loops, end) })
+	if err := driver.run(ctx, start, end, end.Add(callTimeout)); err != nil {
+		return report{Phase: "done", Errors: 1, FirstErr: err.Error()}
 	}
-	wg.Wait()
+	rs := make([]report, len(l.loops))
+	for k, w := range l.loops {
+		rs[k] = w.t.report("done")
+		rs[k].Latency = w.latency
+	}
 	sum := total(rs)
 	sum.Phase, sum.Elapsed = "done", time.Since(start)
 	return sum
 }
 
-// loop posts loop g's events until end and reports them.
-func (l *webhookLoad) loop(ctx context.Context, g, loops int, end time.Time) report {
-	var t tally
-	latency := make([]int64, 0, 4096)
-	for i := 0; ctx.Err() == nil; i++ {
-		sent := time.Now()
-		if !sent.Before(end) {
-			break
-		}
-		typ := l.job.EventTypes[(g+i*loops)%len(l.job.EventTypes)]
-		id := fmt.Sprintf("evt_%s_%d_%d", l.runID, g, i)
-		body := fmt.Appendf(nil, `{"id":%q,"object":"event","api_version":"2020-08-27","created":%d,"type":%q,"livemode":false,"pending_webhooks":1,"data":{"object":{"id":"pi_%d_%d","object":"payment_intent","amount":2000,"currency":"eur","status":"succeeded"}}}`,
-			id, sent.Unix(), typ, g, i)
-		sig := "t=" + strconv.FormatInt(sent.Unix(), 10) + ",v1=" + hex.EncodeToString(webhook.ComputeSignature(sent, body, l.job.Secret))
-		if err := l.post(ctx, body, sig); err != nil {
-			t.add(err)
-			continue
-		}
-		t.add(nil)
-		latency = append(latency, int64(time.Since(sent)))
-	}
-	r := t.report("done")
-	r.Latency = latency
-	return r
-}
-
-// post sends one event and checks that it was applied.
-func (l *webhookLoad) post(ctx context.Context, body []byte, sig string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.job.URL, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Stripe-Signature", sig)
-	resp, err := l.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("webhook: %w", err)
-	}
-	defer resp.Body.Close()
-	reply, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	if err != nil {
-		return fmt.Errorf("webhook: read reply: %w", err)
-	}
-	var r struct {
-		Outcome string `json:"outcome"`
-	}
-	if resp.StatusCode != http.StatusOK || json.Unmarshal(reply, &r) != nil || r.Outcome != "applied" {
-		return fmt.Errorf("webhook: %d %.200s", resp.StatusCode, reply)
-	}
-	return nil
+// request appends loop g's i-th event, signed at now, as an HTTP request to buf.
+func (l *webhookLoad) request(buf []byte, g, i, loops int, now time.Time) []byte {
+	typ := l.job.EventTypes[(g+i*loops)%len(l.job.EventTypes)]
+	id := fmt.Sprintf("evt_%s_%d_%d", l.runID, g, i)
+	body := fmt.Appendf(nil, `{"id":%q,"object":"event","api_version":"2020-08-27","created":%d,"type":%q,"livemode":false,"pending_webhooks":1,"data":{"object":{"id":"pi_%d_%d","object":"payment_intent","amount":2000,"currency":"eur","status":"succeeded"}}}`,
+		id, now.Unix(), typ, g, i)
+	buf = fmt.Appendf(buf, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nStripe-Signature: t=%d,v1=%s\r\nContent-Length: %d\r\n\r\n",
+		l.path, l.host, now.Unix(), hex.EncodeToString(webhook.ComputeSignature(now, body, l.job.Secret)), len(body))
+	return append(buf, body...)
 }
 
 func (l *webhookLoad) close() {
-	if l.client != nil {
-		l.client.CloseIdleConnections()
+	for _, w := range l.loops {
+		_ = syscall.Close(w.sock.fd)
 	}
 }
