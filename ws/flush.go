@@ -84,7 +84,7 @@ func (f *flusher) run(ctx context.Context) {
 func (o *outbox) flush(f *flusher) {
 	o.mu.Lock()
 	o.dirty = false
-	if o.writing || o.closed || len(o.queue) == 0 {
+	if o.writing || o.closed || o.bytes == 0 {
 		o.mu.Unlock() // a writer goroutine has it, or nothing is left
 		return
 	}
@@ -138,7 +138,7 @@ func (o *outbox) finishBatch(batch, rest [][]byte, count int) {
 func (o *outbox) release() {
 	o.mu.Lock()
 	o.writing = false
-	if len(o.queue) > 0 && !o.closed {
+	if o.bytes > 0 && !o.closed {
 		o.markLocked()
 	}
 	o.mu.Unlock()

@@ -14,24 +14,31 @@ import (
 // in a shared chunk (arena.go), so a subscriber's run of queued events becomes one
 // piece that grows in place. Replies go out at once on the goroutine that made them;
 // events wait for the next sweep of a flusher (flush.go).
+//
+// What a delivery touches comes first, in one cache line (a session starts with its
+// outbox): at 1,000,000 deliveries/s to 10,000 subscribers, each delivery finds its
+// subscriber's state out of cache.
 type outbox struct {
-	hub   *Hub
-	id    uint64
-	net   net.Conn
-	raw   syscall.RawConn // for non-blocking writes on plain TCP; nil on TLS
-	fail  func(Disconnect)
-	wmu   sync.Mutex // held while writing to net
 	mu    sync.Mutex
-	queue [][]byte // frames, or runs of adjacent frames; shared, never modified
-	spare [][]byte // an emptied queue, to reuse
-	bytes int      // in queue
-	count int      // frames in queue
+	bytes int // queued
+	count int // frames queued
+	limit int // outbound_queue_bytes
 	// writing: a writer (a goroutine, or a sweep) owns the queue.
 	writing, dirty, closed bool
+	tail                   []byte   // the queue's last piece, where a run of adjacent frames grows
+	queue                  [][]byte // the pieces before tail; shared frames, never modified
+	spare                  [][]byte // an emptied queue, to reuse
+
+	hub  *Hub
+	id   uint64
+	net  net.Conn
+	raw  syscall.RawConn // for non-blocking writes on plain TCP; nil on TLS
+	fail func(Disconnect)
+	wmu  sync.Mutex // held while writing to net
 }
 
 func (o *outbox) init(h *Hub, id uint64, c net.Conn, fail func(Disconnect)) {
-	o.hub, o.id, o.net, o.fail = h, id, c, fail
+	o.hub, o.id, o.net, o.fail, o.limit = h, id, c, fail, h.cfg.OutboundQueueBytes
 	if tc, ok := c.(*net.TCPConn); ok {
 		o.raw, _ = tc.SyscallConn()
 	}
@@ -51,7 +58,7 @@ func (o *outbox) push(header, payload []byte, urgent bool) (startWriter, ok bool
 		o.mu.Unlock()
 		return false, false
 	}
-	full := o.bytes+n > o.hub.cfg.OutboundQueueBytes
+	full := o.bytes+n > o.limit
 	if full && o.writing {
 		o.mu.Unlock()
 		o.fail(DisconnectSlow)
@@ -79,17 +86,24 @@ func (o *outbox) push(header, payload []byte, urgent bool) (startWriter, ok bool
 // piece ends within the same allocation (the next event's frame in an arena chunk);
 // o.mu is held.
 func (o *outbox) add(b []byte) {
-	if k := len(o.queue); k > 0 {
-		last := o.queue[k-1]
-		if n := len(last); len(b) <= cap(last)-n && &last[:n+1][n] == &b[0] {
-			o.queue[k-1] = last[:n+len(b)]
-			return
-		}
+	t := o.tail
+	if n := len(t); n > 0 && len(b) <= cap(t)-n && &t[:n+1][n] == &b[0] {
+		o.tail = t[:n+len(b)]
+		return
+	}
+	o.settle()
+	o.tail = b
+}
+
+// settle moves the tail into the queue; o.mu is held.
+func (o *outbox) settle() {
+	if o.tail == nil {
+		return
 	}
 	if o.queue == nil {
 		o.queue, o.spare = o.spare, nil
 	}
-	o.queue = append(o.queue, b)
+	o.queue, o.tail = append(o.queue, o.tail), nil
 }
 
 // hold keeps the sweeps off the queue (as if a write were in progress) until
@@ -106,6 +120,7 @@ func (o *outbox) hold() {
 func (o *outbox) releaseFront(b []byte) {
 	o.mu.Lock()
 	if !o.closed {
+		o.settle()
 		o.queue = append([][]byte{b}, o.queue...)
 		o.bytes += len(b)
 		o.count++
@@ -117,12 +132,13 @@ func (o *outbox) releaseFront(b []byte) {
 // shut drops the queue; later pushes fail.
 func (o *outbox) shut() {
 	o.mu.Lock()
-	o.closed, o.queue, o.spare, o.bytes = true, nil, nil, 0
+	o.closed, o.tail, o.queue, o.spare, o.bytes = true, nil, nil, nil, 0
 	o.mu.Unlock()
 }
 
 // take removes the queue for writing; o.mu is held.
 func (o *outbox) take() ([][]byte, int) {
+	o.settle()
 	batch, count := o.queue, o.count
 	o.queue, o.bytes, o.count = nil, 0, 0
 	return batch, count
@@ -153,7 +169,7 @@ func (o *outbox) write() {
 		// The write lock is taken only when there is something to write, so that a
 		// close frame (written only if the lock is free) is not lost to this check.
 		o.mu.Lock()
-		if o.closed || len(o.queue) == 0 {
+		if o.closed || o.bytes == 0 {
 			o.writing = false
 			o.mu.Unlock()
 			return

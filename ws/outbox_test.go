@@ -21,15 +21,17 @@ func TestOutboxJoinsAdjacentFrames(t *testing.T) {
 		p := fmt.Sprintf("event %d", i)
 		return a.fill(len(p), func(b []byte) []byte { return append(b, p...) })
 	}
-	o := &outbox{hub: h, dirty: true} // dirty: no sweep comes to this outbox without a connection
+	o := &outbox{}
+	o.init(h, 1, nil, func(d Disconnect) { t.Errorf("outbox failed: %s", d.Reason) })
+	o.dirty = true // no sweep comes to this outbox, which has no connection
 	var want []byte
 	for i := range 5 {
 		f := frame(i)
 		o.push(f, nil, false)
 		want = append(want, f...)
 	}
-	if len(o.queue) != 1 {
-		t.Fatalf("5 adjacent frames queued as %d pieces, want 1", len(o.queue))
+	if got := pieces(o); len(got) != 1 {
+		t.Fatalf("5 adjacent frames queued as %d pieces, want 1", len(got))
 	}
 	header, payload := []byte("re"), []byte("ply") // two allocations of their own
 	o.push(header, payload, false)
@@ -37,15 +39,23 @@ func TestOutboxJoinsAdjacentFrames(t *testing.T) {
 	f := frame(5)
 	o.push(f, nil, false)
 	want = append(want, f...)
-	if len(o.queue) != 4 {
-		t.Errorf("%d pieces, want 4: the run of events, the reply's header and payload, the next event", len(o.queue))
+	if got := pieces(o); len(got) != 4 {
+		t.Errorf("%d pieces, want 4: the run of events, the reply's header and payload, the next event", len(got))
 	}
-	if got := bytes.Join(o.queue, nil); !bytes.Equal(got, want) {
+	if got := bytes.Join(pieces(o), nil); !bytes.Equal(got, want) {
 		t.Errorf("queue holds %q, want %q", got, want)
 	}
 	if o.bytes != len(want) || o.count != 7 {
 		t.Errorf("queue counts %d bytes and %d frames, want %d and 7", o.bytes, o.count, len(want))
 	}
+}
+
+func pieces(o *outbox) [][]byte {
+	p := append([][]byte(nil), o.queue...)
+	if o.tail != nil {
+		p = append(p, o.tail)
+	}
+	return p
 }
 
 // TestArenaFramesStayApart checks that frames of an arena never share bytes, also

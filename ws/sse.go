@@ -39,12 +39,12 @@ var sseRecords arena
 // frames (the stream ends when the connection closes: no chunking). The handler's
 // goroutine then only waits for the client to go.
 type stream struct {
+	out       outbox // first: its hot fields start the stream's first cache line
 	id        string
 	hub       *Hub
 	principal *tenant.Principal
 	subs      *events.Subscriptions
 	conn      net.Conn
-	out       outbox
 
 	mu        sync.Mutex
 	closed    bool

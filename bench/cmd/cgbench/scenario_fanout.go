@@ -43,7 +43,7 @@ func runFanout(ctx context.Context, e *env) (result, error)    { return fanout(c
 func runFanoutSSE(ctx context.Context, e *env) (result, error) { return fanout(ctx, e, "sse") }
 
 func fanout(ctx context.Context, e *env, transport string) (result, error) {
-	gw, err := startGateway(ctx, e, gatewayConfig{MaxConnections: e.fanoutSubscribers + 100})
+	gw, err := startGateway(ctx, e, gatewayConfig{MaxConnections: e.fanoutSubscribers + 100, EventWriteInterval: e.eventWriteInterval})
 	if err != nil {
 		return result{}, err
 	}
