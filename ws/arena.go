@@ -40,7 +40,7 @@ func (a *arena) alloc(n int) []byte {
 // the frame it made is returned as is, outside the arena.)
 func (a *arena) fill(n int, write func([]byte) []byte) []byte {
 	b := a.alloc(n)
-	if w := write(b[:0:n]); len(w) != n || &w[0] != &b[0] {
+	if w := write(b[:0:n]); len(w) != n || n == 0 || &w[0] != &b[0] {
 		return w
 	}
 	return b

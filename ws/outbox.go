@@ -86,6 +86,9 @@ func (o *outbox) push(header, payload []byte, urgent bool) (startWriter, ok bool
 // piece ends within the same allocation (the next event's frame in an arena chunk);
 // o.mu is held.
 func (o *outbox) add(b []byte) {
+	if len(b) == 0 {
+		return
+	}
 	t := o.tail
 	if n := len(t); n > 0 && len(b) <= cap(t)-n && &t[:n+1][n] == &b[0] {
 		o.tail = t[:n+len(b)]

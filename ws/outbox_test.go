@@ -35,6 +35,7 @@ func TestOutboxJoinsAdjacentFrames(t *testing.T) {
 	}
 	header, payload := []byte("re"), []byte("ply") // two allocations of their own
 	o.push(header, payload, false)
+	o.push([]byte{}, nil, false) // nothing: no piece (but counted as a frame)
 	want = append(want, "reply"...)
 	f := frame(5)
 	o.push(f, nil, false)
@@ -45,8 +46,8 @@ func TestOutboxJoinsAdjacentFrames(t *testing.T) {
 	if got := bytes.Join(pieces(o), nil); !bytes.Equal(got, want) {
 		t.Errorf("queue holds %q, want %q", got, want)
 	}
-	if o.bytes != len(want) || o.count != 7 {
-		t.Errorf("queue counts %d bytes and %d frames, want %d and 7", o.bytes, o.count, len(want))
+	if o.bytes != len(want) || o.count != 8 {
+		t.Errorf("queue counts %d bytes and %d frames, want %d and 8", o.bytes, o.count, len(want))
 	}
 }
 
