@@ -43,21 +43,25 @@ type FeedConfig struct {
 }
 
 // Feed is one subscriber's ordered view of one context.
+//
+// What a live delivery touches comes first, in one cache line: fanned out to 10,000
+// subscribers, each delivery finds its feed out of cache.
 type Feed struct {
-	cfg    FeedConfig
-	ctx    context.Context
-	stop   context.CancelFunc
-	cancel func() // the bus subscription
-
 	mu       sync.Mutex
-	last     uint64     // seq of the last message passed to Out
-	live     bool       // false while reading history: messages are held
-	held     []*Message // live messages that came while reading history
-	dropped  bool       // held overflowed: read history again before going live
+	last     uint64 // seq of the last message passed to Out
+	live     bool   // false while reading history: messages are held
 	ended    bool
-	endOnce  sync.Once
-	lost     uint64 // events history no longer had when a gap was filled
+	dropped  bool                // held overflowed: read history again before going live
+	outFunc  func(*Message) bool // cfg.Out
+	held     []*Message          // live messages that came while reading history
+	lost     uint64              // events history no longer had when a gap was filled
 	replayed uint64
+
+	cfg     FeedConfig
+	ctx     context.Context
+	stop    context.CancelFunc
+	cancel  func() // the bus subscription
+	endOnce sync.Once
 }
 
 // Open subscribes to a context and returns its feed, already live or catching up
@@ -66,7 +70,7 @@ type Feed struct {
 // in which case the feed starts from the head and the client must refetch state.
 func Open(ctx context.Context, cfg FeedConfig) (*Feed, bool, error) {
 	fctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	f := &Feed{cfg: cfg, ctx: fctx, stop: stop}
+	f := &Feed{cfg: cfg, outFunc: cfg.Out, ctx: fctx, stop: stop}
 	f.cancel = cfg.Bus.Subscribe(cfg.Tenant, cfg.Context, f) // from here on, messages are held
 	head, err := cfg.HeadFunc(ctx)
 	if err != nil {
@@ -122,7 +126,7 @@ func (f *Feed) hold(m *Message) {
 
 // out passes m on; f.mu is held.
 func (f *Feed) out(m *Message) {
-	if !f.cfg.Out(m) {
+	if !f.outFunc(m) {
 		f.endLocked()
 		return
 	}

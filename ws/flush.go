@@ -2,10 +2,10 @@ package ws
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,6 +25,7 @@ type flusher struct {
 	mu       sync.Mutex
 	dirty    []*outbox
 	wake     chan struct{}
+	iov      []unix.Iovec // the sweep's writev vector, reused
 }
 
 func newFlushers(n int, interval time.Duration) []*flusher {
@@ -73,17 +74,17 @@ func (f *flusher) run(ctx context.Context) {
 		list, f.dirty = f.dirty, list[:0]
 		f.mu.Unlock()
 		for i, s := range list {
-			s.flush()
+			s.flush(f)
 			list[i] = nil
 		}
 	}
 }
 
-// flush writes what o has queued, without blocking: called by its flusher.
-func (o *outbox) flush() {
+// flush writes what o has queued, without blocking: called by its flusher f.
+func (o *outbox) flush(f *flusher) {
 	o.mu.Lock()
 	o.dirty = false
-	if o.writing || o.closed || len(o.queue) == 0 {
+	if o.writing || o.closed || o.bytes == 0 {
 		o.mu.Unlock() // a writer goroutine has it, or nothing is left
 		return
 	}
@@ -102,14 +103,16 @@ func (o *outbox) flush() {
 	o.writing = true
 	o.mu.Unlock()
 
-	rest, err := writeNonBlocking(o.raw, batch)
+	var rest [][]byte
+	var err error
+	f.iov, rest, err = writevNonBlocking(o.raw, batch, f.iov)
 	switch {
 	case err != nil:
 		o.wmu.Unlock()
 		o.fail(DisconnectWriteError)
 		return
 	case len(rest) > 0: // the socket is full: finish on a goroutine of this connection
-		go o.finishBatch(rest, count)
+		go o.finishBatch(batch, rest, count)
 		return
 	}
 	o.wmu.Unlock()
@@ -117,19 +120,17 @@ func (o *outbox) flush() {
 	o.release()
 }
 
-// finishBatch writes the rest of a batch that a sweep could not, blocking up to the
-// write timeout, then hands the outbox back to the sweeps. It holds o.wmu from the
-// sweep.
-func (o *outbox) finishBatch(rest []byte, count int) {
-	_ = o.net.SetWriteDeadline(time.Now().Add(o.hub.cfg.WriteTimeout))
-	_, err := o.net.Write(rest)
-	_ = o.net.SetWriteDeadline(time.Time{})
+// finishBatch writes rest, the tail of batch that a sweep could not write, blocking
+// up to the write timeout, then hands the outbox back to the sweeps. It holds o.wmu
+// from the sweep.
+func (o *outbox) finishBatch(batch, rest [][]byte, count int) {
+	err := o.writeBlocking(rest)
 	o.wmu.Unlock()
 	if err != nil {
 		o.fail(DisconnectWriteError)
 		return
 	}
-	o.done(nil, count) // rest is a tail of the batch: its buffer is not reused
+	o.done(batch, count)
 	o.release()
 }
 
@@ -137,7 +138,7 @@ func (o *outbox) finishBatch(rest []byte, count int) {
 func (o *outbox) release() {
 	o.mu.Lock()
 	o.writing = false
-	if len(o.queue) > 0 && !o.closed {
+	if o.bytes > 0 && !o.closed {
 		o.markLocked()
 	}
 	o.mu.Unlock()
@@ -151,32 +152,56 @@ func (o *outbox) markLocked() {
 	}
 }
 
-// writeNonBlocking writes b to the socket until it would block, and returns what
-// is left.
-func writeNonBlocking(rc syscall.RawConn, b []byte) ([]byte, error) {
+// maxIovec is the most pieces one writev takes (IOV_MAX).
+const maxIovec = 1024
+
+// writevNonBlocking writes pieces to the socket until it would block, and returns
+// what is left (a tail of pieces, the first one cut where the write stopped). iov is
+// scratch space, returned for reuse.
+func writevNonBlocking(rc syscall.RawConn, pieces [][]byte, iov []unix.Iovec) ([]unix.Iovec, [][]byte, error) {
 	var werr error
 	err := rc.Write(func(fd uintptr) bool {
-		for len(b) > 0 {
-			n, err := unix.Write(int(fd), b)
-			if n > 0 {
-				b = b[n:]
+		for len(pieces) > 0 {
+			iov = iov[:0]
+			for _, p := range pieces[:min(len(pieces), maxIovec)] {
+				v := unix.Iovec{Base: unsafe.SliceData(p)}
+				v.SetLen(len(p))
+				iov = append(iov, v)
 			}
+			// A raw system call: a non-blocking write does not need the scheduler's
+			// hand-off around it.
+			r, _, errno := unix.RawSyscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(unsafe.SliceData(iov))), uintptr(len(iov)))
 			switch {
-			case errors.Is(err, unix.EINTR):
+			case errno == unix.EINTR:
 				continue
-			case errors.Is(err, unix.EAGAIN):
+			case errno == unix.EAGAIN:
 				return true
-			case err != nil:
-				werr = err
+			case errno != 0:
+				werr = errno
 				return true
-			case n == 0:
+			case r == 0:
 				return true
 			}
+			pieces = advance(pieces, int(r))
 		}
 		return true
 	})
+	clear(iov) // no references to the frames stay behind
 	if werr != nil {
-		return b, werr
+		return iov, pieces, werr
 	}
-	return b, err
+	return iov, pieces, err
+}
+
+// advance drops the first n bytes of pieces.
+func advance(pieces [][]byte, n int) [][]byte {
+	for n > 0 && len(pieces) > 0 {
+		if n < len(pieces[0]) {
+			pieces[0] = pieces[0][n:]
+			return pieces
+		}
+		n -= len(pieces[0])
+		pieces = pieces[1:]
+	}
+	return pieces
 }

@@ -39,11 +39,26 @@ func frame(op byte, payload []byte) []byte {
 }
 
 // eventFrame is an event as a JSON-RPC notification in one text frame, made once per
-// event for every WebSocket subscriber.
+// event for every WebSocket subscriber, in eventFrames.
 var eventFrame = events.NewEncoding(func(m *events.Message) []byte {
 	const pre, post = `{"jsonrpc":"2.0","method":"event","params":`, `}`
 	ev := m.JSON()
 	n := len(pre) + len(ev) + len(post)
-	b := appendHeader(make([]byte, 0, n+10), opText, n)
-	return append(append(append(b, pre...), ev...), post...)
+	return eventFrames.fill(headerLen(n)+n, func(b []byte) []byte {
+		b = appendHeader(b, opText, n)
+		return append(append(append(b, pre...), ev...), post...)
+	})
 })
+
+var eventFrames arena
+
+// headerLen is the size of the header of a server frame with an n-byte payload.
+func headerLen(n int) int {
+	switch {
+	case n < 126:
+		return 2
+	case n <= 0xFFFF:
+		return 4
+	}
+	return 10
+}

@@ -8,39 +8,49 @@ import (
 )
 
 // outbox is the write side of one connection, WebSocket session or SSE stream: a
-// bounded buffer of whole frames, written with one system call per batch. Frames are
-// copied in (an event's frame is encoded once and copied into each subscriber's
-// buffer: a memmove, far cheaper than the vectored write's per-buffer setup). Replies
-// go out at once on the goroutine that made them; events wait for the next sweep of
-// a flusher (flush.go).
+// bounded queue of whole frames, written with one vectored system call per batch.
+// Frames are queued by reference, never copied: an event's frame is encoded once for
+// every subscriber (frame.go), and the frames of consecutive events lie back to back
+// in a shared chunk (arena.go), so a subscriber's run of queued events becomes one
+// piece that grows in place. Replies go out at once on the goroutine that made them;
+// events wait for the next sweep of a flusher (flush.go).
+//
+// What a delivery touches comes first, in one cache line (a session starts with its
+// outbox): at 1,000,000 deliveries/s to 10,000 subscribers, each delivery finds its
+// subscriber's state out of cache.
 type outbox struct {
-	hub   *Hub
-	id    uint64
-	net   net.Conn
-	raw   syscall.RawConn // for non-blocking writes on plain TCP; nil on TLS
-	fail  func(Disconnect)
-	wmu   sync.Mutex // held while writing to net
 	mu    sync.Mutex
-	queue []byte // whole frames; from bufPool, back to it once written
-	count int    // frames in queue
+	bytes int // queued
+	count int // frames queued
+	limit int // outbound_queue_bytes
 	// writing: a writer (a goroutine, or a sweep) owns the queue.
 	writing, dirty, closed bool
+	tail                   []byte   // the queue's last piece, where a run of adjacent frames grows
+	queue                  [][]byte // the pieces before tail; shared frames, never modified
+	spare                  [][]byte // an emptied queue, to reuse
+
+	hub  *Hub
+	id   uint64
+	net  net.Conn
+	raw  syscall.RawConn // for non-blocking writes on plain TCP; nil on TLS
+	fail func(Disconnect)
+	wmu  sync.Mutex // held while writing to net
 }
 
 func (o *outbox) init(h *Hub, id uint64, c net.Conn, fail func(Disconnect)) {
-	o.hub, o.id, o.net, o.fail = h, id, c, fail
+	o.hub, o.id, o.net, o.fail, o.limit = h, id, c, fail, h.cfg.OutboundQueueBytes
 	if tc, ok := c.(*net.TCPConn); ok {
 		o.raw, _ = tc.SyscallConn()
 	}
 }
 
 // push queues a frame (a header and its payload, or a whole frame with a nil
-// payload). An urgent frame (a reply, a pong) reports startWriter when the caller
-// must become (or start) the writer; events are left to the sweeps, unless they
-// fill the queue before the next sweep, which then starts a writer at once. ok is
-// false once the outbox is shut, or when the queue passes its bound while a write
-// is already in progress (the peer does not read fast enough): the connection is
-// then closed as slow.
+// payload), by reference: the caller must not modify it afterwards. An urgent frame
+// (a reply, a pong) reports startWriter when the caller must become (or start) the
+// writer; events are left to the sweeps, unless they fill the queue before the next
+// sweep, which then starts a writer at once. ok is false once the outbox is shut, or
+// when the queue passes its bound while a write is already in progress (the peer
+// does not read fast enough): the connection is then closed as slow.
 func (o *outbox) push(header, payload []byte, urgent bool) (startWriter, ok bool) {
 	n := len(header) + len(payload)
 	o.mu.Lock()
@@ -48,17 +58,18 @@ func (o *outbox) push(header, payload []byte, urgent bool) (startWriter, ok bool
 		o.mu.Unlock()
 		return false, false
 	}
-	full := len(o.queue)+n > o.hub.cfg.OutboundQueueBytes
+	full := o.bytes+n > o.limit
 	if full && o.writing {
 		o.mu.Unlock()
 		o.fail(DisconnectSlow)
 		return false, false
 	}
 	defer o.mu.Unlock()
-	if o.queue == nil {
-		o.queue = getBuf(n)
+	o.add(header)
+	if len(payload) > 0 {
+		o.add(payload)
 	}
-	o.queue = append(append(o.queue, header...), payload...)
+	o.bytes += n
 	o.count++
 	switch {
 	case o.writing: // the running writer takes it
@@ -69,6 +80,33 @@ func (o *outbox) push(header, payload []byte, urgent bool) (startWriter, ok bool
 	}
 	o.markLocked()
 	return false, true
+}
+
+// add appends b to the queue, joining it to the last piece when b starts where that
+// piece ends within the same allocation (the next event's frame in an arena chunk);
+// o.mu is held.
+func (o *outbox) add(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	t := o.tail
+	if n := len(t); n > 0 && len(b) <= cap(t)-n && &t[:n+1][n] == &b[0] {
+		o.tail = t[:n+len(b)]
+		return
+	}
+	o.settle()
+	o.tail = b
+}
+
+// settle moves the tail into the queue; o.mu is held.
+func (o *outbox) settle() {
+	if o.tail == nil {
+		return
+	}
+	if o.queue == nil {
+		o.queue, o.spare = o.spare, nil
+	}
+	o.queue, o.tail = append(o.queue, o.tail), nil
 }
 
 // hold keeps the sweeps off the queue (as if a write were in progress) until
@@ -85,9 +123,9 @@ func (o *outbox) hold() {
 func (o *outbox) releaseFront(b []byte) {
 	o.mu.Lock()
 	if !o.closed {
-		q := append(append(getBuf(len(b)+len(o.queue)), b...), o.queue...)
-		putBuf(o.queue)
-		o.queue = q
+		o.settle()
+		o.queue = append([][]byte{b}, o.queue...)
+		o.bytes += len(b)
 		o.count++
 	}
 	o.mu.Unlock()
@@ -97,46 +135,35 @@ func (o *outbox) releaseFront(b []byte) {
 // shut drops the queue; later pushes fail.
 func (o *outbox) shut() {
 	o.mu.Lock()
-	o.closed, o.queue = true, nil
+	o.closed, o.tail, o.queue, o.spare, o.bytes = true, nil, nil, nil, 0
 	o.mu.Unlock()
 }
 
 // take removes the queue for writing; o.mu is held.
-func (o *outbox) take() ([]byte, int) {
+func (o *outbox) take() ([][]byte, int) {
+	o.settle()
 	batch, count := o.queue, o.count
-	o.queue, o.count = nil, 0
+	o.queue, o.bytes, o.count = nil, 0, 0
 	return batch, count
 }
 
-// done counts a written batch and gives its buffer back.
-func (o *outbox) done(batch []byte, count int) {
+// done counts a written batch and keeps its slice for the next queue.
+func (o *outbox) done(batch [][]byte, count int) {
 	o.hub.metrics.sent.Add(float64(count))
 	o.hub.metrics.writes.Inc()
-	putBuf(batch)
-}
-
-// Queue buffers are shared through a pool, so an idle connection holds none and a
-// busy one does not grow a fresh buffer for every batch.
-var bufPool sync.Pool
-
-const (
-	minBuf = 4 << 10   // the smallest buffer handed out
-	maxBuf = 256 << 10 // larger buffers are left to the garbage collector
-)
-
-func getBuf(n int) []byte {
-	if p, ok := bufPool.Get().(*[]byte); ok && cap(*p) >= n {
-		return (*p)[:0]
+	if cap(batch) > maxSpare {
+		return
 	}
-	return make([]byte, 0, max(n, minBuf))
+	clear(batch[:cap(batch)]) // drop the references to the frames
+	o.mu.Lock()
+	if o.spare == nil && !o.closed {
+		o.spare = batch[:0]
+	}
+	o.mu.Unlock()
 }
 
-func putBuf(b []byte) {
-	if c := cap(b); c >= minBuf && c <= maxBuf {
-		b = b[:0]
-		bufPool.Put(&b)
-	}
-}
+// maxSpare bounds the queue slice an outbox keeps between batches.
+const maxSpare = 64
 
 // write drains the queue with blocking writes, then returns; whoever next finds no
 // writer running becomes the writer (or leaves the rest to the sweeps).
@@ -145,7 +172,7 @@ func (o *outbox) write() {
 		// The write lock is taken only when there is something to write, so that a
 		// close frame (written only if the lock is free) is not lost to this check.
 		o.mu.Lock()
-		if o.closed || len(o.queue) == 0 {
+		if o.closed || o.bytes == 0 {
 			o.writing = false
 			o.mu.Unlock()
 			return
@@ -155,9 +182,7 @@ func (o *outbox) write() {
 		o.mu.Lock()
 		batch, count := o.take()
 		o.mu.Unlock()
-		_ = o.net.SetWriteDeadline(time.Now().Add(o.hub.cfg.WriteTimeout))
-		_, err := o.net.Write(batch)
-		_ = o.net.SetWriteDeadline(time.Time{}) // the sweeps' writes have none
+		err := o.writeBlocking(batch)
 		o.wmu.Unlock()
 		if err != nil {
 			o.fail(DisconnectWriteError)
@@ -165,6 +190,28 @@ func (o *outbox) write() {
 		}
 		o.done(batch, count)
 	}
+}
+
+// writeBlocking writes pieces within the write timeout; o.wmu is held. On TCP they
+// leave with writev; on TLS they are joined first, so that they make few records.
+func (o *outbox) writeBlocking(pieces [][]byte) error {
+	_ = o.net.SetWriteDeadline(time.Now().Add(o.hub.cfg.WriteTimeout))
+	defer o.net.SetWriteDeadline(time.Time{}) // the sweeps' writes have none
+	if o.raw != nil {
+		bufs := net.Buffers(pieces) // WriteTo consumes a copy of the slice header
+		_, err := bufs.WriteTo(o.net)
+		return err
+	}
+	var n int
+	for _, p := range pieces {
+		n += len(p)
+	}
+	joined := make([]byte, 0, n)
+	for _, p := range pieces {
+		joined = append(joined, p...)
+	}
+	_, err := o.net.Write(joined)
+	return err
 }
 
 // writeNow writes one frame at once under the write lock, ahead of the queue (pings,

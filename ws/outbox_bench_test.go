@@ -70,7 +70,7 @@ func benchFanout(b *testing.B, subs int) {
 	for _, o := range outs { // wait until everything is written
 		for {
 			o.mu.Lock()
-			idle := len(o.queue) == 0 && !o.writing
+			idle := o.bytes == 0 && !o.writing
 			o.mu.Unlock()
 			if idle {
 				break

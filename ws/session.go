@@ -17,10 +17,10 @@ import (
 // session is one WebSocket connection. Its reader goroutine lives as long as the
 // connection; its writer goroutine exists only while frames are queued.
 type session struct {
+	out    outbox // first: its hot fields start the session's first cache line
 	id     uint64
 	hub    *Hub
 	conn   *websocket.Conn // reads; writes go through out (frame.go)
-	out    outbox
 	peer   *rpc.Peer
 	ctx    context.Context
 	cancel context.CancelFunc

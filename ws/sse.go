@@ -22,28 +22,29 @@ import (
 // one way: the client changes its subscriptions with POST /<tenant>/sse/subscription
 // naming the stream's connection id. They count against the same connection limits.
 
-// sseRecord is an event as one SSE record, made once per event for every stream.
+// sseRecord is an event as one SSE record, made once per event for every stream, in
+// sseRecords.
 var sseRecord = events.NewEncoding(func(m *events.Message) []byte {
-	ev := m.JSON()
-	b := make([]byte, 0, len(ev)+len(m.Event.ContextID)+48)
-	b = append(b, "id: "...)
-	b = append(b, m.ID()...)
-	b = append(b, "\nevent: message\ndata: "...)
-	b = append(b, ev...)
-	return append(b, "\n\n"...)
+	const pre, mid, post = "id: ", "\nevent: message\ndata: ", "\n\n"
+	ev, id := m.JSON(), m.ID()
+	return sseRecords.fill(len(pre)+len(id)+len(mid)+len(ev)+len(post), func(b []byte) []byte {
+		return append(append(append(append(append(b, pre...), id...), mid...), ev...), post...)
+	})
 })
+
+var sseRecords arena
 
 // stream is one open SSE connection. Its handler hijacks the connection and writes
 // the response head itself, so that records go through an outbox like a session's
 // frames (the stream ends when the connection closes: no chunking). The handler's
 // goroutine then only waits for the client to go.
 type stream struct {
+	out       outbox // first: its hot fields start the stream's first cache line
 	id        string
 	hub       *Hub
 	principal *tenant.Principal
 	subs      *events.Subscriptions
 	conn      net.Conn
-	out       outbox
 
 	mu        sync.Mutex
 	closed    bool

@@ -37,6 +37,8 @@ type gatewayConfig struct {
 	Redis string
 	// Workers is [execution] workers (0: the default).
 	Workers int
+	// EventWriteInterval, if set, is [sessions] event_write_interval.
+	EventWriteInterval time.Duration
 }
 
 // gateway is a circlegate subprocess serving one tenant on a free loopback port, with
@@ -111,11 +113,11 @@ level = "warn"
 max_connections = %d
 ping_interval = "25s"
 auth_timeout = "30s"
-
+%s
 [[tenants]]
 pubkey = %q
 name = "bench"
-`, g.addr, filepath.Join(g.dir, "data"), cfg.MaxConnections, g.tenant) + webhookSecretTOML(cfg.StripeSecret) + fleetTOML(cfg)
+`, g.addr, filepath.Join(g.dir, "data"), cfg.MaxConnections, eventWriteTOML(cfg.EventWriteInterval), g.tenant) + webhookSecretTOML(cfg.StripeSecret) + fleetTOML(cfg)
 }
 
 // fleetTOML is the [execution] and [redis] sections of a fleet node, if any. TOML
@@ -125,6 +127,13 @@ func fleetTOML(cfg gatewayConfig) string {
 		return ""
 	}
 	return fmt.Sprintf("\n[execution]\nworkers = %d\n\n[redis]\nurl = %q\n", cfg.Workers, cfg.Redis)
+}
+
+func eventWriteTOML(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return fmt.Sprintf("event_write_interval = %q\n", d.String())
 }
 
 func webhookSecretTOML(secret string) string {

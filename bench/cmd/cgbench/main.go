@@ -49,23 +49,24 @@ func main() {
 
 // env is what every scenario gets: the options and a progress log.
 type env struct {
-	gateway           string
-	idleSessions      int
-	idleSit           time.Duration // how long sessions sit idle before RSS is sampled
-	handshakeLoops    int
-	whoamiRate        float64       // requests per second, all sessions together
-	duration          time.Duration // of the handshake, whoami, mutate and query loads
-	appDir            string        // where counter.wasm is
-	mutateContexts    int           // contexts the mutate loops go round
-	mutateLoops       int           // concurrent mutate loops, one session each
-	queryContexts     int           // contexts the query load goes round
-	fanoutSubscribers int           // subscribers of the fan-out scenarios
-	webhookContexts   int           // ledger contexts (one route each) the webhook load goes round
-	webhookLoops      int           // concurrent webhook HTTP clients, one connection each
-	fleetLoops        int           // closed mutate loops of fleet-mutate
-	failoverKills     int           // worker kills of fleet-failover
-	fleetApp          string        // the counter app of the fleet scenarios: counter or watcounter
-	counterApp        string        // the counter app setupCounter installs; empty: counter
+	gateway            string
+	idleSessions       int
+	idleSit            time.Duration // how long sessions sit idle before RSS is sampled
+	handshakeLoops     int
+	whoamiRate         float64       // requests per second, all sessions together
+	duration           time.Duration // of the handshake, whoami, mutate and query loads
+	appDir             string        // where counter.wasm is
+	mutateContexts     int           // contexts the mutate loops go round
+	mutateLoops        int           // concurrent mutate loops, one session each
+	queryContexts      int           // contexts the query load goes round
+	fanoutSubscribers  int           // subscribers of the fan-out scenarios
+	eventWriteInterval time.Duration // the gateway's event_write_interval, if set
+	webhookContexts    int           // ledger contexts (one route each) the webhook load goes round
+	webhookLoops       int           // concurrent webhook HTTP clients, one connection each
+	fleetLoops         int           // closed mutate loops of fleet-mutate
+	failoverKills      int           // worker kills of fleet-failover
+	fleetApp           string        // the counter app of the fleet scenarios: counter or watcounter
+	counterApp         string        // the counter app setupCounter installs; empty: counter
 	// gatewayCPUs and loadCPUs, when set, are the CPU lists (taskset -c) the gateway
 	// and the load generators are confined to.
 	gatewayCPUs, loadCPUs string
@@ -165,6 +166,7 @@ func parseFlags(args []string, stderr io.Writer) (*env, []scenario, error) {
 	fs.IntVar(&e.idleSessions, "sessions", 19000, "idle sessions to open")
 	fs.IntVar(&e.handshakeLoops, "loops", 64, "concurrent handshake loops")
 	fs.IntVar(&e.fanoutSubscribers, "subscribers", fanoutSubscribers, "subscribers of the fan-out scenarios")
+	fs.DurationVar(&e.eventWriteInterval, "event-write-interval", 0, "the gateway's [sessions] event_write_interval in the fan-out scenarios (0: its default)")
 	fs.Float64Var(&e.whoamiRate, "rate", 10000, "whoami and query requests per second offered, all sessions together")
 	pin := fs.Bool("pin", false, "run the gateway on CPU 0 and the load generators on the other CPUs (needs taskset)")
 	if err := fs.Parse(args); err != nil {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,10 +24,11 @@ import (
 // The fan-out scenarios put fanoutSubscribers subscribers on one public counter
 // context, over WebSocket (fanout) or SSE (fanout-sse), and offer fanoutRate mutations
 // per second to it from the parent: each commit is one StateMutation event, so
-// 10,000 subscribers at 100 mutations/s ask for 1,000,000 deliveries/s. Subscribers
-// read frames raw (no JSON decoding beyond finding seq and time) so that the load
-// generators cost as little CPU as they can; delivery latency runs from the tx time
-// in the event (the job's acceptance, millisecond resolution) to the frame's arrival.
+// 10,000 subscribers at 100 mutations/s ask for 1,000,000 deliveries/s. Each worker
+// reads its subscribers' sockets raw on one goroutine (fanout_reader.go) so that the
+// load generators cost as little CPU as they can; delivery latency runs from the tx
+// time in the event (the job's acceptance, millisecond resolution) to the read that
+// brought the frame.
 const (
 	fanoutSubscribers = 10000
 	fanoutRate        = 100.0
@@ -44,7 +43,7 @@ func runFanout(ctx context.Context, e *env) (result, error)    { return fanout(c
 func runFanoutSSE(ctx context.Context, e *env) (result, error) { return fanout(ctx, e, "sse") }
 
 func fanout(ctx context.Context, e *env, transport string) (result, error) {
-	gw, err := startGateway(ctx, e, gatewayConfig{MaxConnections: e.fanoutSubscribers + 100})
+	gw, err := startGateway(ctx, e, gatewayConfig{MaxConnections: e.fanoutSubscribers + 100, EventWriteInterval: e.eventWriteInterval})
 	if err != nil {
 		return result{}, err
 	}
@@ -213,9 +212,10 @@ func driveMutations(ctx context.Context, c *client.Client, contextID string, sta
 
 // fanoutLoad is the worker side: Sessions subscribers of the job's context.
 type fanoutLoad struct {
-	job   job
-	conns []net.Conn
-	rs    []*bufio.Reader
+	job     job
+	conns   []net.Conn
+	pending [][]byte // what the SSE heads' readers buffered past the head
+	reader  *fanoutReader
 }
 
 func (l *fanoutLoad) prepare(ctx context.Context) report {
@@ -239,12 +239,24 @@ func (l *fanoutLoad) prepare(ctx context.Context) report {
 		// No event flows before the start, so gorilla's reader holds nothing unread:
 		// from here on the raw connection is read directly.
 		l.conns = append(l.conns, c.NetConn())
-		l.rs = append(l.rs, bufio.NewReaderSize(c.NetConn(), 4096))
 	}
 	r := t.report("ready")
 	if rep.Errors > 0 {
 		r.Errors, r.FirstErr = rep.Errors, rep.FirstErr
 	}
+	return l.takeOver(r, false)
+}
+
+// takeOver hands the open connections to a fanoutReader, unless preparing failed.
+func (l *fanoutLoad) takeOver(r report, sse bool) report {
+	if r.Errors > 0 {
+		return r
+	}
+	rd, err := newFanoutReader(l.conns, l.pending, sse)
+	if err != nil {
+		return report{Phase: "ready", Errors: 1, FirstErr: err.Error()}
+	}
+	l.reader = rd
 	return r
 }
 
@@ -276,10 +288,11 @@ func (l *fanoutLoad) prepareSSE(ctx context.Context) report {
 			break
 		}
 		_ = c.SetDeadline(time.Time{})
+		pending, _ := r.Peek(r.Buffered())
 		l.conns = append(l.conns, c)
-		l.rs = append(l.rs, r)
+		l.pending = append(l.pending, pending)
 	}
-	return t.report("ready")
+	return l.takeOver(t.report("ready"), true)
 }
 
 // readSSEHead reads the response head and the stream's first two records (connect
@@ -322,133 +335,16 @@ func readSSEHead(r *bufio.Reader) (*bufio.Reader, error) {
 	}
 }
 
-// subscriberStats are one subscriber's counts.
-type subscriberStats struct {
-	events, disorder int
-	latency          []int64
-}
-
 func (l *fanoutLoad) run(ctx context.Context, start time.Time) report {
-	end := start.Add(l.job.Duration)
-	sse := strings.HasSuffix(l.job.Scenario, "-sse")
-	stats := make([]subscriberStats, len(l.conns))
-	var wg sync.WaitGroup
-	for i, c := range l.conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_ = c.SetReadDeadline(end)
-			if sse {
-				readSSE(l.rs[i], &stats[i])
-			} else {
-				readWS(c, l.rs[i], &stats[i])
-			}
-		}()
-	}
-	wg.Wait()
-	r := report{Phase: "done", Elapsed: time.Since(start)}
-	for _, s := range stats {
-		r.OK += s.events
-		r.Errors += s.disorder
-		r.Latency = append(r.Latency, s.latency...)
-	}
-	return r
-}
-
-// observe records one event payload: its seq must follow the last one, and every
-// fanoutSample-th delivery gives a latency sample.
-func (s *subscriberStats) observe(payload []byte, last *uint64, now time.Time) {
-	seq, ok1 := jsonUint(payload, `"seq":`)
-	ms, ok2 := jsonUint(payload, `"time":`)
-	if !ok1 || !ok2 {
-		s.disorder++
-		return
-	}
-	if *last != 0 && seq != *last+1 {
-		s.disorder++
-	}
-	*last = seq
-	s.events++
-	if s.events%fanoutSample == 1 {
-		s.latency = append(s.latency, now.Sub(time.UnixMilli(int64(ms))).Nanoseconds())
-	}
-}
-
-// jsonUint finds key in b and parses the unsigned integer after it.
-func jsonUint(b []byte, key string) (uint64, bool) {
-	i := bytes.Index(b, []byte(key))
-	if i < 0 {
-		return 0, false
-	}
-	b = b[i+len(key):]
-	j := 0
-	for j < len(b) && b[j] >= '0' && b[j] <= '9' {
-		j++
-	}
-	v, err := strconv.ParseUint(string(b[:j]), 10, 64)
-	return v, err == nil
-}
-
-// readWS reads server frames until the deadline: text frames are events (or
-// replies), pings are answered with masked pongs.
-func readWS(c net.Conn, r *bufio.Reader, s *subscriberStats) {
-	var hdr [8]byte
-	var last uint64
-	buf := make([]byte, 0, 512)
-	for {
-		if _, err := io.ReadFull(r, hdr[:2]); err != nil {
-			return
-		}
-		op, n := hdr[0]&0x0F, uint64(hdr[1]&0x7F)
-		switch n {
-		case 126:
-			if _, err := io.ReadFull(r, hdr[:2]); err != nil {
-				return
-			}
-			n = uint64(binary.BigEndian.Uint16(hdr[:2]))
-		case 127:
-			if _, err := io.ReadFull(r, hdr[:8]); err != nil {
-				return
-			}
-			n = binary.BigEndian.Uint64(hdr[:8])
-		}
-		if uint64(cap(buf)) < n {
-			buf = make([]byte, n)
-		}
-		payload := buf[:n]
-		if _, err := io.ReadFull(r, payload); err != nil {
-			return
-		}
-		switch op {
-		case 0x1:
-			if bytes.Contains(payload, []byte(`"method":"event"`)) {
-				s.observe(payload, &last, time.Now())
-			}
-		case 0x9: // ping: answer with a pong, masked with a zero key
-			pong := append([]byte{0x8A, 0x80 | byte(n), 0, 0, 0, 0}, payload...)
-			_, _ = c.Write(pong)
-		case 0x8:
-			return
-		}
-	}
-}
-
-// readSSE reads an SSE body until the deadline, observing each "data:" line
-// of a message record.
-func readSSE(r *bufio.Reader, s *subscriberStats) {
-	var last uint64
-	for {
-		line, err := r.ReadSlice('\n')
-		if err != nil {
-			return
-		}
-		if rest, ok := bytes.CutPrefix(line, []byte("data: {")); ok {
-			s.observe(rest, &last, time.Now())
-		}
-	}
+	l.reader.run(start.Add(l.job.Duration))
+	return l.reader.report(start)
 }
 
 func (l *fanoutLoad) close() {
+	if l.reader != nil {
+		l.reader.close()
+		return
+	}
 	for _, c := range l.conns {
 		c.Close()
 	}

@@ -1,0 +1,133 @@
+package ws
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"testing"
+)
+
+// TestOutboxJoinsAdjacentFrames checks that event frames made one after the other in
+// an arena are queued as one piece, and that anything else starts a new piece.
+func TestOutboxJoinsAdjacentFrames(t *testing.T) {
+	h, err := NewHub(Config{}, nil, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Shutdown(t.Context())
+	var a arena
+	frame := func(i int) []byte {
+		p := fmt.Sprintf("event %d", i)
+		return a.fill(len(p), func(b []byte) []byte { return append(b, p...) })
+	}
+	o := &outbox{}
+	o.init(h, 1, nil, func(d Disconnect) { t.Errorf("outbox failed: %s", d.Reason) })
+	o.dirty = true // no sweep comes to this outbox, which has no connection
+	var want []byte
+	for i := range 5 {
+		f := frame(i)
+		o.push(f, nil, false)
+		want = append(want, f...)
+	}
+	if got := pieces(o); len(got) != 1 {
+		t.Fatalf("5 adjacent frames queued as %d pieces, want 1", len(got))
+	}
+	header, payload := []byte("re"), []byte("ply") // two allocations of their own
+	o.push(header, payload, false)
+	o.push([]byte{}, nil, false) // nothing: no piece (but counted as a frame)
+	want = append(want, "reply"...)
+	f := frame(5)
+	o.push(f, nil, false)
+	want = append(want, f...)
+	if got := pieces(o); len(got) != 4 {
+		t.Errorf("%d pieces, want 4: the run of events, the reply's header and payload, the next event", len(got))
+	}
+	if got := bytes.Join(pieces(o), nil); !bytes.Equal(got, want) {
+		t.Errorf("queue holds %q, want %q", got, want)
+	}
+	if o.bytes != len(want) || o.count != 8 {
+		t.Errorf("queue counts %d bytes and %d frames, want %d and 8", o.bytes, o.count, len(want))
+	}
+}
+
+func pieces(o *outbox) [][]byte {
+	p := append([][]byte(nil), o.queue...)
+	if o.tail != nil {
+		p = append(p, o.tail)
+	}
+	return p
+}
+
+// TestArenaFramesStayApart checks that frames of an arena never share bytes, also
+// across chunks and for frames too large for a chunk.
+func TestArenaFramesStayApart(t *testing.T) {
+	var a arena
+	var frames [][]byte
+	for i := range 3000 {
+		n := 1 + i%200
+		if i%1000 == 999 {
+			n = arenaMaxFrame + 1
+		}
+		c := byte(i)
+		frames = append(frames, a.fill(n, func(b []byte) []byte { return append(b, bytes.Repeat([]byte{c}, n)...) }))
+	}
+	for i, f := range frames {
+		if !bytes.Equal(f, bytes.Repeat([]byte{byte(i)}, len(f))) {
+			t.Fatalf("frame %d was overwritten", i)
+		}
+	}
+	// An encoder that writes more than it announced still gets its whole frame.
+	long := a.fill(3, func(b []byte) []byte { return append(b, "four"...) })
+	if string(long) != "four" {
+		t.Errorf("overlong frame = %q", long)
+	}
+}
+
+// TestWritevNonBlockingRest checks that a sweep's write that the socket cannot take
+// whole returns exactly the bytes it did not write, cut inside a piece.
+func TestWritevNonBlockingRest(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	_ = sc.(*net.TCPConn).SetWriteBuffer(4096)
+	rc, _ := sc.(*net.TCPConn).SyscallConn()
+	var pieces [][]byte
+	var want []byte
+	for i := range 3000 { // far more than the socket buffers hold, more than IOV_MAX pieces
+		p := bytes.Repeat([]byte{byte(i)}, 1+i%1000)
+		pieces = append(pieces, p)
+		want = append(want, p...)
+	}
+	_, rest, err := writevNonBlocking(rc, pieces, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rest) == 0 {
+		t.Fatal("the whole batch was written at once; the test needs a full socket")
+	}
+	written := len(want) - len(bytes.Join(rest, nil))
+	if !bytes.Equal(bytes.Join(rest, nil), want[written:]) {
+		t.Fatal("rest is not the unwritten tail of the batch")
+	}
+	go func() { _, _ = sc.Write(bytes.Join(rest, nil)); sc.Close() }()
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("peer read %d bytes, want the %d bytes of the batch in order", len(got), len(want))
+	}
+}
