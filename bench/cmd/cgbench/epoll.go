@@ -44,21 +44,8 @@ func detachConn(c net.Conn) (*rawSocket, error) {
 	if !ok {
 		return nil, fmt.Errorf("detach: %T is not a TCP connection", c)
 	}
-	rc, err := tc.SyscallConn()
+	fd, err := dupSocket(tc)
 	if err != nil {
-		return nil, err
-	}
-	fd := -1
-	var dupErr error
-	if err := rc.Control(func(orig uintptr) { fd, dupErr = syscall.Dup(int(orig)) }); err != nil {
-		return nil, err
-	}
-	if dupErr != nil {
-		return nil, dupErr
-	}
-	syscall.CloseOnExec(fd)
-	if err := syscall.SetNonblock(fd, true); err != nil {
-		syscall.Close(fd)
 		return nil, err
 	}
 	_ = tc.Close() // the duplicate keeps the connection open
@@ -144,8 +131,11 @@ func (s *rawSocket) readFrames(onText func(msg []byte, now time.Time)) error {
 func (s *rawSocket) frames(onText func(msg []byte, now time.Time), now time.Time) error {
 	b := s.in
 	for {
-		op, payload, size, ok := parseFrame(b)
-		if !ok {
+		op, payload, size, err := nextWSFrame(b)
+		if err != nil {
+			return err
+		}
+		if size == 0 {
 			break
 		}
 		b = b[size:]
@@ -169,32 +159,6 @@ func (s *rawSocket) frames(onText func(msg []byte, now time.Time), now time.Time
 	}
 	s.in = append(s.in[:0], b...)
 	return nil
-}
-
-// parseFrame parses one whole unmasked, unfragmented frame at the start of b (the
-// gateway sends no other kind) and returns its size in bytes; ok is false while the
-// frame is incomplete.
-func parseFrame(b []byte) (op byte, payload []byte, size int, ok bool) {
-	if len(b) < 2 {
-		return 0, nil, 0, false
-	}
-	op, n, head := b[0]&0x0f, int(b[1]&0x7f), 2
-	switch n {
-	case 126:
-		if len(b) < 4 {
-			return 0, nil, 0, false
-		}
-		n, head = int(binary.BigEndian.Uint16(b[2:])), 4
-	case 127:
-		if len(b) < 10 {
-			return 0, nil, 0, false
-		}
-		n, head = int(binary.BigEndian.Uint64(b[2:])), 10
-	}
-	if len(b) < head+n {
-		return 0, nil, 0, false
-	}
-	return op, b[head : head+n], head + n, true
 }
 
 // close sends a normal close frame and closes the descriptor.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 )
 
@@ -50,30 +49,6 @@ func TestReplyID(t *testing.T) {
 		id, isErr, ok := replyID([]byte(tc.msg))
 		if id != tc.id || isErr != tc.isErr || ok != tc.ok {
 			t.Errorf("replyID(%s) = %d, %v, %v; want %d, %v, %v", tc.msg, id, isErr, ok, tc.id, tc.isErr, tc.ok)
-		}
-	}
-}
-
-// TestParseFrame: lengths in all three encodings, and incomplete frames wait.
-func TestParseFrame(t *testing.T) {
-	for _, n := range []int{0, 125, 126, 65535, 65536} {
-		payload := strings.Repeat("x", n)
-		var head []byte
-		switch {
-		case n < 126:
-			head = []byte{0x81, byte(n)}
-		case n <= 0xffff:
-			head = []byte{0x81, 126, byte(n >> 8), byte(n)}
-		default:
-			head = []byte{0x81, 127, 0, 0, 0, 0, 0, byte(n >> 16), byte(n >> 8), byte(n)}
-		}
-		frame := append(head, payload...)
-		op, got, size, ok := parseFrame(frame)
-		if !ok || op != 1 || len(got) != n || size != len(frame) {
-			t.Errorf("%d bytes: op %d, %d bytes, size %d, ok %v", n, op, len(got), size, ok)
-		}
-		if _, _, _, ok := parseFrame(frame[:len(frame)-1]); ok && n > 0 {
-			t.Errorf("%d bytes: an incomplete frame parsed", n)
 		}
 	}
 }
