@@ -5,8 +5,10 @@
 // session or SSE stream ends when its token expires (4501) or, through CloseRevoked,
 // is revoked (4502).
 //
-// Concurrency: a Hub is safe for concurrent use. A session's outbound queue may be fed
-// from any goroutine (replies, and later event fan-out); frames are written by one
-// writer goroutine at a time. Control frames (ping, close) use gorilla's WriteControl,
-// which is safe alongside the writer.
+// Concurrency: a Hub is safe for concurrent use. A session's outbound queue (outbox.go)
+// may be fed from any goroutine: replies, which are written at once by the goroutine
+// that served the request, and event frames, which the flushers' sweeps write
+// (flush.go). Frames are written by one goroutine at a time. gorilla/websocket only
+// reads; the gateway encodes its own frames (frame.go), control frames included, and
+// writes pings, pongs and close frames through the same outbox (writeNow).
 package ws
