@@ -11,6 +11,19 @@ import (
 
 // PutRecord stores value under (tenant, kind, id), durably.
 func (p *Pebble) PutRecord(ctx context.Context, tenant, kind, id string, value []byte) error {
+	return p.putRecord(ctx, tenant, kind, id, value, pebble.Sync)
+}
+
+var _ LazyRecordPutter = (*Pebble)(nil)
+
+// PutRecordLazy stores value under (tenant, kind, id) without waiting for the WAL
+// sync: the record is in the WAL's buffer, and the next synced write (any commit)
+// or Close makes it durable.
+func (p *Pebble) PutRecordLazy(ctx context.Context, tenant, kind, id string, value []byte) error {
+	return p.putRecord(ctx, tenant, kind, id, value, pebble.NoSync)
+}
+
+func (p *Pebble) putRecord(ctx context.Context, tenant, kind, id string, value []byte, opts *pebble.WriteOptions) error {
 	if kind == "" || id == "" {
 		return errs.Param("id", "record kind and id must not be empty")
 	}
@@ -21,8 +34,12 @@ func (p *Pebble) PutRecord(ctx context.Context, tenant, kind, id string, value [
 	k := recordKey(tenant, kind, id)
 	defer p.locks.lock(string(k))()
 	b := p.db.NewBatch()
+	defer b.Close()
 	_ = b.Set(k, value, nil)
-	return commit(b)
+	if err := b.Commit(opts); err != nil {
+		return errs.Wrap(errs.Internal, err, "store: commit batch")
+	}
+	return nil
 }
 
 // GetRecord returns the record under (tenant, kind, id).

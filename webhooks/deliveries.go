@@ -133,10 +133,17 @@ type tenantLog struct {
 func (l *deliveryLog) pruneEvery() int64 { return max(1, int64(l.s.cfg.MaxDeliveries/10)) }
 
 // write stores d; a failure is logged (the delivery's outcome stands without it).
+// The entry is not synced unless webhooks.sync_delivery_log is on: the delivery's
+// mutation, if any, committed durably before, and the store's next synced write
+// syncs the entry too.
 func (l *deliveryLog) write(ctx context.Context, tenant string, d *Delivery) {
 	b, err := json.Marshal(d)
 	if err == nil {
-		err = l.s.store.PutRecord(ctx, tenant, kindDelivery, d.ID, b)
+		if lazy, ok := l.s.store.(store.LazyRecordPutter); ok && !l.s.cfg.SyncDeliveryLog {
+			err = lazy.PutRecordLazy(ctx, tenant, kindDelivery, d.ID, b)
+		} else {
+			err = l.s.store.PutRecord(ctx, tenant, kindDelivery, d.ID, b)
+		}
 	}
 	if err != nil {
 		l.s.log.Error("webhook delivery log write failed", "tenant", tenant, "delivery_id", d.ID, "err", err)
