@@ -223,9 +223,14 @@ func checkMethod(m string) error {
 	return nil
 }
 
+// compact returns a copy of args without insignificant white space (a plain copy if
+// they are not valid JSON).
 func compact(args json.RawMessage) json.RawMessage {
 	if len(args) == 0 {
 		return nil
+	}
+	if bytes.IndexAny(args, " \t\r\n") < 0 {
+		return bytes.Clone(args) // no white space to remove (json.Marshal's output)
 	}
 	var b bytes.Buffer
 	if json.Compact(&b, args) != nil {
