@@ -197,6 +197,14 @@ type RecordsDeleter interface {
 	DeleteRecords(ctx context.Context, tenant, kind string, ids []string) error
 }
 
+// RecordIDLister is implemented by stores that list record ids without reading the
+// values. It is optional: a caller that finds a Store without it uses ListRecords.
+type RecordIDLister interface {
+	// ListRecordIDs returns the ids of the records ListRecords would return, in its
+	// order.
+	ListRecordIDs(ctx context.Context, tenant, kind, after string, limit int, reverse bool) ([]string, error)
+}
+
 // LazyRecordPutter is implemented by stores that can store a record without waiting
 // for it to be durable, for records that are worth less than a storage sync each
 // (the webhook delivery log). It is optional: a caller that finds a Store without it

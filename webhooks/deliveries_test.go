@@ -71,3 +71,51 @@ func TestDeliveryLogSync(t *testing.T) {
 		}
 	}
 }
+
+// plainStore hides the optional interfaces of the store it holds.
+type plainStore struct{ store.Store }
+
+// TestDeliveryLogPrune: the log keeps the newest max_deliveries entries (a tenth more
+// for a moment), whether or not the store lists ids alone and deletes in one write.
+func TestDeliveryLogPrune(t *testing.T) {
+	const tk = "02a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"
+	for _, plain := range []bool{false, true} {
+		p, err := store.OpenPebble(store.PebbleConfig{Dir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Close() })
+		var st store.Store = p
+		if plain {
+			st = plainStore{p}
+		}
+		tenants := tenant.NewRegistry()
+		if _, err := tenants.Add(tenant.Tenant{PubKey: tk}); err != nil {
+			t.Fatal(err)
+		}
+		s, err := NewService(Config{MaxDeliveries: 20}, tenants, st, nil, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for range 125 {
+			resp := s.Deliver(t.Context(), Request{Provider: Stripe, TenantKey: tk, Header: http.Header{}, Body: strings.NewReader("{}")})
+			if resp.Outcome != OutcomeBadSignature {
+				t.Fatalf("plain %v: Deliver = %s, want bad_signature", plain, resp.Outcome)
+			}
+			ids = append(ids, resp.DeliveryID)
+		}
+		list, _, err := s.Deliveries(t.Context(), tk, 100, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) < 20 || len(list) > 22 {
+			t.Fatalf("plain %v: the log holds %d entries, want 20 to 22", plain, len(list))
+		}
+		for i, d := range list {
+			if want := ids[len(ids)-1-i]; d.ID != want {
+				t.Fatalf("plain %v: entry %d is %s, want %s (the newest first, none missing)", plain, i, d.ID, want)
+			}
+		}
+	}
+}

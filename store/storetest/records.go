@@ -57,6 +57,17 @@ func testRecords(t *testing.T, open Opener) {
 			t.Errorf("ListRecords(after %q, limit %d, reverse %v) = %v, want %v", c.after, c.limit, c.reverse, got, c.want)
 		}
 	}
+	if l, ok := s.(store.RecordIDLister); ok {
+		for _, c := range cases {
+			got, err := l.ListRecordIDs(ctx, tenantA, "route", c.after, c.limit, c.reverse)
+			if err != nil || !slices.Equal(got, c.want) {
+				t.Errorf("ListRecordIDs(after %q, limit %d, reverse %v) = %v, %v; want %v", c.after, c.limit, c.reverse, got, err, c.want)
+			}
+		}
+		if _, err := l.ListRecordIDs(ctx, tenantA, "route", "", 0, false); err == nil {
+			t.Error("ListRecordIDs with limit 0: want an error")
+		}
+	}
 	recs, _ := s.ListRecords(ctx, tenantA, "route", "r0", 1, false)
 	if len(recs) != 1 || string(recs[0].Value) != "vr1" {
 		t.Errorf("ListRecords value = %+v, want r1 = vr1", recs)
