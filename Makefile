@@ -56,6 +56,7 @@ bench: build apps
 	$(GO) test -run '^$$' -bench 'Noop|FleetMutate' -benchmem ./execution/
 	$(GO) test -run '^$$' -bench Fanout -benchtime 500000x ./ws/
 	$(GO) test -run '^$$' -bench Verify -benchmem ./webhooks/
+	$(GO) test -run '^$$' -bench DeliverStripe -benchtime 10000x ./webhooks/
 
 clean:
 	rm -rf bin data

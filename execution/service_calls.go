@@ -75,30 +75,70 @@ func (s *Service) Mutate(ctx context.Context, tenant string, c Caller, id, metho
 	return s.submit(ctx, job)
 }
 
+// Applied is a call that MutateOnce applied, now or before.
+type Applied struct {
+	// Result is the MutateResult of the job that applied the call.
+	Result json.RawMessage
+	// JobID and TxID are that job's and its tx's.
+	JobID, TxID string
+	// Replayed is true when another job had applied the call before: Result is then
+	// that job's.
+	Replayed bool
+}
+
 // MutateOnce applies a call once per idempotency key (required) for callers that
-// must tell a first application from a replay, such as webhook deliveries: replayed
-// is true when the key had been applied before, and the result is then the first
-// call's. The same key with another call is -32007, as for Mutate. The key is looked
-// up where the job runs, not also before it is queued, since such a caller's keys are
-// nearly always new; a replay therefore takes a queue slot like any job.
-func (s *Service) MutateOnce(ctx context.Context, tenant string, c Caller, id, method string, args json.RawMessage, idemKey string) (res json.RawMessage, replayed bool, err error) {
+// must tell a first application from a replay, such as webhook deliveries. The same
+// key with another call is -32007, as for Mutate. The key is looked up where the job
+// runs, not also before it is queued, since such a caller's keys are nearly always
+// new; a replay therefore takes a queue slot like any job.
+func (s *Service) MutateOnce(ctx context.Context, tenant string, c Caller, id, method string, args json.RawMessage, idemKey string) (Applied, error) {
 	if idemKey == "" {
-		return nil, false, errs.Param("idempotencyKey", "is required")
+		return Applied{}, errs.Param("idempotencyKey", "is required")
 	}
 	if _, err := s.context(ctx, tenant, c, id, roleMember); err != nil {
-		return nil, false, err
+		return Applied{}, err
 	}
 	if err := checkMethod(method); err != nil {
-		return nil, false, err
+		return Applied{}, err
 	}
 	if len(idemKey) > 256 {
-		return nil, false, errs.Param("idempotencyKey", "at most 256 bytes")
+		return Applied{}, errs.Param("idempotencyKey", "at most 256 bytes")
 	}
 	job := s.newJob(JobMutate, tenant, c, id, method, args)
 	job.IdempotencyKey = idemKey
-	res, err = s.submit(ctx, job)
-	// A job that ran returns its own id first (MutateResult); a replay the first job's.
-	return res, err == nil && !bytes.HasPrefix(res, []byte(`{"jobId":"`+job.ID+`"`)), err
+	res, err := s.submit(ctx, job)
+	if err != nil {
+		return Applied{}, err
+	}
+	return appliedBy(job.ID, res)
+}
+
+// AppliedKey returns the call applied under an idempotency key of a context, whatever
+// its args, or found=false; Replayed is set. It is for a caller of MutateOnce that
+// takes a conflict (-32007) for a replay.
+func (s *Service) AppliedKey(ctx context.Context, tenant, id, idemKey string) (a Applied, found bool, err error) {
+	if _, err := s.store.GetContext(ctx, tenant, id); err != nil {
+		return Applied{}, false, err
+	}
+	rec, found, err := s.store.Idempotent(ctx, id, idemKey)
+	if err != nil || !found {
+		return Applied{}, false, err
+	}
+	a, err = appliedBy("", rec.Result)
+	return a, err == nil, err
+}
+
+// appliedBy reads the job and tx ids of a mutation's result (MutateResult): the
+// result of job jobID applied the call, any other is a replay.
+func appliedBy(jobID string, res json.RawMessage) (Applied, error) {
+	var ids struct {
+		JobID string `json:"jobId"`
+		TxID  string `json:"txId"`
+	}
+	if err := json.Unmarshal(res, &ids); err != nil || ids.JobID == "" {
+		return Applied{}, errs.E(errs.Internal, "a mutation result without a jobId")
+	}
+	return Applied{Result: res, JobID: ids.JobID, TxID: ids.TxID, Replayed: ids.JobID != jobID}, nil
 }
 
 // PlayResult is what play returns: the output and, when it ran on a context and
@@ -183,9 +223,14 @@ func checkMethod(m string) error {
 	return nil
 }
 
+// compact returns a copy of args without insignificant white space (a plain copy if
+// they are not valid JSON).
 func compact(args json.RawMessage) json.RawMessage {
 	if len(args) == 0 {
 		return nil
+	}
+	if bytes.IndexAny(args, " \t\r\n") < 0 {
+		return bytes.Clone(args) // no white space to remove (json.Marshal's output)
 	}
 	var b bytes.Buffer
 	if json.Compact(&b, args) != nil {

@@ -11,6 +11,19 @@ import (
 
 // PutRecord stores value under (tenant, kind, id), durably.
 func (p *Pebble) PutRecord(ctx context.Context, tenant, kind, id string, value []byte) error {
+	return p.putRecord(ctx, tenant, kind, id, value, pebble.Sync)
+}
+
+var _ LazyRecordPutter = (*Pebble)(nil)
+
+// PutRecordLazy stores value under (tenant, kind, id) without waiting for the WAL
+// sync: the record is in the WAL's buffer, and the next synced write (any commit)
+// or Close makes it durable.
+func (p *Pebble) PutRecordLazy(ctx context.Context, tenant, kind, id string, value []byte) error {
+	return p.putRecord(ctx, tenant, kind, id, value, pebble.NoSync)
+}
+
+func (p *Pebble) putRecord(ctx context.Context, tenant, kind, id string, value []byte, opts *pebble.WriteOptions) error {
 	if kind == "" || id == "" {
 		return errs.Param("id", "record kind and id must not be empty")
 	}
@@ -21,8 +34,12 @@ func (p *Pebble) PutRecord(ctx context.Context, tenant, kind, id string, value [
 	k := recordKey(tenant, kind, id)
 	defer p.locks.lock(string(k))()
 	b := p.db.NewBatch()
+	defer b.Close()
 	_ = b.Set(k, value, nil)
-	return commit(b)
+	if err := b.Commit(opts); err != nil {
+		return errs.Wrap(errs.Internal, err, "store: commit batch")
+	}
+	return nil
 }
 
 // GetRecord returns the record under (tenant, kind, id).
@@ -76,11 +93,32 @@ func (p *Pebble) DeleteRecords(ctx context.Context, tenant, kind string, ids []s
 // ListRecords returns up to limit (> 0) records of (tenant, kind) after the id after,
 // ascending, or before it when reverse is set.
 func (p *Pebble) ListRecords(ctx context.Context, tenant, kind, after string, limit int, reverse bool) ([]Record, error) {
+	var recs []Record
+	err := p.listRecords(ctx, tenant, kind, after, limit, reverse, func(id []byte, it *pebble.Iterator) {
+		recs = append(recs, Record{ID: string(id), Value: bytes.Clone(it.Value())})
+	})
+	return recs, err
+}
+
+var _ RecordIDLister = (*Pebble)(nil)
+
+// ListRecordIDs is ListRecords without the values.
+func (p *Pebble) ListRecordIDs(ctx context.Context, tenant, kind, after string, limit int, reverse bool) ([]string, error) {
+	var ids []string
+	err := p.listRecords(ctx, tenant, kind, after, limit, reverse, func(id []byte, _ *pebble.Iterator) {
+		ids = append(ids, string(id))
+	})
+	return ids, err
+}
+
+// listRecords calls add for each of up to limit records of ListRecords, with its id
+// and the iterator positioned on it.
+func (p *Pebble) listRecords(ctx context.Context, tenant, kind, after string, limit int, reverse bool, add func(id []byte, it *pebble.Iterator)) error {
 	if limit <= 0 {
-		return nil, errs.Param("limit", "must be positive")
+		return errs.Param("limit", "must be positive")
 	}
 	if err := p.enter(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	defer p.exit()
 	base := key(kindRecord, tenant, kind)
@@ -94,18 +132,16 @@ func (p *Pebble) ListRecords(ctx context.Context, tenant, kind, after string, li
 	}
 	it, err := p.db.NewIter(opts)
 	if err != nil {
-		return nil, errs.Wrap(errs.Internal, err, "store: iterate records")
+		return errs.Wrap(errs.Internal, err, "store: iterate records")
 	}
 	first, next := it.First, it.Next
 	if reverse {
 		first, next = it.Last, it.Prev
 	}
-	var recs []Record
-	for ok := first(); ok && len(recs) < limit; ok = next() {
-		recs = append(recs, Record{
-			ID:    string(it.Key()[len(base):]),
-			Value: bytes.Clone(it.Value()),
-		})
+	n := 0
+	for ok := first(); ok && n < limit; ok = next() {
+		add(it.Key()[len(base):], it)
+		n++
 	}
-	return recs, closeIter(it)
+	return closeIter(it)
 }

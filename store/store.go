@@ -197,6 +197,26 @@ type RecordsDeleter interface {
 	DeleteRecords(ctx context.Context, tenant, kind string, ids []string) error
 }
 
+// RecordIDLister is implemented by stores that list record ids without reading the
+// values. It is optional: a caller that finds a Store without it uses ListRecords.
+type RecordIDLister interface {
+	// ListRecordIDs returns the ids of the records ListRecords would return, in its
+	// order.
+	ListRecordIDs(ctx context.Context, tenant, kind, after string, limit int, reverse bool) ([]string, error)
+}
+
+// LazyRecordPutter is implemented by stores that can store a record without waiting
+// for it to be durable, for records that are worth less than a storage sync each
+// (the webhook delivery log). It is optional: a caller that finds a Store without it
+// calls PutRecord.
+type LazyRecordPutter interface {
+	// PutRecordLazy stores a record as PutRecord does, and it is readable at once,
+	// but it returns before the record is durable: it becomes durable with the
+	// store's next durable write or its Close. A crash of the machine (Pebble: of
+	// the process too) before then may lose it.
+	PutRecordLazy(ctx context.Context, tenant, kind, id string, value []byte) error
+}
+
 // HistoryConfig bounds the per-context event history every backend keeps.
 type HistoryConfig struct {
 	// MaxEvents is the most events kept per context. Zero means 1000.

@@ -55,6 +55,9 @@ func TestPebbleReopen(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
+	if err := s.PutRecordLazy(t.Context(), "t", "log", "lazy", []byte("v")); err != nil {
+		t.Fatalf("PutRecordLazy: %v", err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -85,6 +88,9 @@ func TestPebbleReopen(t *testing.T) {
 	}
 	if keys, bytes, err := s.StateSize(t.Context(), "ctx"); err != nil || keys != 2 || bytes != 4 {
 		t.Errorf("StateSize after reopen = %d, %d, %v", keys, bytes, err)
+	}
+	if v, ok, err := s.GetRecord(t.Context(), "t", "log", "lazy"); err != nil || !ok || string(v) != "v" {
+		t.Errorf("GetRecord of a lazy record after Close and reopen = %q, %v, %v", v, ok, err)
 	}
 }
 

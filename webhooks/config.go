@@ -14,6 +14,13 @@ type Config struct {
 	// MaxDeliveries bounds each tenant's delivery log: older entries are pruned (the
 	// log may briefly hold a tenth more). Zero means 1000.
 	MaxDeliveries int `toml:"max_deliveries"`
+	// SyncDeliveryLog writes each delivery log entry durably before the reply, at the
+	// cost of one more storage sync per delivery. False by default: with Pebble an
+	// entry is written without waiting for the disk and becomes durable with the
+	// store's next synced write (under load the next commit, a few milliseconds
+	// later), so a crash may lose the newest entries, never a mutation. With Redis
+	// every entry is as durable as Redis's appendfsync makes it either way.
+	SyncDeliveryLog bool `toml:"sync_delivery_log"`
 	// MaxSecrets is the most secrets a tenant may add with webhook.secret.add (those
 	// from the config file do not count). Zero means 32.
 	MaxSecrets int `toml:"max_secrets"`

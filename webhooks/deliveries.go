@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -133,10 +134,17 @@ type tenantLog struct {
 func (l *deliveryLog) pruneEvery() int64 { return max(1, int64(l.s.cfg.MaxDeliveries/10)) }
 
 // write stores d; a failure is logged (the delivery's outcome stands without it).
+// The entry is not synced unless webhooks.sync_delivery_log is on: the delivery's
+// mutation, if any, committed durably before, and the store's next synced write
+// syncs the entry too.
 func (l *deliveryLog) write(ctx context.Context, tenant string, d *Delivery) {
 	b, err := json.Marshal(d)
 	if err == nil {
-		err = l.s.store.PutRecord(ctx, tenant, kindDelivery, d.ID, b)
+		if lazy, ok := l.s.store.(store.LazyRecordPutter); ok && !l.s.cfg.SyncDeliveryLog {
+			err = lazy.PutRecordLazy(ctx, tenant, kindDelivery, d.ID, b)
+		} else {
+			err = l.s.store.PutRecord(ctx, tenant, kindDelivery, d.ID, b)
+		}
 	}
 	if err != nil {
 		l.s.log.Error("webhook delivery log write failed", "tenant", tenant, "delivery_id", d.ID, "err", err)
@@ -169,7 +177,7 @@ func (l *deliveryLog) prune(ctx context.Context, tenant string, tl *tenantLog, w
 		return l.prunePass(ctx, tenant, tl)
 	}
 	for written > 0 {
-		old, err := l.s.store.ListRecords(ctx, tenant, kindDelivery, tl.after, min(written, pruneBatch), false)
+		old, err := l.ids(ctx, tenant, tl.after, min(written, pruneBatch), false)
 		if err != nil || len(old) == 0 {
 			return err
 		}
@@ -184,38 +192,51 @@ func (l *deliveryLog) prune(ctx context.Context, tenant string, tl *tenantLog, w
 // prunePass deletes every entry older than the newest max_deliveries.
 func (l *deliveryLog) prunePass(ctx context.Context, tenant string, tl *tenantLog) error {
 	maxN := l.s.cfg.MaxDeliveries
-	keep, err := l.s.store.ListRecords(ctx, tenant, kindDelivery, "", maxN, true)
+	keep, err := l.ids(ctx, tenant, "", maxN, true)
 	if err != nil || len(keep) < maxN {
 		tl.full = false
 		return err
 	}
-	cutoff := keep[len(keep)-1].ID // the oldest entry kept
-	tl.after = ""                  // from the start: other gateways' ids may be older
+	cutoff := keep[len(keep)-1] // the oldest entry kept
+	tl.after = ""               // from the start: other gateways' ids may be older
 	for {
-		old, err := l.s.store.ListRecords(ctx, tenant, kindDelivery, tl.after, pruneBatch, false)
+		old, err := l.ids(ctx, tenant, tl.after, pruneBatch, false)
 		if err != nil {
 			return err
 		}
 		if err := l.deleteOld(ctx, tenant, tl, old, cutoff); err != nil {
 			return err
 		}
-		if len(old) < pruneBatch || old[len(old)-1].ID >= cutoff {
+		if len(old) < pruneBatch || old[len(old)-1] >= cutoff {
 			tl.full = true
 			return nil
 		}
 	}
 }
 
-// deleteOld deletes the records older than cutoff ("": all of them) and moves
-// tl.after past them.
-func (l *deliveryLog) deleteOld(ctx context.Context, tenant string, tl *tenantLog, recs []store.Record, cutoff string) error {
-	var ids []string
-	for _, r := range recs {
-		if cutoff != "" && r.ID >= cutoff {
-			break
-		}
-		ids = append(ids, r.ID)
+// ids lists the ids of up to limit entries after the id after (descending from
+// before it when reverse is set), without their values when the store can
+// (store.RecordIDLister).
+func (l *deliveryLog) ids(ctx context.Context, tenant, after string, limit int, reverse bool) ([]string, error) {
+	if lister, ok := l.s.store.(store.RecordIDLister); ok {
+		return lister.ListRecordIDs(ctx, tenant, kindDelivery, after, limit, reverse)
 	}
+	recs, err := l.s.store.ListRecords(ctx, tenant, kindDelivery, after, limit, reverse)
+	ids := make([]string, len(recs))
+	for i, r := range recs {
+		ids[i] = r.ID
+	}
+	return ids, err
+}
+
+// deleteOld deletes the entries of ids (ascending) older than cutoff ("": all of
+// them) and moves tl.after past them.
+func (l *deliveryLog) deleteOld(ctx context.Context, tenant string, tl *tenantLog, ids []string, cutoff string) error {
+	n := len(ids)
+	if cutoff != "" {
+		n, _ = slices.BinarySearch(ids, cutoff)
+	}
+	ids = ids[:n]
 	if err := l.deleteAll(ctx, tenant, ids); err != nil {
 		return err
 	}

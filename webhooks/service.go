@@ -161,18 +161,13 @@ func (s *Service) run(ctx context.Context, tenant string, req Request, d *Delive
 		return resp
 	}
 	d.RouteID, d.ContextID, d.Method = route.ID, route.ContextID, route.Method
-	result, duplicate, err := s.apply(ctx, tenant, req, route, ev)
+	a, err := s.apply(ctx, tenant, req, route, ev)
 	if err != nil {
 		return failed(resp, err)
 	}
-	var ids struct {
-		JobID string `json:"jobId"`
-		TxID  string `json:"txId"`
-	}
-	_ = json.Unmarshal(result, &ids)
-	d.JobID, d.TxID, d.Duplicate = ids.JobID, ids.TxID, duplicate
-	resp.Status, resp.Outcome, resp.Result, resp.Duplicate = http.StatusOK, OutcomeApplied, result, duplicate
-	if duplicate {
+	d.JobID, d.TxID, d.Duplicate = a.JobID, a.TxID, a.Replayed
+	resp.Status, resp.Outcome, resp.Result, resp.Duplicate = http.StatusOK, OutcomeApplied, a.Result, a.Replayed
+	if a.Replayed {
 		resp.Outcome = OutcomeDuplicate
 	}
 	return resp
@@ -276,30 +271,21 @@ func idempotencyKey(p Provider, name, eventID string) string {
 // application from a replay wherever the event arrived first (this process, another
 // gateway of a fleet, before a restart), so that exactly one delivery of an event
 // reports "applied" and every other one "duplicate" with the first result.
-func (s *Service) apply(ctx context.Context, tenant string, req Request, route Route, ev Event) (json.RawMessage, bool, error) {
+func (s *Service) apply(ctx context.Context, tenant string, req Request, route Route, ev Event) (execution.Applied, error) {
 	key := idempotencyKey(req.Provider, req.Name, ev.ID)
 	args, err := json.Marshal(ev)
 	if err != nil {
-		return nil, false, errs.Wrap(errs.Internal, err, "encode event")
+		return execution.Applied{}, errs.Wrap(errs.Internal, err, "encode event")
 	}
-	res, replayed, err := s.exec.MutateOnce(ctx, tenant, ownerCaller(tenant), route.ContextID, route.Method, args, key)
+	a, err := s.exec.MutateOnce(ctx, tenant, ownerCaller(tenant), route.ContextID, route.Method, args, key)
 	if errs.Is(err, errs.Conflict) {
 		// The key was applied with other args (the provider changed the payload, as
 		// Stripe's pending_webhooks, or the route's method changed): a duplicate.
-		if res, found, perr := s.previous(ctx, route.ContextID, key); perr == nil && found {
-			return res, true, nil
+		if first, found, ferr := s.exec.AppliedKey(ctx, tenant, route.ContextID, key); ferr == nil && found {
+			return first, nil
 		}
 	}
-	return res, replayed, err
-}
-
-// previous returns the recorded result of an idempotency key in a context.
-func (s *Service) previous(ctx context.Context, contextID, key string) (json.RawMessage, bool, error) {
-	rec, found, err := s.store.Idempotent(ctx, contextID, key)
-	if err != nil || !found {
-		return nil, false, err
-	}
-	return rec.Result, true, nil
+	return a, err
 }
 
 // failed turns the error of a verified delivery's mutation into a response: 503 for

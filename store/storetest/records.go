@@ -57,6 +57,17 @@ func testRecords(t *testing.T, open Opener) {
 			t.Errorf("ListRecords(after %q, limit %d, reverse %v) = %v, want %v", c.after, c.limit, c.reverse, got, c.want)
 		}
 	}
+	if l, ok := s.(store.RecordIDLister); ok {
+		for _, c := range cases {
+			got, err := l.ListRecordIDs(ctx, tenantA, "route", c.after, c.limit, c.reverse)
+			if err != nil || !slices.Equal(got, c.want) {
+				t.Errorf("ListRecordIDs(after %q, limit %d, reverse %v) = %v, %v; want %v", c.after, c.limit, c.reverse, got, err, c.want)
+			}
+		}
+		if _, err := l.ListRecordIDs(ctx, tenantA, "route", "", 0, false); err == nil {
+			t.Error("ListRecordIDs with limit 0: want an error")
+		}
+	}
 	recs, _ := s.ListRecords(ctx, tenantA, "route", "r0", 1, false)
 	if len(recs) != 1 || string(recs[0].Value) != "vr1" {
 		t.Errorf("ListRecords value = %+v, want r1 = vr1", recs)
@@ -72,6 +83,9 @@ func testRecords(t *testing.T, open Opener) {
 	}
 	if d, ok := s.(store.RecordsDeleter); ok {
 		testDeleteRecords(t, s, d)
+	}
+	if l, ok := s.(store.LazyRecordPutter); ok {
+		testLazyRecords(t, s, l)
 	}
 	if _, err := s.ListRecords(ctx, tenantA, "route", "", 0, false); err == nil {
 		t.Error("ListRecords with limit 0: want an error")
@@ -140,5 +154,32 @@ func testDeleteRecords(t *testing.T, s store.Store, d store.RecordsDeleter) {
 		if err != nil || !slices.Equal(got, c.want) {
 			t.Errorf("records of %s/%s after DeleteRecords = %v, %v; want %v", c.tenant[:4], c.kind, got, err, c.want)
 		}
+	}
+}
+
+// testLazyRecords: a record stored by PutRecordLazy reads and lists like one stored by
+// PutRecord, at once, and replaces it.
+func testLazyRecords(t *testing.T, s store.Store, l store.LazyRecordPutter) {
+	ctx := t.Context()
+	if err := s.PutRecord(ctx, tenantA, "lazy", "a", []byte("synced")); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b"} {
+		if err := l.PutRecordLazy(ctx, tenantA, "lazy", id, []byte("lazy "+id)); err != nil {
+			t.Fatalf("PutRecordLazy(%s): %v", id, err)
+		}
+	}
+	if v, found, err := s.GetRecord(ctx, tenantA, "lazy", "a"); err != nil || !found || string(v) != "lazy a" {
+		t.Errorf("GetRecord after PutRecordLazy = %q, %v, %v; want the lazy value", v, found, err)
+	}
+	recs, err := s.ListRecords(ctx, tenantA, "lazy", "", 10, true)
+	if err != nil || len(recs) != 2 || recs[0].ID != "b" || string(recs[0].Value) != "lazy b" {
+		t.Errorf("ListRecords after PutRecordLazy = %+v, %v; want b, a", recs, err)
+	}
+	if _, found, _ := s.GetRecord(ctx, tenantB, "lazy", "b"); found {
+		t.Error("a lazy record of tenant A is found in tenant B")
+	}
+	if err := l.PutRecordLazy(ctx, tenantA, "", "x", nil); err == nil {
+		t.Error("PutRecordLazy with an empty kind: want an error")
 	}
 }
