@@ -243,7 +243,7 @@ func (s *Service) prepare(ctx context.Context, job *Job, retry bool) prepared {
 	}
 	tx.Events = append([]store.Event{{Kind: EventStateMutation}}, appEvents(res.Events)...)
 	finishTx(&tx, job.ContextID, meta.EventSeq)
-	result, _ := json.Marshal(MutateResult{
+	result := encodeMutateResult(&MutateResult{
 		JobID: job.ID, TxID: tx.ID, Seq: tx.Seq, RootHash: tx.Hash, Output: output, Events: resultEvents(tx.Events[1:]),
 	})
 	c := &store.Commit{Tenant: job.Tenant, ContextID: job.ContextID, ExpectedSeq: meta.Seq, Tx: tx}
