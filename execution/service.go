@@ -89,8 +89,9 @@ func prefixParam(prefix string, err error) error {
 	return err
 }
 
-// jobGoroutines is the most pooled goroutines that run jobs (goPool): a round holds
-// at most a batch, and a process runs a few batches at once.
+// jobGoroutines is the most pooled goroutines that run jobs (goPool): a round uses
+// at most GOMAXPROCS-1 of them besides its worker, and a process runs a few batches
+// at once.
 const jobGoroutines = 512
 
 // Caller is who makes a call: an authenticated key and whether it owns the tenant.

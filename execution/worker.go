@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/circlegate/circlegate/errs"
@@ -90,17 +92,7 @@ type prepared struct {
 func (s *Service) runRound(ctx context.Context, jobs []*Job, round []int, out []Outcome) {
 	start := time.Now()
 	preps := make([]prepared, len(round))
-	var wg sync.WaitGroup
-	for n, i := range round {
-		s.pool.Go(&wg, func() {
-			jctx, cancel := context.WithDeadline(ctx, jobs[i].Deadline)
-			defer cancel()
-			p := s.prepareSafe(jctx, jobs[i], false)
-			p.idx = i
-			preps[n] = p
-		})
-	}
-	wg.Wait()
+	s.executeRound(ctx, jobs, round, preps)
 	var commits []store.Commit
 	var pending []*prepared
 	for n := range preps {
@@ -132,6 +124,35 @@ func (s *Service) runRound(ctx context.Context, jobs []*Job, round []int, out []
 			out[p.idx] = Outcome{Err: errs[n]}
 		}
 	}
+}
+
+// executeRound prepares the jobs of a round into preps on at most GOMAXPROCS
+// goroutines: this one and pooled helpers, each taking the next job not yet taken.
+// The jobs are CPU-bound (wasm, cached state), so more goroutines than CPUs would
+// only add hand-offs and wake-ups; a job that blocks holds up only the jobs its
+// goroutine has not taken yet, and the round commits after its slowest job anyway.
+func (s *Service) executeRound(ctx context.Context, jobs []*Job, round []int, preps []prepared) {
+	var next atomic.Int64
+	work := func() {
+		for {
+			n := int(next.Add(1)) - 1
+			if n >= len(round) {
+				return
+			}
+			i := round[n]
+			jctx, cancel := context.WithDeadline(ctx, jobs[i].Deadline)
+			p := s.prepareSafe(jctx, jobs[i], false)
+			cancel()
+			p.idx = i
+			preps[n] = p
+		}
+	}
+	var wg sync.WaitGroup
+	for range min(len(round), runtime.GOMAXPROCS(0)) - 1 {
+		s.pool.Go(&wg, work)
+	}
+	work()
+	wg.Wait()
 }
 
 // prepareSafe is prepare with panics turned into internal errors.
@@ -222,7 +243,7 @@ func (s *Service) prepare(ctx context.Context, job *Job, retry bool) prepared {
 	}
 	tx.Events = append([]store.Event{{Kind: EventStateMutation}}, appEvents(res.Events)...)
 	finishTx(&tx, job.ContextID, meta.EventSeq)
-	result, _ := json.Marshal(MutateResult{
+	result := encodeMutateResult(&MutateResult{
 		JobID: job.ID, TxID: tx.ID, Seq: tx.Seq, RootHash: tx.Hash, Output: output, Events: resultEvents(tx.Events[1:]),
 	})
 	c := &store.Commit{Tenant: job.Tenant, ContextID: job.ContextID, ExpectedSeq: meta.Seq, Tx: tx}

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"encoding/binary"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -41,6 +43,96 @@ func TestCodecRoundTrip(t *testing.T) {
 	got, err := decodeEvent(encodeEvent(&ev))
 	if err != nil || !reflect.DeepEqual(got, ev) {
 		t.Errorf("event round trip = %+v, %v", got, err)
+	}
+}
+
+// hexSample is a tx as a worker commits it: hex ids, hashes and caller key, one
+// StateMutation event sharing the tx's id, seq and time, and an app event that
+// shares none of them.
+func hexSample() Tx {
+	id := "0123456789abcdef0123456789abcdef"
+	h := id + id
+	tx := Tx{Seq: 5, ID: id, PrevHash: h, Hash: "ff" + h[2:], Method: "increment", ArgsDigest: h, Caller: "02" + h,
+		Time:   time.Unix(1700000000, 123456789).UTC(),
+		Writes: []Write{{Key: []byte("count"), Value: []byte("12345")}}}
+	tx.Events = []Event{
+		{ContextID: id, Seq: 6, TxID: id, TxSeq: 5, Kind: "StateMutation", Time: tx.Time},
+		{ContextID: "other", Seq: 7, TxID: "ABCD", TxSeq: 4, Kind: "K", Data: []byte(`{"a":1}`), Time: time.Unix(1, 0).UTC()},
+	}
+	return tx
+}
+
+// encodeTxV1 and encodeEventV1 write records as version 1 did.
+func encodeTxV1(tx *Tx) []byte {
+	b := binary.AppendUvarint([]byte{codecVersion}, tx.Seq)
+	for _, s := range [...]string{tx.ID, tx.PrevHash, tx.Hash, tx.Method, tx.ArgsDigest, tx.Caller} {
+		b = appendString(b, s)
+	}
+	b = appendWrites(appendTime(b, tx.Time), tx.Writes)
+	b = binary.AppendUvarint(b, uint64(len(tx.Events)))
+	for i := range tx.Events {
+		b = appendEvent(b, &tx.Events[i])
+	}
+	return b
+}
+
+func encodeEventV1(e *Event) []byte {
+	return appendString(appendEvent([]byte{codecVersion}, e), e.RootHash)
+}
+
+// TestCodecReadsVersion1: records written before version 2 decode as they did.
+func TestCodecReadsVersion1(t *testing.T) {
+	for _, tx := range []Tx{codecSample(), hexSample(), {Time: time.Unix(0, 0).UTC()}} {
+		got, err := decodeTx(encodeTxV1(&tx))
+		if err != nil || !reflect.DeepEqual(got, tx) {
+			t.Errorf("decodeTx(v1) = %+v, %v; want %+v", got, err, tx)
+		}
+		for _, ev := range tx.Events {
+			ev.RootHash = tx.Hash
+			if got, err := decodeEvent(encodeEventV1(&ev)); err != nil || !reflect.DeepEqual(got, ev) {
+				t.Errorf("decodeEvent(v1) = %+v, %v; want %+v", got, err, ev)
+			}
+		}
+	}
+}
+
+// TestCodecCompact: version 2 round-trips a worker's tx and its events, and stores
+// them in about half the bytes of version 1.
+func TestCodecCompact(t *testing.T) {
+	tx := hexSample()
+	tx.Events = tx.Events[:1]
+	got, err := decodeTx(encodeTx(&tx))
+	if err != nil || !reflect.DeepEqual(got, tx) {
+		t.Fatalf("round trip = %+v, %v; want %+v", got, err, tx)
+	}
+	if v1, v2 := len(encodeTxV1(&tx)), len(encodeTx(&tx)); v2 > v1/2+20 {
+		t.Errorf("tx record: %d bytes, version 1 took %d", v2, v1)
+	}
+	ev := tx.Events[0]
+	ev.RootHash = tx.Hash
+	if v1, v2 := len(encodeEventV1(&ev)), len(encodeEvent(&ev)); v2 > v1*2/3 {
+		t.Errorf("event record: %d bytes, version 1 took %d", v2, v1)
+	}
+}
+
+// TestHexString: lowercase hex of even length is stored as bytes, anything else as
+// it is, and both read back unchanged.
+func TestHexString(t *testing.T) {
+	for _, s := range []string{"", "00", "0a", "ff00", "0A", "abc", "xyz", "0x12", "g0", "é", "0g", "a/", "ff:0"} {
+		b := appendHexString(nil, s)
+		d := &decoder{b: b}
+		if got := d.hexString(); got != s || d.done() != nil {
+			t.Errorf("hexString(%q) = %q, %v", s, got, d.err)
+		}
+		if asBytes := b[0] == 1; asBytes != (s != "" && len(s)%2 == 0 && strings.Trim(s, "0123456789abcdef") == "") {
+			t.Errorf("%q stored as bytes: %v", s, asBytes)
+		}
+	}
+	if d := (&decoder{b: []byte{1, 0}}); d.hexString() != "" || d.err == nil {
+		t.Errorf("an empty byte string (never written) decoded")
+	}
+	if d := (&decoder{b: []byte{2, 0}}); d.hexString() != "" || d.err == nil {
+		t.Errorf("an unknown tag decoded")
 	}
 }
 
@@ -90,15 +182,39 @@ func FuzzDecodeHot(f *testing.F) {
 }
 
 func TestCodecRejectsCorruption(t *testing.T) {
-	tx := codecSample()
-	b := encodeTx(&tx)
-	for n := range len(b) {
-		if _, err := decodeTx(b[:n]); err == nil {
-			t.Errorf("decodeTx of %d of %d bytes succeeded", n, len(b))
+	hx := hexSample()
+	for _, tx := range []Tx{codecSample(), hx} {
+		for _, b := range [][]byte{encodeTx(&tx), encodeTxV1(&tx)} {
+			for n := range len(b) {
+				if _, err := decodeTx(b[:n]); err == nil {
+					t.Errorf("decodeTx of %d of %d bytes succeeded", n, len(b))
+				}
+			}
+			if _, err := decodeTx(append(b, 0)); err == nil {
+				t.Errorf("decodeTx with a trailing byte succeeded")
+			}
 		}
 	}
-	if _, err := decodeTx(append(b, 0)); err == nil {
-		t.Errorf("decodeTx with a trailing byte succeeded")
+	ev := hx.Events[0]
+	ev.RootHash = hx.Hash
+	b := encodeEvent(&ev)
+	for n := range len(b) {
+		if _, err := decodeEvent(b[:n]); err == nil {
+			t.Errorf("decodeEvent of %d of %d bytes succeeded", n, len(b))
+		}
+	}
+	one := hexSample()
+	one.Events = one.Events[:1]
+	none := one
+	none.Events = nil
+	b = encodeTx(&one)
+	flags := len(encodeTx(&none)) + len(appendHexString(nil, one.Events[0].ContextID))
+	if b[flags] != evFlags {
+		t.Fatalf("byte %d is %#x, not the event's flags", flags, b[flags])
+	}
+	b[flags] |= 0x80
+	if _, err := decodeTx(b); err == nil {
+		t.Errorf("decodeTx with unknown event flags succeeded")
 	}
 }
 
@@ -109,6 +225,11 @@ func FuzzDecodeTx(f *testing.F) {
 	f.Add(encodeTx(&tx))
 	f.Add(encodeEvent(&tx.Events[0]))
 	f.Add([]byte{codecVersion, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	hx := hexSample()
+	f.Add(encodeTx(&hx))
+	f.Add(encodeTxV1(&hx))
+	f.Add(encodeEvent(&hx.Events[0]))
+	f.Add(encodeEventV1(&hx.Events[0]))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if tx, err := decodeTx(b); err == nil {
 			if again, err := decodeTx(encodeTx(&tx)); err != nil || !reflect.DeepEqual(again, tx) {
