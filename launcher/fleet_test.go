@@ -20,7 +20,7 @@ var fleetModeTests = []string{
 	"TestCounterLifecycle", "TestRolesPerContext", "TestTenantIsolation", "TestIdempotency",
 	"TestForumAndWATApps", "TestJobGet", "TestEventsOverWebSocket", "TestRemovedMemberLosesSubscription",
 	"TestSubscribeRefusals", "TestResume", "TestSSE",
-	"TestWebhookStripe", "TestWebhookConcurrentDuplicates", "TestWebhookIdenfyAndStandard",
+	"TestWebhookStripe", "TestWebhookConcurrentDuplicates", "TestWebhookIdenfyAndStandard", "TestLedgerRecord",
 	"TestAdminLogin", "TestAdminApplications", "TestAdminContexts", "TestAdminWebhooks",
 	"TestAdminKeysAndRevocation", "TestTokenExpiryClosesConnections", "TestAdminDocWalkthrough",
 }
