@@ -143,11 +143,11 @@ func (s *rawSocket) frames(onText func(msg []byte, now time.Time), now time.Time
 		case 0x1:
 			onText(payload, now)
 		case 0x8:
-			code := 0
+			e := &closedError{}
 			if len(payload) >= 2 {
-				code = int(binary.BigEndian.Uint16(payload))
+				e.code, e.reason = int(binary.BigEndian.Uint16(payload)), string(payload[2:])
 			}
-			return fmt.Errorf("closed by the gateway: %d %s", code, payload[min(2, len(payload)):])
+			return e
 		case 0x9:
 			if err := s.writeFrame(0xA, payload); err != nil {
 				return err
@@ -211,6 +211,36 @@ func (p *poller) wait(d time.Duration, ready func(i int)) error {
 }
 
 func (p *poller) close() { _ = syscall.Close(p.fd) }
+
+// add watches s for reading as socket i. A closed descriptor leaves the set by itself.
+func (p *poller) add(s *rawSocket, i int) error {
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(i)}
+	return syscall.EpollCtl(p.fd, syscall.EPOLL_CTL_ADD, s.fd, &ev)
+}
+
+// dialRaw connects to remote from local (port 0) with a blocking connect, which on
+// loopback completes within the call, and returns the socket non-blocking with
+// TCP_NODELAY, as the gateway's clients have it.
+func dialRaw(local, remote *syscall.SockaddrInet4) (*rawSocket, error) {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	s := &rawSocket{fd: fd, in: make([]byte, 0, 4096)}
+	for _, step := range []func() error{
+		func() error { return syscall.Bind(fd, local) },
+		func() error { return syscall.Connect(fd, remote) },
+		func() error { return syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1) },
+		func() error { return syscall.SetNonblock(fd, true) },
+	} {
+		if err := step(); err != nil {
+			_ = syscall.Close(fd)
+			return nil, err
+		}
+	}
+	_, _ = rand.Read(s.mask[:])
+	return s, nil
+}
 
 // closedLoops runs one closed loop per socket from the calling thread: each loop has
 // one request outstanding, and the pass that reads its reply writes its next request,
@@ -286,6 +316,16 @@ func (c *closedLoops) run(ctx context.Context, start, end, deadline time.Time) e
 		}
 	}
 	return nil
+}
+
+// closedError is the gateway's close frame.
+type closedError struct {
+	code   int
+	reason string
+}
+
+func (e *closedError) Error() string {
+	return fmt.Sprintf("closed by the gateway: %d %s", e.code, e.reason)
 }
 
 // parseResponse parses one whole HTTP/1.1 response with a Content-Length (the
