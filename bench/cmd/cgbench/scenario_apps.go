@@ -43,19 +43,11 @@ func runMutate(ctx context.Context, e *env) (result, error) {
 		return result{}, err
 	}
 	defer owner.Close()
-	base := job{Scenario: "mutate", URL: gw.url(), Key: gw.owner, Contexts: contexts, Sessions: e.mutateLoops, Duration: e.duration}
-	ws, err := startWorkers(e, splitJob(base, min(mutateWorkers, e.mutateLoops)))
+	ws, ready, err := startMutateLoad(ctx, e, gw, contexts, e.mutateLoops, e.duration)
 	if err != nil {
 		return result{}, err
 	}
 	defer ws.stop()
-	ready, err := ws.collect(ctx, "ready", time.Minute)
-	if err != nil {
-		return result{}, err
-	}
-	if sum := total(ready); sum.OK != e.mutateLoops {
-		return result{}, fmt.Errorf("%d of %d sessions opened, first error: %s", sum.OK, e.mutateLoops, sum.FirstErr)
-	}
 
 	sum, use, err := runLoad(ctx, e, gw, ws, ready, 300*time.Millisecond)
 	if err != nil {
@@ -161,6 +153,28 @@ func setupCounter(ctx context.Context, e *env, gw *gateway, n int) (*client.Clie
 	}
 	e.logf("created and queried %d contexts in %s", n, time.Since(began).Round(time.Millisecond))
 	return owner, contexts, nil
+}
+
+// startMutateLoad starts the load generators of loops closed mutate loops over
+// contexts for duration, and waits until every loop's session is open. The caller
+// stops them.
+func startMutateLoad(ctx context.Context, e *env, gw *gateway, contexts []string, loops int, duration time.Duration) (*workerSet, []report, error) {
+	base := job{Scenario: "mutate", URL: gw.url(), Key: gw.owner, Contexts: contexts, Sessions: loops, Duration: duration}
+	ws, err := startWorkers(e, splitJob(base, min(mutateWorkers, loops)))
+	if err != nil {
+		return nil, nil, err
+	}
+	ready, err := ws.collect(ctx, "ready", time.Minute)
+	if err == nil {
+		if sum := total(ready); sum.OK != loops {
+			err = fmt.Errorf("%d of %d sessions opened, first error: %s", sum.OK, loops, sum.FirstErr)
+		}
+	}
+	if err != nil {
+		ws.stop()
+		return nil, nil, err
+	}
+	return ws, ready, nil
 }
 
 // sumCounters queries get on every context and adds up the values.

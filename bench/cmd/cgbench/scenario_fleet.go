@@ -215,19 +215,11 @@ func runFleetMutate(ctx context.Context, e *env) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	base := job{Scenario: "mutate", URL: f.gw.url(), Key: f.gw.owner, Contexts: contexts, Sessions: e.fleetLoops, Duration: e.duration}
-	ws, err := startWorkers(e, splitJob(base, min(mutateWorkers, e.fleetLoops)))
+	ws, ready, err := startMutateLoad(ctx, e, f.gw, contexts, e.fleetLoops, e.duration)
 	if err != nil {
 		return result{}, err
 	}
 	defer ws.stop()
-	ready, err := ws.collect(ctx, "ready", time.Minute)
-	if err != nil {
-		return result{}, err
-	}
-	if sum := total(ready); sum.OK != e.fleetLoops {
-		return result{}, fmt.Errorf("%d of %d sessions opened, first error: %s", sum.OK, e.fleetLoops, sum.FirstErr)
-	}
 	w0, r0, err := f.cpu()
 	if err != nil {
 		return result{}, err
@@ -309,15 +301,11 @@ func runFleetFailover(ctx context.Context, e *env) (result, error) {
 	}
 	loops := min(64, e.fleetLoops)
 	span := time.Duration(e.failoverKills)*(e.duration/2+6*time.Second) + 2*time.Second
-	base := job{Scenario: "mutate", URL: f.gw.url(), Key: f.gw.owner, Contexts: contexts, Sessions: loops, Duration: span}
-	ws, err := startWorkers(e, splitJob(base, min(mutateWorkers, loops)))
+	ws, _, err := startMutateLoad(ctx, e, f.gw, contexts, loops, span)
 	if err != nil {
 		return result{}, err
 	}
 	defer ws.stop()
-	if _, err := ws.collect(ctx, "ready", time.Minute); err != nil {
-		return result{}, err
-	}
 	if err := ws.send(command{Start: time.Now().Add(300 * time.Millisecond)}); err != nil {
 		return result{}, err
 	}
