@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/circlegate/circlegate/client"
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 )
 
@@ -272,10 +271,3 @@ func (l *handshakeLoad) step(k int, h *handshakeLoop, buf *[]byte) error {
 }
 
 func (l *handshakeLoad) close() {}
-
-// closeClient closes c and reports an error only if the server had closed it first.
-func closeClient(c *client.Client) error {
-	err := c.Err()
-	c.Close()
-	return err
-}
