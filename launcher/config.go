@@ -69,7 +69,7 @@ type TLSConfig struct {
 
 // StoreConfig configures the embedded store (Pebble in <data>/store).
 type StoreConfig struct {
-	// CacheBytes is Pebble's block cache. Zero means 64 MiB.
+	// CacheBytes is Pebble's block cache, beside its memtables. Zero means 64 MiB.
 	CacheBytes int64 `toml:"cache_bytes"`
 	// MemTableBytes is Pebble's memtable size. Zero means 32 MiB.
 	MemTableBytes int64 `toml:"memtable_bytes"`

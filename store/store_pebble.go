@@ -20,7 +20,8 @@ type PebbleConfig struct {
 	Dir string
 	// History bounds each context's event history; see HistoryConfig for defaults.
 	History HistoryConfig
-	// CacheBytes is the size of the block cache. Zero means 64 MiB.
+	// CacheBytes is the size of the block cache, for blocks alone: Pebble's memtables
+	// (up to 4 of MemTableBytes) are charged beside it. Zero means 64 MiB.
 	CacheBytes int64
 	// MemTableBytes is the size of one memtable. Zero means 32 MiB.
 	MemTableBytes int64
@@ -99,7 +100,11 @@ func OpenPebble(cfg PebbleConfig) (*Pebble, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cache := pebble.NewCache(cfg.CacheBytes)
+	// Pebble charges each memtable it holds (the mutable one, those waiting for a
+	// flush, zombies still read) against the block cache; sized to CacheBytes alone,
+	// two full memtables would leave no room for a single block. The cache is sized
+	// for the blocks plus the most memtables Pebble keeps before it stops writes.
+	cache := pebble.NewCache(cfg.CacheBytes + memTableStopWrites*cfg.MemTableBytes)
 	defer cache.Unref()
 	db, err := pebble.Open(cfg.Dir, pebbleOptions(cfg, cache))
 	if err != nil {
@@ -109,6 +114,9 @@ func OpenPebble(cfg PebbleConfig) (*Pebble, error) {
 		state: newStateCache(cfg.StateCacheBytes)}, nil
 }
 
+// memTableStopWrites is how many memtables Pebble holds before it stalls writes.
+const memTableStopWrites = 4
+
 // pebbleOptions are tuned for a small machine (2 cores): a few large memtables so
 // bursts of commits do not stall on flushes, up to 2 concurrent compactions, bloom
 // filters for the point reads of heads and state keys.
@@ -116,7 +124,7 @@ func pebbleOptions(cfg PebbleConfig, cache *pebble.Cache) *pebble.Options {
 	opts := &pebble.Options{
 		Cache:                       cache,
 		MemTableSize:                uint64(cfg.MemTableBytes),
-		MemTableStopWritesThreshold: 4,
+		MemTableStopWritesThreshold: memTableStopWrites,
 		FormatMajorVersion:          pebble.FormatNewest,
 		CompactionConcurrencyRange:  func() (int, int) { return 1, 2 },
 		Logger:                      pebbleLogger{cfg.Logger},
