@@ -205,15 +205,21 @@ func (q *MemoryQueue) Run(ctx context.Context, workers int, h Handler) error {
 	stop := context.AfterFunc(ctx, func() { _ = q.Close() })
 	defer stop()
 	var wg sync.WaitGroup
+	var turn batchTurn
 	for range max(workers, 1) {
 		wg.Go(func() {
 			for {
+				release := turn.take()
 				lanes, batch, ok := q.take()
 				if !ok {
+					release()
 					return
 				}
+				long := time.AfterFunc(longBatch, release)
 				q.runBatch(ctx, h, batch)
 				q.finish(lanes, len(batch))
+				long.Stop()
+				release()
 			}
 		})
 	}

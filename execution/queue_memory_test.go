@@ -1,7 +1,14 @@
 package execution_test
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/circlegate/circlegate/execution"
 	"github.com/circlegate/circlegate/execution/queuetest"
@@ -15,4 +22,80 @@ func TestMemoryQueue(t *testing.T) {
 		}
 		return q
 	})
+}
+
+// TestMemoryQueueTurns checks how the embedded queue's workers share the load: one
+// batch in flight while batches are quick (so they grow with the load and share
+// syncs), and a batch stuck past the long-batch threshold does not hold up the jobs
+// of other contexts.
+func TestMemoryQueueTurns(t *testing.T) {
+	q, err := execution.NewMemoryQueue(execution.MemoryQueueConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inFlight, most atomic.Int32
+	stuck := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = q.Run(ctx, 4, func(_ context.Context, jobs []*execution.Job) []execution.Outcome {
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			out := make([]execution.Outcome, len(jobs))
+			for i, j := range jobs {
+				if j.Method == "stuck" {
+					<-stuck
+				}
+				runtime.Gosched()
+				out[i] = execution.Outcome{Result: json.RawMessage(`1`)}
+			}
+			return out
+		})
+	}()
+	t.Cleanup(func() { cancel(); _ = q.Close(); <-done })
+
+	submit := func(contextID, method string) error {
+		j := &execution.Job{ID: contextID + method + time.Now().String(), Kind: execution.JobMutate, Tenant: "t",
+			ContextID: contextID, Method: method, Time: time.Now(), Deadline: time.Now().Add(10 * time.Second)}
+		_, err := q.Submit(context.Background(), j)
+		return err
+	}
+	var wg sync.WaitGroup
+	for c := range 32 {
+		wg.Go(func() {
+			for range 20 {
+				if err := submit(fmt.Sprint("c", c), "m"); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if m := most.Load(); m != 1 {
+		t.Fatalf("%d batches ran at once under a quick load; want 1 at a time", m)
+	}
+
+	stuckDone := make(chan error, 1)
+	go func() { stuckDone <- submit("slow", "stuck") }()
+	for inFlight.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	other := make(chan error, 1)
+	go func() { other <- submit("other", "m") }()
+	select {
+	case err := <-other:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a job of another context waited behind a stuck batch")
+	}
+	close(stuck)
+	if err := <-stuckDone; err != nil {
+		t.Fatal(err)
+	}
 }

@@ -19,8 +19,10 @@ import (
 // config file.
 type Config struct {
 	// Workers is the number of concurrent job batches this process runs; 0 means
-	// GOMAXPROCS. A gateway with workers = -1 only accepts jobs (fleet mode; the serve
-	// flag --workers 0 with --redis means the same).
+	// GOMAXPROCS. The embedded queue's workers take turns (one batch in flight, so
+	// batches grow with the load) and run side by side only while a batch takes
+	// longer than 20 ms. A gateway with workers = -1 only accepts jobs (fleet mode;
+	// the serve flag --workers 0 with --redis means the same).
 	Workers int `toml:"workers"`
 	// JobTimeout bounds a job from acceptance to commit. Zero means 10s.
 	JobTimeout time.Duration `toml:"job_timeout"`
