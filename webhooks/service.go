@@ -273,7 +273,7 @@ func idempotencyKey(p Provider, name, eventID string) string {
 // reports "applied" and every other one "duplicate" with the first result.
 func (s *Service) apply(ctx context.Context, tenant string, req Request, route Route, ev Event) (execution.Applied, error) {
 	key := idempotencyKey(req.Provider, req.Name, ev.ID)
-	args, err := json.Marshal(ev)
+	args, err := ev.args()
 	if err != nil {
 		return execution.Applied{}, errs.Wrap(errs.Internal, err, "encode event")
 	}
