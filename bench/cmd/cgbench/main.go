@@ -153,7 +153,7 @@ func parseFlags(args []string, stderr io.Writer) (*env, []scenario, error) {
 	fs := flag.NewFlagSet("cgbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	e := &env{log: stderr, duration: 10 * time.Second, idleSit: 10 * time.Second, mutateContexts: 1000, mutateLoops: 64, queryContexts: 100, fleetLoops: 256, failoverKills: 3,
-		fanoutSubscribers: fanoutSubscribers, webhookContexts: 16, webhookLoops: 64}
+		fanoutSubscribers: fanoutSubscribers, webhookContexts: 64, webhookLoops: 64}
 	fs.StringVar(&e.gateway, "gateway", "bin/circlegate", "gateway binary to start")
 	fs.StringVar(&e.appDir, "app-dir", "bin/apps", "directory holding counter.wasm and ledger.wasm (make apps), for mutate, query, fanout and webhook")
 	names := fs.String("scenarios", "idle,handshake,whoami,mutate,query,fanout,fanout-sse,webhook,fleet-mutate,fleet-failover", "comma-separated scenarios to run")
@@ -162,7 +162,7 @@ func parseFlags(args []string, stderr io.Writer) (*env, []scenario, error) {
 	fleetApp := fs.String("fleet-app", "counter", "counter app of the fleet scenarios: counter (Go) or watcounter (WAT)")
 	quick := fs.Bool("quick", false, "3 s of handshake, whoami, mutate, query, fanout and webhook load instead of 10 s")
 	fs.IntVar(&e.webhookLoops, "webhook-clients", 64, "concurrent webhook HTTP clients")
-	fs.IntVar(&e.webhookContexts, "webhook-contexts", 16, "ledger contexts (one route each) for webhook")
+	fs.IntVar(&e.webhookContexts, "webhook-contexts", 64, "ledger contexts (one route each) for webhook")
 	fs.IntVar(&e.idleSessions, "sessions", 19000, "idle sessions to open")
 	fs.IntVar(&e.handshakeLoops, "loops", 64, "concurrent handshake loops")
 	fs.IntVar(&e.fanoutSubscribers, "subscribers", fanoutSubscribers, "subscribers of the fan-out scenarios")
