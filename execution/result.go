@@ -3,6 +3,8 @@ package execution
 import (
 	"encoding/json"
 	"strconv"
+
+	"github.com/circlegate/circlegate/internal/jsonx"
 )
 
 // encodeMutateResult returns json.Marshal(r), byte for byte. When every string is
@@ -10,10 +12,10 @@ import (
 // results are, it appends the fields itself: the reflective encoder was a visible
 // part of a mutation's cost. Otherwise it calls json.Marshal.
 func encodeMutateResult(r *MutateResult) []byte {
-	plain := r.Output != nil && plainString(r.JobID) && plainString(r.TxID) && plainString(r.RootHash) &&
+	plain := r.Output != nil && jsonx.PlainString(r.JobID) && jsonx.PlainString(r.TxID) && jsonx.PlainString(r.RootHash) &&
 		plainJSON(r.Output)
 	for i := range r.Events {
-		plain = plain && plainString(r.Events[i].Kind) && plainJSON(r.Events[i].Data)
+		plain = plain && jsonx.PlainString(r.Events[i].Kind) && plainJSON(r.Events[i].Data)
 	}
 	if !plain {
 		b, _ := json.Marshal(r)
@@ -52,17 +54,6 @@ func encodeMutateResult(r *MutateResult) []byte {
 		b = append(b, '}')
 	}
 	return append(b, "]}"...)
-}
-
-// plainString reports whether json.Marshal writes s unchanged between quotes:
-// printable ASCII without '"', '\\' and the characters it escapes for HTML.
-func plainString(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			return false
-		}
-	}
-	return true
 }
 
 // plainJSON reports whether json.Marshal writes raw, valid JSON, unchanged: it has

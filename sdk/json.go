@@ -3,6 +3,8 @@ package sdk
 import (
 	"encoding/json"
 	"strconv"
+
+	"github.com/circlegate/circlegate/internal/jsonx"
 )
 
 // encoding/json works by reflection, which is slow inside a wasm guest: a counter's
@@ -51,16 +53,7 @@ func marshalJSON(v any) ([]byte, error) {
 // AppendJSONString appends s as a JSON string, as encoding/json writes it, when s is
 // plain: printable ASCII without '"', '\\', '<', '>' or '&' (which encoding/json
 // escapes). Otherwise it returns b unchanged and false.
-func AppendJSONString(b []byte, s string) ([]byte, bool) {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			return b, false
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"'), true
-}
+func AppendJSONString(b []byte, s string) ([]byte, bool) { return jsonx.AppendPlainString(b, s) }
 
 // unmarshalJSON decodes data into v as encoding/json's Unmarshal does.
 func unmarshalJSON(data []byte, v any) error {

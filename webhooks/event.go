@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/circlegate/circlegate/errs"
+	"github.com/circlegate/circlegate/internal/jsonx"
 )
 
 // Provider names a sender of webhooks.
@@ -78,15 +79,11 @@ func (ev *Event) args() ([]byte, error) {
 
 // appendJSONString appends s as json.Marshal writes it.
 func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
+	if out, ok := jsonx.AppendPlainString(b, s); ok {
+		return out
 	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
+	q, _ := json.Marshal(s)
+	return append(b, q...)
 }
 
 // maxEventIDBytes bounds an event id, so that "<provider>:<name>:<id>" stays well
