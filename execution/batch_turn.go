@@ -17,17 +17,15 @@ import (
 // contexts: the workers setting still bounds how many batches run at once.
 const longBatch = 20 * time.Millisecond
 
-// batchTurn is whose turn it is to take a batch; the zero value is ready.
-type batchTurn struct {
-	once sync.Once
-	ch   chan struct{}
-}
+// batchTurn is whose turn it is to take a batch.
+type batchTurn chan struct{}
+
+func newBatchTurn() batchTurn { return make(batchTurn, 1) }
 
 // take waits for the turn and returns its release, which may be called more than
 // once (the first call counts).
-func (t *batchTurn) take() (release func()) {
-	t.once.Do(func() { t.ch = make(chan struct{}, 1) })
-	t.ch <- struct{}{}
+func (t batchTurn) take() (release func()) {
+	t <- struct{}{}
 	var once sync.Once
-	return func() { once.Do(func() { <-t.ch }) }
+	return func() { once.Do(func() { <-t }) }
 }

@@ -205,7 +205,7 @@ func (q *MemoryQueue) Run(ctx context.Context, workers int, h Handler) error {
 	stop := context.AfterFunc(ctx, func() { _ = q.Close() })
 	defer stop()
 	var wg sync.WaitGroup
-	var turn batchTurn
+	turn := newBatchTurn()
 	for range max(workers, 1) {
 		wg.Go(func() {
 			for {

@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/circlegate/circlegate/events"
-	"github.com/circlegate/circlegate/execution"
-	"github.com/circlegate/circlegate/internal/testapps"
-	"github.com/circlegate/circlegate/store"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/circlegate/circlegate/execution"
+	"github.com/circlegate/circlegate/internal/embedtest"
+	"github.com/circlegate/circlegate/internal/testapps"
 )
 
 // BenchmarkMutate is the durable mutation path without the network: 64 callers run
@@ -26,27 +26,8 @@ func BenchmarkMutate(b *testing.B) {
 }
 
 func benchMutate(b *testing.B, contexts, callers int) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	st, err := store.OpenPebble(store.PebbleConfig{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	eng := newEngine(b, execution.EngineConfig{})
-	q, err := execution.NewMemoryQueue(execution.MemoryQueueConfig{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	svc, err := execution.NewService(execution.Config{}, st, eng, q, events.NewMemory(), nil, reg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var workers sync.WaitGroup
-	workers.Go(func() { _ = svc.RunWorkers(ctx) })
-	defer workers.Wait()
-	defer cancel()
+	ctx := context.Background()
+	svc, _, reg := embedtest.Service(b)
 	owner := execution.Caller{PubKey: callerKey, Owner: true}
 	app, err := svc.InstallApp(ctx, "tenant-a", owner, testapps.Build(b, "counter"), "counter", "")
 	if err != nil {

@@ -12,13 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stripe/stripe-go/v76/webhook"
 
-	"github.com/circlegate/circlegate/events"
 	"github.com/circlegate/circlegate/execution"
+	"github.com/circlegate/circlegate/internal/embedtest"
 	"github.com/circlegate/circlegate/internal/testapps"
-	"github.com/circlegate/circlegate/store"
 	"github.com/circlegate/circlegate/tenant"
 	"github.com/circlegate/circlegate/webhooks"
 )
@@ -35,31 +33,8 @@ func BenchmarkDeliverStripe(b *testing.B) {
 		secret  = "whsec_bench"
 		tk      = "02a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"
 	)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	st, err := store.OpenPebble(store.PebbleConfig{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	eng, err := execution.NewEngine(ctx, execution.EngineConfig{CacheDir: testapps.CompileCacheDir(b)}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer eng.Close(context.Background())
-	q, err := execution.NewMemoryQueue(execution.MemoryQueueConfig{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	svc, err := execution.NewService(execution.Config{}, st, eng, q, events.NewMemory(), nil, reg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var workers sync.WaitGroup
-	workers.Go(func() { _ = svc.RunWorkers(ctx) })
-	defer workers.Wait()
-	defer cancel()
+	ctx := context.Background()
+	svc, st, reg := embedtest.Service(b)
 	tenants := tenant.NewRegistry()
 	t, err := tenants.Add(tenant.Tenant{PubKey: tk})
 	if err != nil {
