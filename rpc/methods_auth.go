@@ -40,8 +40,10 @@ type authenticateParams struct {
 
 type noParams struct{}
 
-// RegisterAuth adds rpc.discover, fetch_nonce, authenticate and whoami.
+// RegisterAuth adds rpc.discover, fetch_nonce, authenticate and whoami, all inline
+// (a signature check and a nonce store's round trip at most).
 func RegisterAuth(s *Server, auth *tenant.Auth, openrpc []byte) {
+	defer s.SetInline("rpc.discover", "fetch_nonce", "authenticate", "whoami")
 	doc := json.RawMessage(openrpc)
 	Register(s, "rpc.discover", Public, func(context.Context, *Call, noParams) (json.RawMessage, error) {
 		return doc, nil

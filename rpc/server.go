@@ -107,6 +107,7 @@ type method struct {
 	access   Access
 	handler  handlerFunc
 	duration prometheus.Observer
+	inline   bool // never waits on another request's work: see SetInline
 }
 
 // Server dispatches JSON-RPC messages to registered methods.
@@ -198,6 +199,43 @@ func (s *Server) Registered() []string {
 		out = append(out, n)
 	}
 	return out
+}
+
+// SetInline marks methods that only compute or make one quick round trip (check a
+// signature, read a nonce), so a WebSocket session may run them on its reader,
+// without handing them to a serve worker: one thread wake-up less per request. A
+// method that waits for other work (a commit, a job) must not be inline: it would
+// hold up the session's later requests. It panics on a name not registered.
+func (s *Server) SetInline(names ...string) {
+	for _, name := range names {
+		m, ok := s.methods[name]
+		if !ok {
+			panic("rpc: SetInline of unregistered method " + name)
+		}
+		m.inline = true
+	}
+}
+
+// errFound stops a scan once the member looked for is found.
+var errFound = errors.New("found")
+
+// Inline reports whether data is a single request (not a batch) to an inline
+// method. It looks only for the top-level "method" member; Handle still decodes and
+// checks the whole message.
+func (s *Server) Inline(data []byte) bool {
+	inline := false
+	_ = members(data, func(key, val []byte) error {
+		if !keyIs(key, "method") {
+			return nil
+		}
+		if len(val) >= 2 && val[0] == '"' {
+			if m, ok := s.methods[string(val[1:len(val)-1])]; ok {
+				inline = m.inline
+			}
+		}
+		return errFound
+	})
+	return inline
 }
 
 // Handle decodes one message (a request or a batch), runs it and returns the reply

@@ -224,3 +224,30 @@ func FuzzHandle(f *testing.F) {
 		}
 	})
 }
+
+func TestInline(t *testing.T) {
+	s := newTestServer(t, Config{})
+	s.SetInline("echo")
+	for msg, want := range map[string]bool{
+		`{"jsonrpc":"2.0","id":1,"method":"echo","params":["x"]}`:      true,
+		` { "id" : {"a":[1,"method"]} , "method" : "echo" }`:           true,
+		`{"jsonrpc":"2.0","id":1,"method":"sleep","params":[1]}`:       false,
+		`[{"jsonrpc":"2.0","id":1,"method":"echo","params":["x"]}]`:    false,
+		`{"jsonrpc":"2.0","id":1,"method":"ech\u006f","params":["x"]}`: false,
+		`{"jsonrpc":"2.0","id":1,"params":{"method":"echo"}}`:          false,
+		`{"jsonrpc":"2.0","id":1,"method":"nope"}`:                     false,
+		`{"method":"echo"`: true, // Handle answers -32700
+		`not json`:         false,
+		``:                 false,
+	} {
+		if got := s.Inline([]byte(msg)); got != want {
+			t.Errorf("Inline(%s) = %v, want %v", msg, got, want)
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("SetInline of an unregistered method did not panic")
+		}
+	}()
+	s.SetInline("missing")
+}

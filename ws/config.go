@@ -58,10 +58,16 @@ type Config struct {
 	// RequestBurst is the burst allowed above RequestRate. Zero means RequestRate
 	// rounded up, at least 1.
 	RequestBurst int `toml:"request_burst"`
-	// ReadBufferSize is the per-session read buffer. Zero means 512 bytes: JSON-RPC
-	// requests are small, every idle session holds this buffer, and larger messages
-	// are read in pieces.
+	// ReadBufferSize is the read buffer of an active session. Zero means 512 bytes:
+	// JSON-RPC requests are small, and a large message's payload is read straight
+	// into the message.
 	ReadBufferSize int `toml:"read_buffer_size"`
+	// ReaderIdle is how long a session's reader goroutine waits for the client's next
+	// bytes before it ends: the idle session then holds no goroutine and no read
+	// buffer, and its next bytes start a new reader (Linux, plain TCP; behind TLS
+	// termination in the gateway every session keeps its reader). Zero means 2s; a
+	// negative value keeps a reader per session.
+	ReaderIdle time.Duration `toml:"reader_idle"`
 	// ServeWorkers is the most long-lived goroutines that run requests. A request goes
 	// to an idle one, or to a new goroutine when none is idle, which then stays while
 	// fewer than ServeWorkers do; reusing them saves growing a fresh goroutine's stack
@@ -115,6 +121,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ServeWorkers == 0 {
 		c.ServeWorkers = 64 * runtime.GOMAXPROCS(0)
+	}
+	if c.ReaderIdle == 0 {
+		c.ReaderIdle = 2 * time.Second
 	}
 	if c.ReadBufferSize == 0 {
 		c.ReadBufferSize = 512

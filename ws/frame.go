@@ -6,17 +6,19 @@ import (
 	"github.com/circlegate/circlegate/events"
 )
 
-// Sessions write their frames to the connection themselves (gorilla/websocket reads
-// and upgrades): a server frame is a header and the unmasked payload, so a frame made
+// Sessions write their frames to the connection themselves, as they read them
+// (decode.go; gorilla/websocket upgrades): a server frame is a header and the unmasked payload, so a frame made
 // once can go to every subscriber unchanged, and a session's queued frames leave in
 // one write.
 
 // WebSocket opcodes (RFC 6455 section 5.2).
 const (
-	opText  = 0x1
-	opClose = 0x8
-	opPing  = 0x9
-	opPong  = 0xA
+	opContinuation = 0x0
+	opText         = 0x1
+	opBinary       = 0x2
+	opClose        = 0x8
+	opPing         = 0x9
+	opPong         = 0xA
 )
 
 // appendHeader appends the header of a final, unmasked frame of opcode op with a

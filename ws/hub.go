@@ -2,6 +2,7 @@ package ws
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -35,7 +36,9 @@ type Hub struct {
 	tasks  chan func()  // to the serve workers; unbuffered
 	served atomic.Int64 // serve workers alive
 
-	flushers []*flusher // event write sweeps (flush.go)
+	flushers []*flusher  // event write sweeps (flush.go)
+	idle     *idlePoller // wakes parked sessions (read.go)
+	readBufs *sync.Pool  // of *[]byte, read_buffer_size each
 
 	mu        sync.Mutex
 	sessions  map[uint64]*session
@@ -66,6 +69,11 @@ func NewHub(cfg Config, srv *rpc.Server, auth *tenant.Auth, log *slog.Logger, re
 	h.metrics = m
 	h.root, h.cancel = context.WithCancel(context.Background())
 	h.upgrade = h.upgrader()
+	h.readBufs = newReadBufs(cfg.ReadBufferSize)
+	if h.idle, err = newIdlePoller(); err != nil {
+		return nil, fmt.Errorf("ws: idle poller: %w", err)
+	}
+	go h.idle.run(h.wake)
 	h.flushers = newFlushers(runtime.GOMAXPROCS(0), max(cfg.EventWriteInterval, 0))
 	for _, f := range h.flushers {
 		go f.run(h.root)
@@ -128,7 +136,17 @@ func (h *Hub) add(s *session) bool {
 	return true
 }
 
-// remove unregisters a session when its reader ends.
+// wake starts the reader of parked session id, if it is still open.
+func (h *Hub) wake(id uint64) {
+	h.mu.Lock()
+	s := h.sessions[id]
+	h.mu.Unlock()
+	if s != nil {
+		s.wake()
+	}
+}
+
+// remove unregisters a session when it finishes.
 func (h *Hub) remove(s *session) {
 	h.mu.Lock()
 	delete(h.sessions, s.id)
@@ -291,7 +309,8 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	h.cancel()
 	done := make(chan struct{})
 	go func() {
-		h.wg.Wait() // every reader has ended, so nothing dispatches any more
+		h.wg.Wait() // every session has finished, so nothing dispatches any more
+		h.idle.close()
 		close(h.tasks)
 		close(done)
 	}()

@@ -2,6 +2,7 @@ package ws
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -163,5 +164,144 @@ func TestServeWorkersStay(t *testing.T) {
 	}
 	if after := runtime.NumGoroutine(); after > before {
 		t.Fatalf("goroutines %d -> %d: requests did not run on the idle workers", before, after)
+	}
+}
+
+// parked waits until every session of hub has no reader goroutine (or fails).
+func parked(t *testing.T, hub *Hub, want bool) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		all := hub.Len() > 0
+		hub.mu.Lock()
+		for _, s := range hub.sessions {
+			s.mu.Lock()
+			all = all && s.reading != want
+			s.mu.Unlock()
+		}
+		hub.mu.Unlock()
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions not parked=%v within 3s", want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestIdleSessionParks: a session with nothing to read past reader_idle gives up its
+// reader and buffer, and its client's next request, ping or close still gets through.
+func TestIdleSessionParks(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the idle poller is epoll")
+	}
+	hub, url := newTestHub(t, Config{ReaderIdle: 20 * time.Millisecond})
+	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for round := range 3 {
+		parked(t, hub, true)
+		hub.mu.Lock()
+		for _, s := range hub.sessions {
+			if s.in.buf != nil {
+				t.Fatal("a parked session holds its read buffer")
+			}
+		}
+		hub.mu.Unlock()
+		req := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"sleep","params":[1]}`, round)
+		if err := conn.WriteMessage(websocket.TextMessage, []byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		var reply struct{ ID int }
+		_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+		if err := conn.ReadJSON(&reply); err != nil || reply.ID != round {
+			t.Fatalf("round %d: reply %+v, %v", round, reply, err)
+		}
+	}
+	// A ping to a parked session is answered.
+	parked(t, hub, true)
+	pong := make(chan string, 1)
+	conn.SetPongHandler(func(data string) error { pong <- data; return nil })
+	if err := conn.WriteControl(websocket.PingMessage, []byte("hello"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, _, _ = conn.ReadMessage() }()
+	select {
+	case got := <-pong:
+		if got != "hello" {
+			t.Fatalf("pong %q", got)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("no pong from a parked session")
+	}
+	// Closing a parked session from the server finishes it.
+	parked(t, hub, true)
+	if n := hub.CloseTenant("t", DisconnectTenantRemoved); n != 1 {
+		t.Fatalf("closed %d sessions", n)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for hub.Len() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a parked session closed by the server was never finished")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestParkedSessionClientClose: a client's close frame to a parked session is
+// answered with its code, and the session finishes.
+func TestParkedSessionClientClose(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the idle poller is epoll")
+	}
+	hub, url := newTestHub(t, Config{ReaderIdle: 20 * time.Millisecond})
+	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	parked(t, hub, true)
+	if err := conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(4321, "bye")); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, _, err = conn.ReadMessage()
+	if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != 4321 {
+		t.Fatalf("err = %v, want the close code 4321 back", err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for hub.Len() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the session did not finish")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestProtocolErrorCloses: an unmasked client frame closes the session with 1002.
+func TestProtocolErrorCloses(t *testing.T) {
+	hub, url := newTestHub(t, Config{})
+	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.UnderlyingConn().Write([]byte{0x81, 0x02, 'h', 'i'}); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, _, err = conn.ReadMessage()
+	if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != websocket.CloseProtocolError {
+		t.Fatalf("err = %v, want close 1002", err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for hub.Len() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the session did not finish")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

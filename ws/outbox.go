@@ -167,7 +167,18 @@ const maxSpare = 64
 
 // write drains the queue with blocking writes, then returns; whoever next finds no
 // writer running becomes the writer (or leaves the rest to the sweeps).
-func (o *outbox) write() {
+func (o *outbox) write() { o.drain(true) }
+
+// drain writes the queue until it is empty, then ends the writer's turn. With wait
+// false it never blocks, for a session's reader writing an inline reply: a reader
+// that waited on its client's socket would stop reading a client that stops
+// reading, which would then never be found slow. A write the socket cannot take at
+// once is finished by a new goroutine, which stays the writer.
+func (o *outbox) drain(wait bool) {
+	if !wait && o.raw == nil { // TLS: no non-blocking path
+		go o.write()
+		return
+	}
 	for {
 		// The write lock is taken only when there is something to write, so that a
 		// close frame (written only if the lock is free) is not lost to this check.
@@ -182,7 +193,17 @@ func (o *outbox) write() {
 		o.mu.Lock()
 		batch, count := o.take()
 		o.mu.Unlock()
-		err := o.writeBlocking(batch)
+		var err error
+		if wait {
+			err = o.writeBlocking(batch)
+		} else {
+			var rest [][]byte
+			_, rest, err = writevNonBlocking(o.raw, batch, nil)
+			if err == nil && len(rest) > 0 {
+				go o.finishDrain(batch, rest, count)
+				return
+			}
+		}
 		o.wmu.Unlock()
 		if err != nil {
 			o.fail(DisconnectWriteError)
@@ -190,6 +211,19 @@ func (o *outbox) write() {
 		}
 		o.done(batch, count)
 	}
+}
+
+// finishDrain writes rest, the tail of batch the socket did not take, then drains
+// the queue; it holds o.wmu from drain.
+func (o *outbox) finishDrain(batch, rest [][]byte, count int) {
+	err := o.writeBlocking(rest)
+	o.wmu.Unlock()
+	if err != nil {
+		o.fail(DisconnectWriteError)
+		return
+	}
+	o.done(batch, count)
+	o.write()
 }
 
 // writeBlocking writes pieces within the write timeout; o.wmu is held. On TCP they

@@ -2,10 +2,8 @@ package ws
 
 import (
 	"context"
-	"errors"
-	"io"
-	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/circlegate/circlegate/events"
@@ -14,22 +12,27 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// session is one WebSocket connection. Its reader goroutine lives as long as the
-// connection; its writer goroutine exists only while frames are queued.
+// session is one WebSocket connection. Its reader goroutine runs while the client is
+// active (read.go); a writer goroutine exists only while frames are queued.
 type session struct {
-	out    outbox // first: its hot fields start the session's first cache line
-	id     uint64
-	hub    *Hub
-	conn   *websocket.Conn // reads; writes go through out (frame.go)
-	peer   *rpc.Peer
-	ctx    context.Context
-	cancel context.CancelFunc
-	slots  chan struct{} // one per running request
-	subs   *events.Subscriptions
+	out      outbox // first: its hot fields start the session's first cache line
+	id       uint64
+	hub      *Hub
+	in       decoder      // the client's frames; its buffer only while a reader runs
+	lastRead atomic.Int64 // unix nanoseconds of the last read that brought bytes
+	lastPing time.Time    // of the keepalive timer only
+	peer     *rpc.Peer
+	ctx      context.Context
+	cancel   context.CancelFunc
+	slots    chan struct{} // one per running request
+	subs     *events.Subscriptions
 
 	mu     sync.Mutex
 	closed bool
 	reason Disconnect
+	// reading: a reader goroutine runs. polled: the socket was added to the idle
+	// poller once.
+	reading, polled bool
 	// deadline fires at auth_timeout while the session has not authenticated, and
 	// then when its token expires (timeout).
 	deadline  *time.Timer
@@ -39,9 +42,10 @@ type session struct {
 func (h *Hub) newSession(conn *websocket.Conn, peer *rpc.Peer) *session {
 	ctx, cancel := context.WithCancel(h.root)
 	s := &session{
-		id: h.nextID.Add(1), hub: h, conn: conn, peer: peer,
+		id: h.nextID.Add(1), hub: h, peer: peer,
 		ctx: ctx, cancel: cancel,
-		slots: make(chan struct{}, h.cfg.MaxConcurrentRequests),
+		reading: true, // start runs the reader; until then close must not finish it
+		slots:   make(chan struct{}, h.cfg.MaxConcurrentRequests),
 	}
 	s.out.init(h, s.id, conn.NetConn(), s.close)
 	peer.OnAuthenticated = s.authenticated
@@ -49,22 +53,15 @@ func (h *Hub) newSession(conn *websocket.Conn, peer *rpc.Peer) *session {
 		s.subs = events.NewSubscriptions(h.bus, h.history, peer.Tenant.PubKey, h.cfg.MaxSubscriptions, s.deliver)
 		peer.Subscriptions = s.subs
 	}
-	conn.SetPingHandler(func(data string) error {
-		if start, _ := s.out.push(frame(opPong, []byte(data)), nil, true); start {
-			go s.out.write()
-		}
-		return nil
-	})
-	conn.SetCloseHandler(func(code int, text string) error {
-		_ = s.out.writeNow(frame(opClose, websocket.FormatCloseMessage(code, "")), time.Second, false)
-		return nil
-	})
 	return s
 }
 
 // start arms the timers and runs the reader in its own goroutine.
 func (s *session) start() {
 	cfg := &s.hub.cfg
+	now := time.Now()
+	s.lastRead.Store(now.UnixNano())
+	s.lastPing = now
 	s.mu.Lock()
 	s.pingTimer = time.AfterFunc(cfg.PingInterval, s.ping)
 	wait := cfg.AuthTimeout
@@ -76,62 +73,19 @@ func (s *session) start() {
 	go s.read()
 }
 
-func (s *session) read() {
-	defer s.finish()
-	cfg := &s.hub.cfg
-	c := s.conn
-	c.SetReadLimit(max(cfg.MaxMessageBytes, cfg.OwnerMaxMessageBytes)) // hard cap; see readMessage
-	idle := cfg.PingInterval + cfg.PongTimeout
-	_ = c.SetReadDeadline(time.Now().Add(idle))
-	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(idle)) })
-	for {
-		msg, err := s.readMessage()
-		if err != nil {
-			s.close(readDisconnect(err))
-			return
-		}
-		_ = c.SetReadDeadline(time.Now().Add(idle))
-		s.hub.metrics.received.Inc()
-		select {
-		case s.slots <- struct{}{}:
-		case <-s.ctx.Done():
-			return
-		}
-		s.hub.dispatch(func() { s.serve(msg) })
-	}
-}
-
-// errTooBig is a message over the session's current limit.
-var errTooBig = websocket.ErrReadLimit
-
-// readMessage reads one message within the session's limit, which is decided when
-// the message starts: max_message_bytes, or owner_max_message_bytes once the session
-// has authenticated as a tenant owner (so app.install fits a module of several MiB).
-// Only up to the limit is ever buffered.
-func (s *session) readMessage() ([]byte, error) {
-	_, r, err := s.conn.NextReader()
-	if err != nil {
-		return nil, err
-	}
-	limit := s.hub.cfg.MaxMessageBytes
-	if pr := s.peer.Principal(); pr != nil && pr.Role() == tenant.RoleOwner {
-		limit = s.hub.cfg.OwnerMaxMessageBytes
-	}
-	msg, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(msg)) > limit {
-		return nil, errTooBig
-	}
-	return msg, nil
-}
-
+// serve runs msg on a serve worker and frees its slot.
 func (s *session) serve(msg []byte) {
 	defer func() { <-s.slots }()
+	s.reply(msg, true)
+}
+
+// reply runs msg and writes its reply at once, unless another goroutine is writing:
+// this one becomes the writer, so a reply needs no hand-off. The reader, which runs
+// inline methods, passes wait false: it never blocks on the socket (outbox.drain).
+func (s *session) reply(msg []byte, wait bool) {
 	if reply := s.hub.rpc.Handle(s.ctx, s.peer, msg); reply != nil {
 		if start, _ := s.out.push(appendHeader(make([]byte, 0, 10), opText, len(reply)), reply, true); start {
-			s.out.write() // this goroutine becomes the writer: no hand-off for a reply
+			s.out.drain(wait)
 		}
 	}
 }
@@ -148,6 +102,9 @@ func (s *session) deliver(m *events.Message) bool {
 	return ok
 }
 
+// ping is the keepalive timer: it pings the client every ping_interval and closes
+// the session as no_pong when no bytes came for ping_interval + pong_timeout. It
+// fires at whichever of the two comes first.
 func (s *session) ping() {
 	s.mu.Lock()
 	closed := s.closed
@@ -155,13 +112,27 @@ func (s *session) ping() {
 	if closed {
 		return
 	}
-	if err := s.out.writeNow(frame(opPing, nil), s.hub.cfg.WriteTimeout, false); err != nil {
-		s.close(DisconnectWriteError)
+	cfg := &s.hub.cfg
+	now := time.Now()
+	silent := time.Unix(0, s.lastRead.Load()).Add(cfg.PingInterval + cfg.PongTimeout)
+	if !now.Before(silent) {
+		s.close(DisconnectNoPong)
 		return
+	}
+	if !now.Before(s.lastPing.Add(cfg.PingInterval)) {
+		if err := s.out.writeNow(frame(opPing, nil), cfg.WriteTimeout, false); err != nil {
+			s.close(DisconnectWriteError)
+			return
+		}
+		s.lastPing = now
+	}
+	next := s.lastPing.Add(cfg.PingInterval)
+	if silent.Before(next) {
+		next = silent
 	}
 	s.mu.Lock()
 	if !s.closed {
-		s.pingTimer.Reset(s.hub.cfg.PingInterval)
+		s.pingTimer.Reset(max(next.Sub(now), time.Millisecond))
 	}
 	s.mu.Unlock()
 }
@@ -196,7 +167,8 @@ func (s *session) authenticated(pr *tenant.Principal) {
 }
 
 // close ends the session once, with reason d: a close frame when the peer can still
-// read one, then the connection. The reader notices and finishes.
+// read one, then the connection. A running reader notices and finishes the session;
+// a parked one is finished here.
 func (s *session) close(d Disconnect) {
 	s.mu.Lock()
 	if s.closed {
@@ -204,6 +176,7 @@ func (s *session) close(d Disconnect) {
 		return
 	}
 	s.closed, s.reason = true, d
+	parked := !s.reading
 	if s.pingTimer != nil {
 		s.pingTimer.Stop()
 	}
@@ -215,15 +188,17 @@ func (s *session) close(d Disconnect) {
 	if sendsFrame(d) {
 		_ = s.out.writeNow(frame(opClose, websocket.FormatCloseMessage(d.Code, d.Reason)), time.Second, true)
 	}
-	_ = s.conn.Close()
+	_ = s.out.net.Close()
+	if parked {
+		go s.finish() // close may run under locks that finish takes
+	}
 }
 
 // sendsFrame reports whether a close frame should be sent for d: not when the peer
-// already closed or the connection broke. (When gorilla already sent 1009 itself, the
-// second close frame is refused by gorilla and nothing is written.)
+// already closed (its close frame was answered) or the connection broke.
 func sendsFrame(d Disconnect) bool {
 	switch d {
-	case DisconnectNormal, DisconnectConnectionLost, DisconnectWriteError, DisconnectProtocolError:
+	case DisconnectNormal, DisconnectConnectionLost, DisconnectWriteError:
 		return false
 	}
 	return true
@@ -240,18 +215,4 @@ func (s *session) finish() {
 	s.hub.remove(s)
 	s.hub.metrics.disconnects.WithLabelValues(reason.Reason).Inc()
 	s.hub.log.Debug("session closed", "session", s.id, "tenant", s.peer.Tenant.PubKey, "reason", reason.Reason)
-}
-
-func readDisconnect(err error) Disconnect {
-	var ce *websocket.CloseError
-	var ne net.Error
-	switch {
-	case errors.As(err, &ce):
-		return DisconnectNormal
-	case errors.Is(err, websocket.ErrReadLimit):
-		return DisconnectMessageTooBig
-	case errors.As(err, &ne) && ne.Timeout():
-		return DisconnectNoPong
-	}
-	return DisconnectConnectionLost
 }
