@@ -112,7 +112,7 @@ func (o *outbox) flush(f *flusher) {
 		o.fail(DisconnectWriteError)
 		return
 	case len(rest) > 0: // the socket is full: finish on a goroutine of this connection
-		go o.finishBatch(batch, rest, count)
+		go o.finishWrite(batch, rest, count, o.release)
 		return
 	}
 	o.wmu.Unlock()
@@ -120,10 +120,11 @@ func (o *outbox) flush(f *flusher) {
 	o.release()
 }
 
-// finishBatch writes rest, the tail of batch that a sweep could not write, blocking
-// up to the write timeout, then hands the outbox back to the sweeps. It holds o.wmu
-// from the sweep.
-func (o *outbox) finishBatch(batch, rest [][]byte, count int) {
+// finishWrite writes rest, the tail of batch that a non-blocking write (a sweep's, or
+// a reader's drain) could not, blocking up to the write timeout, then calls then:
+// release hands the outbox back to the sweeps, write drains what came meanwhile. It
+// holds o.wmu from the write it finishes.
+func (o *outbox) finishWrite(batch, rest [][]byte, count int, then func()) {
 	err := o.writeBlocking(rest)
 	o.wmu.Unlock()
 	if err != nil {
@@ -131,7 +132,7 @@ func (o *outbox) finishBatch(batch, rest [][]byte, count int) {
 		return
 	}
 	o.done(batch, count)
-	o.release()
+	then()
 }
 
 // release ends a sweep's ownership of the queue, marking what came meanwhile.

@@ -193,15 +193,7 @@ func parked(t *testing.T, hub *Hub, want bool) {
 // TestIdleSessionParks: a session with nothing to read past reader_idle gives up its
 // reader and buffer, and its client's next request, ping or close still gets through.
 func TestIdleSessionParks(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("the idle poller is epoll")
-	}
-	hub, url := newTestHub(t, Config{ReaderIdle: 20 * time.Millisecond})
-	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	hub, conn := parkingSession(t)
 	for round := range 3 {
 		parked(t, hub, true)
 		hub.mu.Lock()
@@ -242,43 +234,23 @@ func TestIdleSessionParks(t *testing.T) {
 	if n := hub.CloseTenant("t", DisconnectTenantRemoved); n != 1 {
 		t.Fatalf("closed %d sessions", n)
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for hub.Len() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("a parked session closed by the server was never finished")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	finished(t, hub)
 }
 
 // TestParkedSessionClientClose: a client's close frame to a parked session is
 // answered with its code, and the session finishes.
 func TestParkedSessionClientClose(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("the idle poller is epoll")
-	}
-	hub, url := newTestHub(t, Config{ReaderIdle: 20 * time.Millisecond})
-	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	hub, conn := parkingSession(t)
 	parked(t, hub, true)
 	if err := conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(4321, "bye")); err != nil {
 		t.Fatal(err)
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
-	_, _, err = conn.ReadMessage()
+	_, _, err := conn.ReadMessage()
 	if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != 4321 {
 		t.Fatalf("err = %v, want the close code 4321 back", err)
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for hub.Len() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the session did not finish")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	finished(t, hub)
 }
 
 // TestProtocolErrorCloses: an unmasked client frame closes the session with 1002.
@@ -297,11 +269,32 @@ func TestProtocolErrorCloses(t *testing.T) {
 	if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != websocket.CloseProtocolError {
 		t.Fatalf("err = %v, want close 1002", err)
 	}
+	finished(t, hub)
+}
+
+// finished waits until hub has no session left (or fails).
+func finished(t *testing.T, hub *Hub) {
+	t.Helper()
 	deadline := time.Now().Add(3 * time.Second)
 	for hub.Len() != 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("the session did not finish")
+			t.Fatal("a closed session did not finish")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// parkingSession serves a hub whose sessions park after 20 ms and dials one session.
+func parkingSession(t *testing.T) (*Hub, *websocket.Conn) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("the idle poller is epoll")
+	}
+	hub, url := newTestHub(t, Config{ReaderIdle: 20 * time.Millisecond})
+	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return hub, conn
 }

@@ -200,7 +200,7 @@ func (o *outbox) drain(wait bool) {
 			var rest [][]byte
 			_, rest, err = writevNonBlocking(o.raw, batch, nil)
 			if err == nil && len(rest) > 0 {
-				go o.finishDrain(batch, rest, count)
+				go o.finishWrite(batch, rest, count, o.write)
 				return
 			}
 		}
@@ -211,19 +211,6 @@ func (o *outbox) drain(wait bool) {
 		}
 		o.done(batch, count)
 	}
-}
-
-// finishDrain writes rest, the tail of batch the socket did not take, then drains
-// the queue; it holds o.wmu from drain.
-func (o *outbox) finishDrain(batch, rest [][]byte, count int) {
-	err := o.writeBlocking(rest)
-	o.wmu.Unlock()
-	if err != nil {
-		o.fail(DisconnectWriteError)
-		return
-	}
-	o.done(batch, count)
-	o.write()
 }
 
 // writeBlocking writes pieces within the write timeout; o.wmu is held. On TCP they
