@@ -6,6 +6,9 @@
 //	                  for the command (serve, worker) and %p for the process id, so the
 //	                  processes of a fleet write one profile each
 //	CGPROF_HEAP=FILE  writes a heap profile (after a GC) to FILE on each SIGUSR1
+//	CGPROF_TRACE=FILE writes an execution trace of the whole run to FILE (%c and %p
+//	                  as for CGPROF_CPU); `go tool trace -pprof=sched FILE` then shows
+//	                  where goroutines waited for a processor
 //
 // For example:
 //
@@ -21,6 +24,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"syscall"
@@ -34,12 +38,7 @@ func main() {
 
 func run() int {
 	if path := os.Getenv("CGPROF_CPU"); path != "" {
-		cmd := "none"
-		if len(os.Args) > 1 {
-			cmd = os.Args[1]
-		}
-		path = strings.NewReplacer("%c", cmd, "%p", strconv.Itoa(os.Getpid())).Replace(path)
-		f, err := os.Create(path)
+		f, err := os.Create(expand(path))
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "cgprofgw: %v\n", err)
 			return 1
@@ -50,6 +49,19 @@ func run() int {
 			return 1
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if path := os.Getenv("CGPROF_TRACE"); path != "" {
+		f, err := os.Create(expand(path))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "cgprofgw: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			fmt.Fprintf(os.Stderr, "cgprofgw: %v\n", err)
+			return 1
+		}
+		defer trace.Stop()
 	}
 	if path := os.Getenv("CGPROF_HEAP"); path != "" {
 		usr1 := make(chan os.Signal, 1)
@@ -63,6 +75,16 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return launcher.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+}
+
+// expand replaces %c in path with the command (serve, worker) and %p with the
+// process id.
+func expand(path string) string {
+	cmd := "none"
+	if len(os.Args) > 1 {
+		cmd = os.Args[1]
+	}
+	return strings.NewReplacer("%c", cmd, "%p", strconv.Itoa(os.Getpid())).Replace(path)
 }
 
 func writeHeap(path string) {
