@@ -298,3 +298,32 @@ func parkingSession(t *testing.T) (*Hub, *websocket.Conn) {
 	t.Cleanup(func() { conn.Close() })
 	return hub, conn
 }
+
+// TestManySessionsPark: every one of many sessions that made a request and went
+// quiet gives up its reader.
+func TestManySessionsPark(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the idle poller is epoll")
+	}
+	hub, url := newTestHub(t, Config{ReaderIdle: 20 * time.Millisecond})
+	const n = 300
+	for i := range n {
+		conn, _, err := websocket.DefaultDialer.Dial(url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		req := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"sleep","params":[1]}`, i)
+		var reply struct{ ID int }
+		if err := conn.WriteMessage(websocket.TextMessage, []byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.ReadJSON(&reply); err != nil || reply.ID != i {
+			t.Fatalf("session %d: %+v, %v", i, reply, err)
+		}
+	}
+	if hub.Len() != n {
+		t.Fatalf("%d sessions, want %d", hub.Len(), n)
+	}
+	parked(t, hub, true)
+}

@@ -18,7 +18,7 @@ import (
 // nothing buffered, it arms the hub's idle poller (idle_linux.go), returns its buffer
 // to the pool and ends. The client's next byte starts a new reader. So an idle
 // session costs no goroutine stack and no read buffer, only its structs and its
-// socket: 6.4 KiB instead of 11 to 12.5 KiB (docs/benchmarks.md).
+// socket: 6.4 to 7.7 KiB instead of 11 to 12.5 KiB (docs/benchmarks.md).
 
 // read is the session's reader goroutine; s.reading is true while it runs.
 func (s *session) read() {
@@ -151,7 +151,8 @@ func (s *session) park() bool {
 	return true
 }
 
-// putBuf returns the reader's buffer to the pool; nothing in it is undecoded.
+// putBuf returns the reader's buffer to the pool: parked, nothing in it is
+// undecoded; ended, nothing in it matters.
 func (s *session) putBuf() {
 	b := s.in.buf[:cap(s.in.buf)]
 	s.hub.readBufs.Put(&b)
