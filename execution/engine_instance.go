@@ -82,8 +82,12 @@ func (e *Engine) instantiate(ctx context.Context, p *enginePool, c *Call, lim *L
 	in.ctx.arm(ctx, lim.Timeout, engineStop{})
 	defer in.release()
 	mod, err := e.rt.InstantiateModule(in.ctx, p.app.mod, cfg)
+	defer in.leaveMemory() // after any close below: the start functions are done
 	if err != nil {
 		defer in.close() // no module: only gives back its reference on the app
+		if in.memory != nil {
+			in.memory.Free() // wazero frees only the memory of a module it made
+		}
 		if p.isEvicted() {
 			return nil, errs.Wrap(errs.Overloaded, err, "app %s was evicted as the call started; try again", c.AppID)
 		}
@@ -117,6 +121,13 @@ func (e *Engine) instantiate(ctx context.Context, p *enginePool, c *Call, lim *L
 	return in, nil
 }
 
+// leaveMemory ends the start-up's hold on the memory, if it has one.
+func (in *engineInstance) leaveMemory() {
+	if in.memory != nil {
+		in.memory.leave()
+	}
+}
+
 func (in *engineInstance) startFailure(ctx context.Context, err error, lim *Limits) error {
 	ferr := in.failure(ctx, err, lim)
 	ferr.Message = "app failed to start: " + ferr.Message
@@ -127,6 +138,10 @@ func (in *engineInstance) startFailure(ctx context.Context, err error, lim *Limi
 func (in *engineInstance) run(ctx context.Context, c *Call, lim *Limits) (Result, error) {
 	in.begin(c, lim)
 	defer in.end()
+	if in.memory != nil {
+		in.memory.enter()
+		defer in.memory.leave()
+	}
 	if in.ctx == nil {
 		in.ctx = newEngineCtx(in)
 	}

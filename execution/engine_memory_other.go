@@ -1,0 +1,5 @@
+//go:build !linux
+
+package execution
+
+func adviseHugePages([]byte) {}
