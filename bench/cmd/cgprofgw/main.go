@@ -20,6 +20,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime"
@@ -37,31 +38,20 @@ func main() {
 }
 
 func run() int {
-	if path := os.Getenv("CGPROF_CPU"); path != "" {
-		f, err := os.Create(expand(path))
+	for _, r := range []struct {
+		env   string
+		start func(io.Writer) error
+		stop  func()
+	}{
+		{"CGPROF_CPU", pprof.StartCPUProfile, pprof.StopCPUProfile},
+		{"CGPROF_TRACE", trace.Start, trace.Stop},
+	} {
+		stop, err := record(r.env, r.start, r.stop)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "cgprofgw: %v\n", err)
 			return 1
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(os.Stderr, "cgprofgw: %v\n", err)
-			return 1
-		}
-		defer pprof.StopCPUProfile()
-	}
-	if path := os.Getenv("CGPROF_TRACE"); path != "" {
-		f, err := os.Create(expand(path))
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "cgprofgw: %v\n", err)
-			return 1
-		}
-		defer f.Close()
-		if err := trace.Start(f); err != nil {
-			fmt.Fprintf(os.Stderr, "cgprofgw: %v\n", err)
-			return 1
-		}
-		defer trace.Stop()
+		defer stop()
 	}
 	if path := os.Getenv("CGPROF_HEAP"); path != "" {
 		usr1 := make(chan os.Signal, 1)
@@ -75,6 +65,27 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return launcher.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+}
+
+// record starts a recording of the whole run into the file that env names, if it
+// is set, and returns what ends it.
+func record(env string, start func(io.Writer) error, stop func()) (func(), error) {
+	path := os.Getenv(env)
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(expand(path))
+	if err != nil {
+		return nil, err
+	}
+	if err := start(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		stop()
+		f.Close()
+	}, nil
 }
 
 // expand replaces %c in path with the command (serve, worker) and %p with the
