@@ -91,10 +91,7 @@ func (m *engineMemory) leave() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.busy = false
-	for _, r := range m.retired {
-		_ = unix.Munmap(r)
-	}
-	m.retired = nil
+	m.unmapRetired()
 	if m.freed {
 		m.unmap()
 	}
@@ -102,12 +99,18 @@ func (m *engineMemory) leave() {
 
 // unmap releases every mapping; m.mu is held and no call runs.
 func (m *engineMemory) unmap() {
-	for _, r := range m.retired {
-		_ = unix.Munmap(r)
-	}
-	m.retired = nil
+	m.unmapRetired()
 	if m.buf != nil {
 		_ = unix.Munmap(m.buf[:cap(m.buf)])
 		m.buf = nil
 	}
+}
+
+// unmapRetired releases the mappings the memory outgrew; m.mu is held and no call
+// runs.
+func (m *engineMemory) unmapRetired() {
+	for _, r := range m.retired {
+		_ = unix.Munmap(r)
+	}
+	m.retired = nil
 }
