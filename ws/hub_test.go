@@ -327,3 +327,23 @@ func TestManySessionsPark(t *testing.T) {
 	}
 	parked(t, hub, true)
 }
+
+// TestReaderIdleNegativeKeepsReader: with reader_idle negative a quiet session keeps
+// its reader.
+func TestReaderIdleNegativeKeepsReader(t *testing.T) {
+	hub, url := newTestHub(t, Config{ReaderIdle: -1})
+	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.WriteMessage(websocket.TextMessage, []byte(`{"jsonrpc":"2.0","id":1,"method":"sleep","params":[1]}`)); err != nil {
+		t.Fatal(err)
+	}
+	var reply struct{ ID int }
+	if err := conn.ReadJSON(&reply); err != nil || reply.ID != 1 {
+		t.Fatalf("reply %+v, %v", reply, err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	parked(t, hub, false)
+}
