@@ -7,9 +7,9 @@ import (
 )
 
 // Sessions write their frames to the connection themselves, as they read them
-// (decode.go; gorilla/websocket upgrades): a server frame is a header and the unmasked payload, so a frame made
-// once can go to every subscriber unchanged, and a session's queued frames leave in
-// one write.
+// (decode.go; gorilla/websocket only upgrades): a server frame is a header and the
+// unmasked payload, so a frame made once can go to every subscriber unchanged, and a
+// session's queued frames leave in one write.
 
 // WebSocket opcodes (RFC 6455 section 5.2).
 const (

@@ -41,7 +41,10 @@ func newIdlePoller() (*idlePoller, error) {
 // first time a socket is armed. The caller holds s.mu and s is not closed, so the
 // descriptor is still s's.
 func (p *idlePoller) arm(rc syscall.RawConn, id uint64, first bool) error {
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))}
+	ev := unix.EpollEvent{
+		Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT,
+		Fd:     int32(uint32(id)), Pad: int32(uint32(id >> 32)), // the 64-bit event data
+	}
 	op := unix.EPOLL_CTL_MOD
 	if first {
 		op = unix.EPOLL_CTL_ADD
