@@ -199,3 +199,23 @@ func FuzzDecoder(f *testing.F) {
 		}
 	})
 }
+
+func TestCloseReply(t *testing.T) {
+	for _, c := range []struct {
+		in    []byte
+		reply []byte
+		ok    bool
+	}{
+		{nil, nil, true},
+		{[]byte{0x03}, nil, false},                                    // a 1-byte payload
+		{[]byte{0x03, 0xED}, nil, false},                              // 1005 may not be sent
+		{[]byte{0x0B, 0xB7}, nil, false},                              // 2999: reserved
+		{[]byte{0x10, 0xE1, 'b', 'y', 'e'}, []byte{0x10, 0xE1}, true}, // 4321, reason dropped
+		{[]byte{0x03, 0xE8}, []byte{0x03, 0xE8}, true},                // 1000
+	} {
+		d, reply, err := closeReply(c.in)
+		if (err == nil) != c.ok || string(reply) != string(c.reply) || (c.ok && d != DisconnectNormal) {
+			t.Errorf("closeReply(%x) = %v, %x, %v", c.in, d, reply, err)
+		}
+	}
+}
