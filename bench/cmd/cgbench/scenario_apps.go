@@ -49,7 +49,15 @@ func runMutate(ctx context.Context, e *env) (result, error) {
 	}
 	defer ws.stop()
 
+	r0, err := gw.metrics(ctx, roundMetrics...)
+	if err != nil {
+		return result{}, err
+	}
 	sum, use, err := runLoad(ctx, e, gw, ws, ready, 300*time.Millisecond)
+	if err != nil {
+		return result{}, err
+	}
+	r1, err := gw.metrics(ctx, roundMetrics...)
 	if err != nil {
 		return result{}, err
 	}
@@ -73,10 +81,29 @@ func runMutate(ctx context.Context, e *env) (result, error) {
 	return result{
 		Figure: fmt.Sprintf("%.0f mutations/s", rate),
 		Pass:   rate >= 20000,
-		Notes: fmt.Sprintf("%d durable mutations in %.1f s with %d closed loops over %d contexts, %d errors; latency p50 %s, p99 %s, p99.9 %s, max %s; %s; %s; %s (%s)",
+		Notes: fmt.Sprintf("%d durable mutations in %.1f s with %d closed loops over %d contexts, %d errors; latency p50 %s, p99 %s, p99.9 %s, max %s; %s; %s; %s; %s (%s)",
 			sum.OK, wall, e.mutateLoops, len(contexts), sum.Errors, lat(0.5), lat(0.99), lat(0.999), lat(1),
-			check, use.perOp(sum.OK), use.cores(wall), e.placement()),
+			check, rounds(r0, r1), use.perOp(sum.OK), use.cores(wall), e.placement()),
 	}, nil
+}
+
+// roundMetrics are the gateway's histograms of its commit rounds (one storage sync
+// each), as _sum and _count.
+var roundMetrics = []string{
+	"circlegate_execution_round_jobs_sum", "circlegate_execution_round_jobs_count",
+	"circlegate_execution_round_execute_seconds_sum", "circlegate_execution_round_commit_seconds_sum",
+}
+
+// rounds describes the commit rounds between two scrapes of roundMetrics: how many,
+// their mean size, and the mean time to execute and to commit one.
+func rounds(before, after map[string]float64) string {
+	d := func(i int) float64 { return after[roundMetrics[i]] - before[roundMetrics[i]] }
+	n := d(1)
+	if n <= 0 {
+		return "no commit rounds"
+	}
+	return fmt.Sprintf("%.0f commit rounds of %.1f jobs, each executed in %.2f ms and committed in %.2f ms on average",
+		n, d(0)/n, d(2)/n*1000, d(3)/n*1000)
 }
 
 // runQuery installs the counter, creates e.queryContexts contexts and offers the
