@@ -238,8 +238,29 @@ func (g *gateway) logTail(n int64) string {
 	return "gateway log:\n" + string(b)
 }
 
-// metrics scrapes /metrics and returns the values of the named unlabelled samples.
+// metrics scrapes /metrics and returns the values of the named samples (a labelled
+// one named with its labels, as /metrics writes it); each must be there.
 func (g *gateway) metrics(ctx context.Context, names ...string) (map[string]float64, error) {
+	out, err := g.scrape(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if _, ok := out[n]; !ok {
+			return nil, fmt.Errorf("metric %s not in /metrics", n)
+		}
+	}
+	return out, nil
+}
+
+// metricsOrZero is metrics with the samples /metrics lacks taken as 0: a labelled
+// sample appears only once its labels have been used.
+func (g *gateway) metricsOrZero(ctx context.Context, names ...string) (map[string]float64, error) {
+	return g.scrape(ctx, names)
+}
+
+// scrape returns the values of those of the named samples that /metrics has.
+func (g *gateway) scrape(ctx context.Context, names []string) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+g.addr+"/metrics", nil)
@@ -261,15 +282,7 @@ func (g *gateway) metrics(ctx context.Context, names ...string) (map[string]floa
 			}
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	for _, n := range names {
-		if _, ok := out[n]; !ok {
-			return nil, fmt.Errorf("metric %s not in /metrics", n)
-		}
-	}
-	return out, nil
+	return out, sc.Err()
 }
 
 // rssKiB returns the gateway's resident set size.

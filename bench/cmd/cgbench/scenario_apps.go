@@ -49,7 +49,7 @@ func runMutate(ctx context.Context, e *env) (result, error) {
 	}
 	defer ws.stop()
 
-	r0, err := gw.metrics(ctx, roundMetrics...)
+	r0, err := gw.metricsOrZero(ctx, roundMetrics...)
 	if err != nil {
 		return result{}, err
 	}
@@ -57,7 +57,7 @@ func runMutate(ctx context.Context, e *env) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	r1, err := gw.metrics(ctx, roundMetrics...)
+	r1, err := gw.metricsOrZero(ctx, roundMetrics...)
 	if err != nil {
 		return result{}, err
 	}
@@ -88,22 +88,25 @@ func runMutate(ctx context.Context, e *env) (result, error) {
 }
 
 // roundMetrics are the gateway's histograms of its commit rounds (one storage sync
-// each), as _sum and _count.
+// each) and of its mutations' time in the queue, as _sum and _count.
 var roundMetrics = []string{
 	"circlegate_execution_round_jobs_sum", "circlegate_execution_round_jobs_count",
 	"circlegate_execution_round_execute_seconds_sum", "circlegate_execution_round_commit_seconds_sum",
+	`circlegate_execution_job_duration_seconds_sum{kind="mutate"}`, `circlegate_execution_job_duration_seconds_count{kind="mutate"}`,
 }
 
 // rounds describes the commit rounds between two scrapes of roundMetrics: how many,
-// their mean size, and the mean time to execute and to commit one.
+// their mean size, the mean time to execute and to commit one, and a mutation's mean
+// time from its submission to its commit.
 func rounds(before, after map[string]float64) string {
 	d := func(i int) float64 { return after[roundMetrics[i]] - before[roundMetrics[i]] }
 	n := d(1)
 	if n <= 0 {
 		return "no commit rounds"
 	}
-	return fmt.Sprintf("%.0f commit rounds of %.1f jobs, each executed in %.2f ms and committed in %.2f ms on average",
-		n, d(0)/n, d(2)/n*1000, d(3)/n*1000)
+	jobs := fmt.Sprintf("; a mutation took %.2f ms on average from its submission to its commit", d(4)/max(d(5), 1)*1000)
+	return fmt.Sprintf("%.0f commit rounds of %.1f jobs, each executed in %.2f ms and committed in %.2f ms on average%s",
+		n, d(0)/n, d(2)/n*1000, d(3)/n*1000, jobs)
 }
 
 // runQuery installs the counter, creates e.queryContexts contexts and offers the
