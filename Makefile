@@ -49,9 +49,10 @@ fuzz:
 	  done; \
 	done
 
-## bench: the load scenarios (prints a table) and the Go micro-benchmarks.
+## bench: the load scenarios (prints a table), the fan-out's socket floor and the Go micro-benchmarks.
 bench: build apps
 	$(GO) run ./bench/cmd/cgbench -gateway $(BIN) -app-dir bin/apps
+	$(GO) run ./bench/cmd/loopfloor
 	$(GO) test -run '^$$' -bench . -benchmem ./rpc/ ./tenant/
 	$(GO) test -run '^$$' -bench 'Noop|FleetMutate' -benchmem ./execution/
 	$(GO) test -run '^$$' -bench Fanout -benchtime 500000x ./ws/
