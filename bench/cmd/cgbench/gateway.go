@@ -241,7 +241,7 @@ func (g *gateway) logTail(n int64) string {
 // metrics scrapes /metrics and returns the values of the named samples (a labelled
 // one named with its labels, as /metrics writes it); each must be there.
 func (g *gateway) metrics(ctx context.Context, names ...string) (map[string]float64, error) {
-	out, err := g.scrape(ctx, names)
+	out, err := g.metricsOrZero(ctx, names...)
 	if err != nil {
 		return nil, err
 	}
@@ -253,14 +253,9 @@ func (g *gateway) metrics(ctx context.Context, names ...string) (map[string]floa
 	return out, nil
 }
 
-// metricsOrZero is metrics with the samples /metrics lacks taken as 0: a labelled
-// sample appears only once its labels have been used.
+// metricsOrZero is metrics with the samples /metrics lacks left out of the map (so
+// read as 0): a labelled sample appears only once its labels have been used.
 func (g *gateway) metricsOrZero(ctx context.Context, names ...string) (map[string]float64, error) {
-	return g.scrape(ctx, names)
-}
-
-// scrape returns the values of those of the named samples that /metrics has.
-func (g *gateway) scrape(ctx context.Context, names []string) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+g.addr+"/metrics", nil)

@@ -128,3 +128,19 @@ func childProcesses(t *testing.T) []string {
 	}
 	return out
 }
+
+func TestDescribeRounds(t *testing.T) {
+	before := map[string]float64{roundMetrics[0]: 10, roundMetrics[1]: 1, roundMetrics[2]: 0.5, roundMetrics[3]: 0.5}
+	after := map[string]float64{
+		roundMetrics[0]: 110, roundMetrics[1]: 6, roundMetrics[2]: 0.5 + 5*0.0004, roundMetrics[3]: 0.5 + 5*0.0012,
+		roundMetrics[4]: 0.4, roundMetrics[5]: 100,
+	}
+	want := "5 commit rounds of 20.0 jobs, each executed in 0.40 ms and committed in 1.20 ms on average; " +
+		"a mutation took 4.00 ms on average from its submission to its commit"
+	if got := describeRounds(before, after); got != want {
+		t.Errorf("describeRounds = %q, want %q", got, want)
+	}
+	if got := describeRounds(before, before); got != "no commit rounds" {
+		t.Errorf("describeRounds of no change = %q", got)
+	}
+}

@@ -83,7 +83,7 @@ func runMutate(ctx context.Context, e *env) (result, error) {
 		Pass:   rate >= 20000,
 		Notes: fmt.Sprintf("%d durable mutations in %.1f s with %d closed loops over %d contexts, %d errors; latency p50 %s, p99 %s, p99.9 %s, max %s; %s; %s; %s; %s (%s)",
 			sum.OK, wall, e.mutateLoops, len(contexts), sum.Errors, lat(0.5), lat(0.99), lat(0.999), lat(1),
-			check, rounds(r0, r1), use.perOp(sum.OK), use.cores(wall), e.placement()),
+			check, describeRounds(r0, r1), use.perOp(sum.OK), use.cores(wall), e.placement()),
 	}, nil
 }
 
@@ -95,10 +95,10 @@ var roundMetrics = []string{
 	`circlegate_execution_job_duration_seconds_sum{kind="mutate"}`, `circlegate_execution_job_duration_seconds_count{kind="mutate"}`,
 }
 
-// rounds describes the commit rounds between two scrapes of roundMetrics: how many,
+// describeRounds describes the commit rounds between two scrapes of roundMetrics: how many,
 // their mean size, the mean time to execute and to commit one, and a mutation's mean
 // time from its submission to its commit.
-func rounds(before, after map[string]float64) string {
+func describeRounds(before, after map[string]float64) string {
 	d := func(i int) float64 { return after[roundMetrics[i]] - before[roundMetrics[i]] }
 	n := d(1)
 	if n <= 0 {
