@@ -60,13 +60,20 @@ func newTestHub(t *testing.T, cfg Config) (*Hub, string) {
 	return hub, "ws" + strings.TrimPrefix(hs.URL, "http")
 }
 
-func TestRequestsRunConcurrently(t *testing.T) {
-	_, url := newTestHub(t, Config{})
+// dial opens a WebSocket to url, closed when the test ends.
+func dial(t *testing.T, url string) *websocket.Conn {
+	t.Helper()
 	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func TestRequestsRunConcurrently(t *testing.T) {
+	_, url := newTestHub(t, Config{})
+	conn := dial(t, url)
 	_ = conn.WriteMessage(websocket.TextMessage, []byte(`{"jsonrpc":"2.0","id":"slow","method":"sleep","params":[300]}`))
 	_ = conn.WriteMessage(websocket.TextMessage, []byte(`{"jsonrpc":"2.0","id":"fast","method":"sleep","params":[1]}`))
 	var first struct{ ID string }
@@ -80,11 +87,7 @@ func TestRequestsRunConcurrently(t *testing.T) {
 
 func TestConcurrencyLimitPerSession(t *testing.T) {
 	_, url := newTestHub(t, Config{MaxConcurrentRequests: 1})
-	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dial(t, url)
 	_ = conn.WriteMessage(websocket.TextMessage, []byte(`{"jsonrpc":"2.0","id":"slow","method":"sleep","params":[200]}`))
 	_ = conn.WriteMessage(websocket.TextMessage, []byte(`{"jsonrpc":"2.0","id":"fast","method":"sleep","params":[1]}`))
 	var first struct{ ID string }
@@ -98,11 +101,7 @@ func TestConcurrencyLimitPerSession(t *testing.T) {
 
 func TestCloseTenant(t *testing.T) {
 	hub, url := newTestHub(t, Config{})
-	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dial(t, url)
 	deadline := time.Now().Add(2 * time.Second)
 	for hub.Len() == 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
@@ -110,7 +109,7 @@ func TestCloseTenant(t *testing.T) {
 	if n := hub.CloseTenant("t", DisconnectTenantRemoved); n != 1 {
 		t.Fatalf("closed %d sessions", n)
 	}
-	_, _, err = conn.ReadMessage()
+	_, _, err := conn.ReadMessage()
 	ce, ok := err.(*websocket.CloseError)
 	if !ok || ce.Code != 4503 || ce.Text != "tenant_removed" {
 		t.Fatalf("err = %v, want close 4503 tenant_removed", err)
@@ -256,16 +255,12 @@ func TestParkedSessionClientClose(t *testing.T) {
 // TestProtocolErrorCloses: an unmasked client frame closes the session with 1002.
 func TestProtocolErrorCloses(t *testing.T) {
 	hub, url := newTestHub(t, Config{})
-	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dial(t, url)
 	if _, err := conn.UnderlyingConn().Write([]byte{0x81, 0x02, 'h', 'i'}); err != nil {
 		t.Fatal(err)
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
-	_, _, err = conn.ReadMessage()
+	_, _, err := conn.ReadMessage()
 	if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != websocket.CloseProtocolError {
 		t.Fatalf("err = %v, want close 1002", err)
 	}
@@ -291,11 +286,7 @@ func parkingSession(t *testing.T) (*Hub, *websocket.Conn) {
 		t.Skip("the idle poller is epoll")
 	}
 	hub, url := newTestHub(t, Config{ReaderIdle: 20 * time.Millisecond})
-	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := dial(t, url)
 	return hub, conn
 }
 
@@ -308,11 +299,7 @@ func TestManySessionsPark(t *testing.T) {
 	hub, url := newTestHub(t, Config{ReaderIdle: 20 * time.Millisecond})
 	const n = 300
 	for i := range n {
-		conn, _, err := websocket.DefaultDialer.Dial(url, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
+		conn := dial(t, url)
 		req := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"sleep","params":[1]}`, i)
 		var reply struct{ ID int }
 		if err := conn.WriteMessage(websocket.TextMessage, []byte(req)); err != nil {
@@ -332,11 +319,7 @@ func TestManySessionsPark(t *testing.T) {
 // its reader.
 func TestReaderIdleNegativeKeepsReader(t *testing.T) {
 	hub, url := newTestHub(t, Config{ReaderIdle: -1})
-	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dial(t, url)
 	if err := conn.WriteMessage(websocket.TextMessage, []byte(`{"jsonrpc":"2.0","id":1,"method":"sleep","params":[1]}`)); err != nil {
 		t.Fatal(err)
 	}
