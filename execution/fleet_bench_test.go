@@ -24,22 +24,30 @@ func BenchmarkFleetMutate(b *testing.B) { benchFleet(b, "counter") }
 // Go runtime and no JSON in the guest, so nearly all the cost is the fleet's.
 func BenchmarkFleetMutateWAT(b *testing.B) { benchFleet(b, "watcounter") }
 
-func benchFleet(b *testing.B, appName string) {
-	srv := redistest.Start(b, redistest.Options{})
-	rdb := dial(b, srv.URL())
-	st, err := store.OpenRedis(context.Background(), store.RedisConfig{Client: rdb, Prefix: "bench"})
+// startFleetService starts a service on the fleet's backends (the Redis store and
+// queue on srv) with its workers running until the test ends.
+func startFleetService(tb testing.TB, srv *redistest.Server) (*execution.Service, *store.Redis) {
+	tb.Helper()
+	st, err := store.OpenRedis(context.Background(), store.RedisConfig{Client: dial(tb, srv.URL()), Prefix: "bench"})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	q := openRedisQueue(b, srv.URL(), execution.RedisQueueConfig{Prefix: "bench"})
-	svc, err := execution.NewService(execution.Config{Workers: 2}, st, newEngine(b, execution.EngineConfig{}), q, nil, nil, nil)
+	q := openRedisQueue(tb, srv.URL(), execution.RedisQueueConfig{Prefix: "bench"})
+	svc, err := execution.NewService(execution.Config{Workers: 2}, st, newEngine(tb, execution.EngineConfig{}), q, nil, nil, nil)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = svc.RunWorkers(ctx) }()
-	defer func() { cancel(); <-done }()
+	tb.Cleanup(func() { cancel(); <-done })
+	return svc, st
+}
+
+func benchFleet(b *testing.B, appName string) {
+	srv := redistest.Start(b, redistest.Options{})
+	rdb := dial(b, srv.URL())
+	svc, _ := startFleetService(b, srv)
 	owner := execution.Caller{PubKey: "owner", Owner: true}
 	app, err := svc.InstallApp(context.Background(), "t", owner, example(b, appName).wasm, appName, "")
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -267,6 +269,36 @@ func (r *storeState) Get(key []byte) ([]byte, bool, error) {
 
 func (r *storeState) Scan(prefix, after []byte, limit int) ([]store.KV, error) {
 	return r.st.Scan(r.ctx, r.contextID, prefix, after, limit)
+}
+
+// snapshotState is a context's whole state as a round read it (store.Snapshot).
+type snapshotState struct {
+	m    map[string][]byte
+	keys []string // m's keys in order, sorted at the first Scan
+}
+
+func (r *snapshotState) Get(key []byte) ([]byte, bool, error) {
+	v, ok := r.m[string(key)]
+	return v, ok, nil
+}
+
+func (r *snapshotState) Scan(prefix, after []byte, limit int) ([]store.KV, error) {
+	if r.keys == nil {
+		r.keys = slices.Sorted(maps.Keys(r.m))
+	}
+	from := string(prefix)
+	if len(after) > 0 && string(after) >= from {
+		from = string(after) + "\x00" // the first key greater than after
+	}
+	var out []store.KV
+	for i, _ := slices.BinarySearch(r.keys, from); i < len(r.keys) && len(out) < limit; i++ {
+		k := r.keys[i]
+		if !strings.HasPrefix(k, string(prefix)) {
+			break
+		}
+		out = append(out, store.KV{Key: []byte(k), Value: r.m[k]})
+	}
+	return out, nil
 }
 
 // emptyState is the state of a context being created, or of a play without one.

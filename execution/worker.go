@@ -132,6 +132,7 @@ func (s *Service) runRound(ctx context.Context, jobs []*Job, round []int, out []
 // only add hand-offs and wake-ups; a job that blocks holds up only the jobs its
 // goroutine has not taken yet, and the round commits after its slowest job anyway.
 func (s *Service) executeRound(ctx context.Context, jobs []*Job, round []int, preps []prepared) {
+	snaps := s.snapshots(ctx, jobs, round)
 	var next atomic.Int64
 	work := func() {
 		for {
@@ -140,8 +141,12 @@ func (s *Service) executeRound(ctx context.Context, jobs []*Job, round []int, pr
 				return
 			}
 			i := round[n]
+			var snap *store.Snapshot
+			if snaps != nil && snaps[n].Err == nil {
+				snap = &snaps[n]
+			}
 			jctx, cancel := context.WithDeadline(ctx, jobs[i].Deadline)
-			p := s.prepareSafe(jctx, jobs[i], false)
+			p := s.prepareSafe(jctx, jobs[i], false, snap)
 			cancel()
 			p.idx = i
 			preps[n] = p
@@ -155,15 +160,51 @@ func (s *Service) executeRound(ctx context.Context, jobs []*Job, round []int, pr
 	wg.Wait()
 }
 
+// snapshotStateBytes is the largest state that a round reads whole, with its
+// context's head, from a store that reads over the network (SnapshotReader);
+// a larger state is read key by key as the job asks for keys.
+const snapshotStateBytes = 16 << 10
+
+// snapshots reads the heads, and the small states, of a round's contexts in one
+// call when the store is a SnapshotReader (the fleet's Redis): otherwise each job
+// would wait for a round trip for its head and another for each key it reads.
+// It returns nil for other stores; a snapshot that failed is read again by its job.
+func (s *Service) snapshots(ctx context.Context, jobs []*Job, round []int) []store.Snapshot {
+	sr, ok := s.store.(store.SnapshotReader)
+	if !ok {
+		return nil
+	}
+	refs := make([]store.ContextRef, len(round))
+	deadline := jobs[round[0]].Deadline
+	for n, i := range round {
+		refs[n] = store.ContextRef{Tenant: jobs[i].Tenant, ID: jobs[i].ContextID}
+		deadline = minTime(deadline, jobs[i].Deadline)
+	}
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	return sr.Snapshots(ctx, refs, snapshotStateBytes)
+}
+
+// minTime is the earlier of a and b, a zero time counting as none.
+func minTime(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
 // prepareSafe is prepare with panics turned into internal errors.
-func (s *Service) prepareSafe(ctx context.Context, job *Job, retry bool) (p prepared) {
+func (s *Service) prepareSafe(ctx context.Context, job *Job, retry bool, snap *store.Snapshot) (p prepared) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("panic in job", "job", job.ID, "panic", r)
 			p = prepared{err: errs.E(errs.Internal, "panic")}
 		}
 	}()
-	return s.prepare(ctx, job, retry)
+	return s.prepare(ctx, job, retry, snap)
 }
 
 // runJob runs one job alone, committing on its own, re-executing when it loses a
@@ -172,7 +213,7 @@ func (s *Service) runJob(ctx context.Context, job *Job) Outcome {
 	ctx, cancel := context.WithDeadline(ctx, job.Deadline)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
-		p := s.prepareSafe(ctx, job, true)
+		p := s.prepareSafe(ctx, job, true, nil)
 		if p.commit == nil {
 			return Outcome{Result: p.result, Err: p.err}
 		}
@@ -208,14 +249,20 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // for the job's recorded result first when the job may have committed already: it
 // has a caller's idempotency key, it is a redelivery, or retry says an earlier commit
 // of this delivery lost a race (perhaps to another delivery of the same job).
-func (s *Service) prepare(ctx context.Context, job *Job, retry bool) prepared {
+// snap, if not nil, is the context as the round read it (head, perhaps whole state).
+func (s *Service) prepare(ctx context.Context, job *Job, retry bool, snap *store.Snapshot) prepared {
 	if job.ContextID == "" {
 		res, err := s.playDetached(ctx, job)
 		return prepared{result: res, err: err}
 	}
-	meta, err := s.store.GetContext(ctx, job.Tenant, job.ContextID)
-	if err != nil {
-		return prepared{err: err}
+	var meta store.Context
+	if snap != nil {
+		meta = snap.Context
+	} else {
+		var err error
+		if meta, err = s.store.GetContext(ctx, job.Tenant, job.ContextID); err != nil {
+			return prepared{err: err}
+		}
 	}
 	caller := Caller{PubKey: job.Caller, Owner: job.CallerOwner}
 	if roleIn(caller, &meta) < roleMember {
@@ -228,7 +275,11 @@ func (s *Service) prepare(ctx context.Context, job *Job, retry bool) prepared {
 		}
 	}
 	call := s.jobCall(job, meta.AppID)
-	call.State = &storeState{ctx: ctx, st: s.store, contextID: job.ContextID}
+	if snap != nil && snap.Full {
+		call.State = &snapshotState{m: snap.State}
+	} else {
+		call.State = &storeState{ctx: ctx, st: s.store, contextID: job.ContextID}
+	}
 	res, err := s.engine.Run(ctx, call)
 	if err != nil {
 		return prepared{err: err}

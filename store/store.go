@@ -217,6 +217,32 @@ type LazyRecordPutter interface {
 	PutRecordLazy(ctx context.Context, tenant, kind, id string, value []byte) error
 }
 
+// ContextRef names a context of a tenant.
+type ContextRef struct {
+	Tenant, ID string
+}
+
+// Snapshot is a context's head and, when its state was small enough, its whole
+// state, both read at one instant.
+type Snapshot struct {
+	Context Context
+	// State is the whole state at Context.Seq when Full is set: a key it lacks has
+	// no value. Without Full it is nil and reads go to the store.
+	State map[string][]byte
+	Full  bool
+	// Err is what GetContext would have returned instead (NotFound, ...).
+	Err error
+}
+
+// SnapshotReader is implemented by stores whose every read is a network round trip
+// (Redis): a worker reads the contexts of a round at once instead of one head and
+// one key at a time. It is optional; Pebble reads locally and has no need of it.
+type SnapshotReader interface {
+	// Snapshots returns one Snapshot per ref, in order. A context's state comes
+	// along when it holds at most maxStateBytes of keys and values.
+	Snapshots(ctx context.Context, refs []ContextRef, maxStateBytes int64) []Snapshot
+}
+
 // HistoryConfig bounds the per-context event history every backend keeps.
 type HistoryConfig struct {
 	// MaxEvents is the most events kept per context. Zero means 1000.

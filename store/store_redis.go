@@ -123,8 +123,8 @@ var luaFS embed.FS
 
 // scripts are the Lua scripts of the backend; commit and create share lib.lua.
 var scripts = func() (s struct {
-	commit, create, members, del, scan, txlog, events, putApp, delApp, putRecord, delRecord, listRecords *redis.Script
-	all                                                                                                  []*redis.Script
+	commit, create, members, del, scan, txlog, events, snapshot, putApp, delApp, putRecord, delRecord, listRecords *redis.Script
+	all                                                                                                            []*redis.Script
 }) {
 	read := func(name string) string {
 		b, err := luaFS.ReadFile("lua/" + name + ".lua")
@@ -145,6 +145,7 @@ var scripts = func() (s struct {
 	}
 	s.commit, s.create, s.members = mk("commit", true), mk("create", true), mk("members", true)
 	s.del, s.scan, s.txlog, s.events = mk("delete", false), mk("scan", false), mk("txlog", false), mk("events", false)
+	s.snapshot = mk("snapshot", false)
 	s.putApp, s.delApp = mk("putapp", false), mk("delapp", false)
 	s.putRecord, s.delRecord, s.listRecords = mk("putrecord", false), mk("delrecord", false), mk("listrecords", false)
 	return s

@@ -58,6 +58,7 @@ func Run(t *testing.T, open Opener) {
 		{"GetScan", testGetScan},
 		{"ScanBinaryKeys", testScanBinaryKeys},
 		{"StateSize", testStateSize},
+		{"Snapshots", testSnapshots},
 		{"Commit", testCommit},
 		{"CommitStale", testCommitStale},
 		{"CommitMany", testCommitMany},

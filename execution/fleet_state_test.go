@@ -1,0 +1,101 @@
+package execution_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/circlegate/circlegate/execution"
+	"github.com/circlegate/circlegate/internal/redistest"
+)
+
+// TestFleetStateReads: a fleet worker reads a small state whole with its round's
+// heads and a large one key by key; the kv app sees the same state either way. The
+// state grows past the round's limit (16 KiB) midway, and after every change get and
+// list (a scan, run as a mutation so it goes through the worker) agree with a model.
+func TestFleetStateReads(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	svc, st := startFleetService(t, srv)
+	ctx := context.Background()
+	owner := execution.Caller{PubKey: "owner", Owner: true}
+	app, err := svc.InstallApp(ctx, "t", owner, example(t, "kv").wasm, "kv", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := svc.CreateContext(ctx, "t", owner, app.ID, execution.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(method string, args any) json.RawMessage {
+		t.Helper()
+		a, _ := json.Marshal(args)
+		res, err := svc.Mutate(ctx, "t", owner, c.ID, method, a, "")
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, a, err)
+		}
+		var r struct{ Output json.RawMessage }
+		if err := json.Unmarshal(res, &r); err != nil {
+			t.Fatal(err)
+		}
+		return r.Output
+	}
+	model := map[string]string{}
+	check := func(step string) {
+		t.Helper()
+		var list struct {
+			Items []struct {
+				Key   string
+				Value json.RawMessage
+			}
+		}
+		if err := json.Unmarshal(call("list", map[string]string{"prefix": "k1"}), &list); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, it := range list.Items {
+			got = append(got, it.Key+"="+string(it.Value[:min(len(it.Value), 8)]))
+		}
+		var want []string
+		for _, k := range slices.Sorted(maps.Keys(model)) {
+			if strings.HasPrefix(k, "k1") {
+				want = append(want, k+"="+model[k][:min(len(model[k]), 8)])
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: list k1 = %v, want %v", step, got, want)
+		}
+		var g struct {
+			Value json.RawMessage
+			Found bool
+		}
+		if err := json.Unmarshal(call("get", map[string]string{"key": "k05"}), &g); err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := model["k05"]; g.Found != ok || (ok && string(g.Value) != v) {
+			t.Fatalf("%s: get k05 = %v %.12s, want %v %.12s", step, g.Found, g.Value, ok, v)
+		}
+	}
+	for i := range 40 {
+		k := fmt.Sprintf("k%02d", i)
+		v := fmt.Sprintf(`"%02d%s"`, i, strings.Repeat("x", 600))
+		call("set", map[string]any{"key": k, "value": json.RawMessage(v)})
+		model[k] = v
+		if i%7 == 6 {
+			del := fmt.Sprintf("k%02d", i-3)
+			call("delete", map[string]string{"key": del})
+			delete(model, del)
+		}
+		check("after " + k)
+	}
+	call("delete", map[string]string{"key": "k05"})
+	delete(model, "k05")
+	check("after deleting k05")
+	_, bytes, err := st.StateSize(ctx, c.ID)
+	if err != nil || bytes <= 16<<10 {
+		t.Fatalf("state size %d, %v: the test meant to grow the state past the 16 KiB a round reads whole", bytes, err)
+	}
+}
