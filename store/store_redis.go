@@ -83,6 +83,7 @@ type Redis struct {
 	prefix string
 	hist   HistoryConfig
 	closed atomic.Bool
+	heads  *headReads
 }
 
 var _ Store = (*Redis)(nil)
@@ -99,12 +100,15 @@ func OpenRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 			return nil, redisx.Err(err, "load scripts")
 		}
 	}
+	r.startHeadReads()
 	return r, nil
 }
 
 // Close makes every later call fail. It does not close the client.
 func (r *Redis) Close() error {
-	r.closed.Store(true)
+	if r.closed.CompareAndSwap(false, true) {
+		r.stopHeadReads()
+	}
 	return nil
 }
 
@@ -194,9 +198,9 @@ func (r *Redis) readHead(ctx context.Context, id string) (redisHead, error) {
 	if !validID(id) {
 		return redisHead{}, notFoundContext(id)
 	}
-	vals, err := r.rdb.HMGet(ctx, r.ctxKeys(id).head, headFields...).Result()
+	vals, err := r.readHeadVals(ctx, id)
 	if err != nil {
-		return redisHead{}, redisx.Err(err, "read head")
+		return redisHead{}, err
 	}
 	return decodeHead(id, vals)
 }

@@ -3,12 +3,14 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/circlegate/circlegate/errs"
 	"github.com/circlegate/circlegate/internal/redistest"
 	"github.com/circlegate/circlegate/internal/redisx"
 	"github.com/circlegate/circlegate/store"
@@ -169,5 +171,64 @@ func TestRedisEachContext(t *testing.T) {
 	})
 	if err != nil || len(seen) != 3 || seen["c0"] != 1 || seen["c1"] != 1 || seen["c2"] != 1 {
 		t.Fatalf("EachContext saw %v, err %v; want c0, c1, c2 once each", seen, err)
+	}
+}
+
+// TestRedisConcurrentHeadReads: head reads of many callers at once (which share
+// pipelines) each get their own context's head, another tenant's context is
+// NotFound for each of them, a caller whose ctx ended stops waiting, and after Close
+// a read fails instead of waiting for a batch that will not come.
+func TestRedisConcurrentHeadReads(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	s, _ := openRedis(t, srv, store.HistoryConfig{})
+	ctx := context.Background()
+	app, _, err := s.PutApp(ctx, store.App{Tenant: "t"}, []byte("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	heads := make([]store.Context, 20)
+	for i := range heads {
+		id := fmt.Sprintf("c%d", i)
+		g := storetest.GenesisTx(id, time.Now(), nil)
+		heads[i] = storetest.NewContext("t", app.ID, id, g)
+		if err := s.CreateContext(ctx, heads[i], g); err != nil {
+			t.Fatal(err)
+		}
+		for range i % 4 {
+			tx := storetest.NextTx(heads[i], time.Now(), []store.Write{storetest.Set("k", id)})
+			if err := s.Commit(ctx, store.Commit{Tenant: "t", ContextID: id, ExpectedSeq: heads[i].Seq, Tx: tx}); err != nil {
+				t.Fatal(err)
+			}
+			heads[i] = storetest.Advance(heads[i], tx)
+		}
+	}
+	var wg sync.WaitGroup
+	for g := range 64 {
+		wg.Go(func() {
+			for n := range 50 {
+				want := heads[(g+n)%len(heads)]
+				got, err := s.GetContext(ctx, "t", want.ID)
+				if err != nil || got.ID != want.ID || got.Seq != want.Seq || got.RootHash != want.RootHash {
+					t.Errorf("GetContext(%s) = %s seq %d %.8s, %v; want seq %d %.8s", want.ID, got.ID, got.Seq, got.RootHash, err, want.Seq, want.RootHash)
+					return
+				}
+				if _, err := s.GetContext(ctx, "other", want.ID); !errs.Is(err, errs.NotFound) {
+					t.Errorf("GetContext of tenant t's %s as another tenant: %v, want NotFound", want.ID, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.GetContext(done, "t", "c0"); err == nil {
+		t.Error("GetContext with an ended ctx succeeded")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetContext(ctx, "t", "c0"); err == nil {
+		t.Error("GetContext after Close succeeded")
 	}
 }
