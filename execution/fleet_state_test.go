@@ -13,10 +13,10 @@ import (
 	"github.com/circlegate/circlegate/internal/redistest"
 )
 
-// TestFleetStateReads: a fleet worker reads a small state whole with its round's
-// heads and a large one key by key; the kv app sees the same state either way. The
-// state grows past the round's limit (16 KiB) midway, and after every change get and
-// list (a scan, run as a mutation so it goes through the worker) agree with a model.
+// TestFleetStateReads: a fleet worker (and a query) reads a small state whole with
+// its head and a large one key by key; the kv app sees the same state either way. The
+// state grows past the limit (16 KiB) midway, and after every change get and list (a
+// scan), as queries and as mutations through the workers, agree with a model.
 func TestFleetStateReads(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	svc, st := startFleetService(t, srv)
@@ -43,9 +43,24 @@ func TestFleetStateReads(t *testing.T) {
 		}
 		return r.Output
 	}
+	query := func(method string, args any) json.RawMessage {
+		t.Helper()
+		a, _ := json.Marshal(args)
+		out, err := svc.Query(ctx, "t", owner, c.ID, method, a)
+		if err != nil {
+			t.Fatalf("query %s %s: %v", method, a, err)
+		}
+		return out
+	}
 	model := map[string]string{}
 	check := func(step string) {
 		t.Helper()
+		for _, m := range []string{"list", "get"} {
+			args := map[string]string{"prefix": "k1", "key": "k05"}
+			if q, mu := query(m, args), call(m, args); string(q) != string(mu) {
+				t.Fatalf("%s: query %s = %.80s, the same through the queue = %.80s", step, m, q, mu)
+			}
+		}
 		var list struct {
 			Items []struct {
 				Key   string

@@ -16,7 +16,7 @@ import (
 // Query runs a method read-only, right away, without the queue. Members and the
 // owner may query; anyone authenticated may query a public context.
 func (s *Service) Query(ctx context.Context, tenant string, c Caller, id, method string, args json.RawMessage) (json.RawMessage, error) {
-	meta, err := s.context(ctx, tenant, c, id, roleReader)
+	meta, state, err := s.readContext(ctx, tenant, c, id, roleReader)
 	if err != nil {
 		return nil, err
 	}
@@ -25,13 +25,36 @@ func (s *Service) Query(ctx context.Context, tenant string, c Caller, id, method
 	}
 	res, err := s.engine.Run(ctx, Call{
 		Tenant: tenant, AppID: meta.AppID, Wasm: s.blob(tenant, meta.AppID), Method: method, Args: args,
-		Caller: c.PubKey, ContextID: id, Time: s.now().UTC(), ReadOnly: true,
-		State: &storeState{ctx: ctx, st: s.store, contextID: id},
+		Caller: c.PubKey, ContextID: id, Time: s.now().UTC(), ReadOnly: true, State: state,
 	})
 	if err != nil {
 		return nil, err
 	}
 	return outputJSON(res.Output)
+}
+
+// readContext is context for a call that reads the state right away (query), with
+// the state to read. When the store reads over the network (SnapshotReader) the head
+// and a small state come in one round trip, and the call sees the state of one
+// instant even if it reads many keys while commits land.
+func (s *Service) readContext(ctx context.Context, tenant string, c Caller, id string, want role) (store.Context, StateReader, error) {
+	sr, ok := s.store.(store.SnapshotReader)
+	if !ok {
+		meta, err := s.context(ctx, tenant, c, id, want)
+		return meta, &storeState{ctx: ctx, st: s.store, contextID: id}, err
+	}
+	snap := sr.Snapshots(ctx, []store.ContextRef{{Tenant: tenant, ID: id}}, snapshotStateBytes)[0]
+	if snap.Err != nil {
+		return store.Context{}, nil, snap.Err
+	}
+	meta := snap.Context
+	if r := roleIn(c, &meta); r < want {
+		return meta, nil, errs.E(errs.Forbidden, "%s may not do this in context %s", roleName(r), id)
+	}
+	if snap.Full {
+		return meta, &snapshotState{m: snap.State}, nil
+	}
+	return meta, &storeState{ctx: ctx, st: s.store, contextID: id}, nil
 }
 
 // MutateResult is what a committed mutation returns.
