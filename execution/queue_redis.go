@@ -361,17 +361,11 @@ func (q *RedisQueue) submitBatch(ctx context.Context, batch []*submitReq) {
 func (q *RedisQueue) replyLoop() {
 	defer q.bg.Done()
 	for msg := range q.sub.Channel(redis.WithChannelSize(4096)) {
-		var recs []json.RawMessage
-		if err := json.Unmarshal([]byte(msg.Payload), &recs); err != nil {
-			q.log.Error("undecodable reply", "err", err)
-			continue
+		recs, err := decodeRecords([]byte(msg.Payload))
+		if err != nil {
+			q.log.Error("undecodable reply", "records", len(recs), "err", err)
 		}
-		for _, raw := range recs {
-			r, err := decodeRecord(raw)
-			if err != nil {
-				q.log.Error("undecodable job record", "err", err)
-				continue
-			}
+		for _, r := range recs {
 			q.deliver(r, nil)
 		}
 	}

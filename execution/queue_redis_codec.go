@@ -1,6 +1,7 @@
 package execution
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"time"
@@ -58,6 +59,38 @@ func decodeRecord(b []byte) (JobRecord, error) {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return JobRecord{}, err
 	}
+	return j.record(), nil
+}
+
+// decodeRecords decodes a reply: a JSON array of records, in one pass. On an error
+// it decodes each record on its own, so that one bad record costs only itself.
+func decodeRecords(b []byte) ([]JobRecord, error) {
+	var js []recordJSON
+	if err := json.Unmarshal(b, &js); err == nil {
+		out := make([]JobRecord, len(js))
+		for i := range js {
+			out[i] = js[i].record()
+		}
+		return out, nil
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal(b, &raws); err != nil {
+		return nil, err
+	}
+	var out []JobRecord
+	var first error
+	for _, raw := range raws {
+		r, err := decodeRecord(raw)
+		if err != nil {
+			first = cmp.Or(first, err)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, first
+}
+
+func (j *recordJSON) record() JobRecord {
 	r := JobRecord{
 		ID: j.ID, Kind: j.Kind, Tenant: j.Tenant, Caller: j.Caller, ContextID: j.ContextID, Status: j.Status,
 		Result: j.Result, AcceptedAt: time.UnixMilli(j.AcceptedAt).UTC(), Attempts: j.Attempts,
@@ -69,5 +102,5 @@ func decodeRecord(b []byte) (JobRecord, error) {
 		k, _ := errs.ParseKind(j.Err.Kind)
 		r.Err = &errs.Error{Kind: k, Message: j.Err.Message, Param: j.Err.Param}
 	}
-	return r, nil
+	return r
 }
