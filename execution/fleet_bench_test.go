@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/circlegate/circlegate/execution"
 	"github.com/circlegate/circlegate/internal/redistest"
 	"github.com/circlegate/circlegate/store"
@@ -25,15 +27,16 @@ func BenchmarkFleetMutate(b *testing.B) { benchFleet(b, "counter") }
 func BenchmarkFleetMutateWAT(b *testing.B) { benchFleet(b, "watcounter") }
 
 // startFleetService starts a service on the fleet's backends (the Redis store and
-// queue on srv) with its workers running until the test ends.
-func startFleetService(tb testing.TB, srv *redistest.Server) (*execution.Service, *store.Redis) {
+// queue on srv) with its workers running until the test ends; its metrics go to reg
+// if not nil.
+func startFleetService(tb testing.TB, srv *redistest.Server, reg prometheus.Registerer) (*execution.Service, *store.Redis) {
 	tb.Helper()
 	st, err := store.OpenRedis(context.Background(), store.RedisConfig{Client: dial(tb, srv.URL()), Prefix: "bench"})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	q := openRedisQueue(tb, srv.URL(), execution.RedisQueueConfig{Prefix: "bench"})
-	svc, err := execution.NewService(execution.Config{Workers: 2}, st, newEngine(tb, execution.EngineConfig{}), q, nil, nil, nil)
+	svc, err := execution.NewService(execution.Config{Workers: 2}, st, newEngine(tb, execution.EngineConfig{}), q, nil, nil, reg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -47,7 +50,7 @@ func startFleetService(tb testing.TB, srv *redistest.Server) (*execution.Service
 func benchFleet(b *testing.B, appName string) {
 	srv := redistest.Start(b, redistest.Options{})
 	rdb := dial(b, srv.URL())
-	svc, _ := startFleetService(b, srv)
+	svc, _ := startFleetService(b, srv, nil)
 	owner := execution.Caller{PubKey: "owner", Owner: true}
 	app, err := svc.InstallApp(context.Background(), "t", owner, example(b, appName).wasm, appName, "")
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/circlegate/circlegate/execution"
 	"github.com/circlegate/circlegate/internal/redistest"
 )
@@ -19,7 +21,8 @@ import (
 // scan), as queries and as mutations through the workers, agree with a model.
 func TestFleetStateReads(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	svc, st := startFleetService(t, srv)
+	reg := prometheus.NewRegistry()
+	svc, st := startFleetService(t, srv, reg)
 	ctx := context.Background()
 	owner := execution.Caller{PubKey: "owner", Owner: true}
 	app, err := svc.InstallApp(ctx, "t", owner, example(t, "kv").wasm, "kv", "")
@@ -112,5 +115,20 @@ func TestFleetStateReads(t *testing.T) {
 	_, bytes, err := st.StateSize(ctx, c.ID)
 	if err != nil || bytes <= 16<<10 {
 		t.Fatalf("state size %d, %v: the test meant to grow the state past the 16 KiB a round reads whole", bytes, err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() == "circlegate_execution_snapshot_contexts_total" {
+			for _, m := range f.GetMetric() {
+				read[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if read["whole"] < 20 || read["by_key"] < 20 || read["failed"] != 0 {
+		t.Errorf("contexts read with their head: %v; want both whole and by key, each at least 20 times, none failed", read)
 	}
 }

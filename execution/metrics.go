@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/circlegate/circlegate/errs"
+	"github.com/circlegate/circlegate/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -14,6 +15,7 @@ type metrics struct {
 	roundJobs    prometheus.Histogram
 	executeTime  prometheus.Histogram
 	commitTime   prometheus.Histogram
+	snapshots    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -46,9 +48,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time to commit the jobs of one round durably (one storage sync).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}),
+		snapshots: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "circlegate", Subsystem: "execution", Name: "snapshot_contexts_total",
+			Help: "Contexts a fleet round or query read with their head at once, by state: whole (read along), " +
+				"by_key (too large: read key by key) or failed (not found, or Redis did not answer).",
+		}, []string{"state"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.jobs, m.jobDuration, m.staleRetries, m.roundJobs, m.executeTime, m.commitTime} {
+		for _, c := range []prometheus.Collector{m.jobs, m.jobDuration, m.staleRetries, m.roundJobs, m.executeTime, m.commitTime, m.snapshots} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -64,4 +71,16 @@ func (m *metrics) observeJob(kind JobKind, err error, d time.Duration) {
 	}
 	m.jobs.WithLabelValues(string(kind), outcome).Inc()
 	m.jobDuration.WithLabelValues(string(kind)).Observe(d.Seconds())
+}
+
+// observeSnapshot counts a context read by SnapshotReader.
+func (m *metrics) observeSnapshot(s *store.Snapshot) {
+	state := "whole"
+	switch {
+	case s.Err != nil:
+		state = "failed"
+	case !s.Full:
+		state = "by_key"
+	}
+	m.snapshots.WithLabelValues(state).Inc()
 }

@@ -44,6 +44,7 @@ func (s *Service) readContext(ctx context.Context, tenant string, c Caller, id s
 		return meta, &storeState{ctx: ctx, st: s.store, contextID: id}, err
 	}
 	snap := sr.Snapshots(ctx, []store.ContextRef{{Tenant: tenant, ID: id}}, snapshotStateBytes)[0]
+	s.metrics.observeSnapshot(&snap)
 	if snap.Err != nil {
 		return store.Context{}, nil, snap.Err
 	}

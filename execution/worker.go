@@ -185,7 +185,11 @@ func (s *Service) snapshots(ctx context.Context, jobs []*Job, round []int) []sto
 		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
-	return sr.Snapshots(ctx, refs, snapshotStateBytes)
+	snaps := sr.Snapshots(ctx, refs, snapshotStateBytes)
+	for n := range snaps {
+		s.metrics.observeSnapshot(&snaps[n])
+	}
+	return snaps
 }
 
 // minTime is the earlier of a and b, a zero time counting as none.
