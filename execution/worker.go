@@ -175,10 +175,12 @@ func (s *Service) snapshots(ctx context.Context, jobs []*Job, round []int) []sto
 		return nil
 	}
 	refs := make([]store.ContextRef, len(round))
-	deadline := jobs[round[0]].Deadline
+	var deadline time.Time // the round's last: a job whose own deadline passed fails by itself
 	for n, i := range round {
 		refs[n] = store.ContextRef{Tenant: jobs[i].Tenant, ID: jobs[i].ContextID}
-		deadline = minTime(deadline, jobs[i].Deadline)
+		if jobs[i].Deadline.After(deadline) {
+			deadline = jobs[i].Deadline
+		}
 	}
 	if !deadline.IsZero() {
 		var cancel context.CancelFunc
@@ -190,14 +192,6 @@ func (s *Service) snapshots(ctx context.Context, jobs []*Job, round []int) []sto
 		s.metrics.observeSnapshot(&snaps[n])
 	}
 	return snaps
-}
-
-// minTime is the earlier of a and b, a zero time counting as none.
-func minTime(a, b time.Time) time.Time {
-	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
-		return b
-	}
-	return a
 }
 
 // prepareSafe is prepare with panics turned into internal errors.
