@@ -18,10 +18,10 @@ func (r *Redis) Commit(ctx context.Context, c Commit) error {
 	return r.CommitMany(ctx, []Commit{c})[0]
 }
 
-// CommitMany sends one commit script per commit in one pipeline (one round trip, or
-// one per cluster node). Each script checks its context's head (tenant, seq, event
-// seq, rootHash, an idempotency key already taken) and applies its commit or nothing,
-// so commits fail independently. Durability is Redis's: see docs/operations.md for
+// CommitMany runs the commit script once for all commits on a single server, or once
+// per commit in one pipeline on a cluster (evalBySlot). For each commit the script
+// checks its context's head (tenant, seq, event seq, rootHash, an idempotency key
+// already taken) and applies the commit or nothing, so commits fail independently. Durability is Redis's: see docs/operations.md for
 // what each appendfsync setting risks.
 func (r *Redis) CommitMany(ctx context.Context, cs []Commit) []error {
 	out := make([]error, len(cs))
@@ -47,25 +47,10 @@ func (r *Redis) CommitMany(ctx context.Context, cs []Commit) []error {
 			idx = append(idx, i)
 		}
 	}
-	for attempt := 0; len(idx) > 0; attempt++ {
-		res := r.runCommits(ctx, cs, idx)
-		var again []int
-		for n, i := range idx {
-			if isNoScript(res[n].err) && attempt == 0 {
-				again = append(again, i)
-				continue
-			}
-			out[i] = commitResult(&cs[i], res[n].status, res[n].err)
-		}
-		if len(again) > 0 {
-			if err := scripts.commit.Load(ctx, r.rdb).Err(); err != nil {
-				for _, i := range again {
-					out[i] = redisx.Err(err, "load commit script")
-				}
-				return out
-			}
-		}
-		idx = again
+	res := r.evalBySlot(ctx, scripts.commit, idx, []any{r.hist.MaxEvents, r.cutoffMs()},
+		func(keys []string, args []any, i int) ([]string, []any) { return r.commitArgs(keys, args, &cs[i]) })
+	for n, i := range idx {
+		out[i] = commitResult(&cs[i], res[n].val, res[n].err)
 	}
 	return out
 }
@@ -86,53 +71,6 @@ func checkRedisCommit(c *Commit) error {
 		}
 	}
 	return nil
-}
-
-// commitStatus is what the commit script said of one commit, or the error of its call.
-type commitStatus struct {
-	status any
-	err    error
-}
-
-// runCommits runs the commit script on cs[idx...]: one call for all of them on a
-// single server, one call per commit (in one pipeline) on a cluster, where each
-// context's keys live in their own slot.
-func (r *Redis) runCommits(ctx context.Context, cs []Commit, idx []int) []commitStatus {
-	out := make([]commitStatus, len(idx))
-	groups := [][]int{idx}
-	if _, cluster := r.rdb.(*redis.ClusterClient); cluster {
-		groups = make([][]int, len(idx))
-		for n, i := range idx {
-			groups[n] = []int{i}
-		}
-	}
-	pipe := r.rdb.Pipeline()
-	cmds := make([]*redis.Cmd, len(groups))
-	for g, group := range groups {
-		keys := make([]string, 0, 7*len(group))
-		args := []any{r.hist.MaxEvents, r.cutoffMs()}
-		for _, i := range group {
-			keys, args = r.commitArgs(keys, args, &cs[i])
-		}
-		cmds[g] = scripts.commit.EvalSha(ctx, pipe, keys, args...)
-	}
-	_, _ = pipe.Exec(ctx)
-	n := 0
-	for g, group := range groups {
-		vals, err := cmds[g].Slice()
-		for k := range group {
-			switch {
-			case err != nil:
-				out[n].err = err
-			case k < len(vals):
-				out[n].status = vals[k]
-			default:
-				out[n].err = errors.New("commit script returned too few results")
-			}
-			n++
-		}
-	}
-	return out
 }
 
 // commitArgs appends one commit's keys and args (its arg count first).

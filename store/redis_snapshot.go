@@ -5,8 +5,6 @@ import (
 	"errors"
 	"slices"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/circlegate/circlegate/internal/redisx"
 )
 
@@ -14,7 +12,7 @@ var _ SnapshotReader = (*Redis)(nil)
 
 // Snapshots reads the heads of refs, and the states of at most maxStateBytes, with
 // one script call on a single server (one per context, in one pipeline, on a
-// cluster, where each context has its own slot).
+// cluster: evalBySlot).
 func (r *Redis) Snapshots(ctx context.Context, refs []ContextRef, maxStateBytes int64) []Snapshot {
 	out := make([]Snapshot, len(refs))
 	if err := r.enter(ctx); err != nil {
@@ -31,60 +29,22 @@ func (r *Redis) Snapshots(ctx context.Context, refs []ContextRef, maxStateBytes 
 		}
 		idx = append(idx, i)
 	}
-	if len(idx) == 0 {
-		return out
+	common := append(make([]any, 0, 2+len(headFields)), maxStateBytes, snapshotBytesField)
+	for _, f := range headFields {
+		common = append(common, f)
 	}
-	groups := [][]int{idx}
-	if _, cluster := r.rdb.(*redis.ClusterClient); cluster {
-		groups = make([][]int, len(idx))
-		for n, i := range idx {
-			groups[n] = []int{i}
+	res := r.evalBySlot(ctx, scripts.snapshot, idx, common, func(keys []string, args []any, i int) ([]string, []any) {
+		k := r.ctxKeys(refs[i].ID)
+		return append(keys, k.head, k.state), args
+	})
+	for n, i := range idx {
+		if res[n].err != nil {
+			out[i].Err = redisx.Err(res[n].err, "read contexts")
+			continue
 		}
+		out[i] = decodeSnapshot(refs[i], res[n].val)
 	}
-	for attempt := 0; ; attempt++ {
-		noScript := false
-		pipe := r.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(groups))
-		for g, group := range groups {
-			keys := make([]string, 0, 2*len(group))
-			for _, i := range group {
-				k := r.ctxKeys(refs[i].ID)
-				keys = append(keys, k.head, k.state)
-			}
-			args := append(make([]any, 0, 2+len(headFields)), maxStateBytes, snapshotBytesField)
-			for _, f := range headFields {
-				args = append(args, f)
-			}
-			cmds[g] = scripts.snapshot.EvalSha(ctx, pipe, keys, args...)
-		}
-		_, _ = pipe.Exec(ctx)
-		for g, group := range groups {
-			vals, err := cmds[g].Slice()
-			if isNoScript(err) && attempt == 0 {
-				noScript = true
-				break
-			}
-			for n, i := range group {
-				switch {
-				case err != nil:
-					out[i].Err = redisx.Err(err, "read contexts")
-				case n >= len(vals):
-					out[i].Err = errors.New("snapshot script returned too few results")
-				default:
-					out[i] = decodeSnapshot(refs[i], vals[n])
-				}
-			}
-		}
-		if !noScript {
-			return out
-		}
-		if err := scripts.snapshot.Load(ctx, r.rdb).Err(); err != nil {
-			for _, i := range idx {
-				out[i].Err = redisx.Err(err, "load snapshot script")
-			}
-			return out
-		}
-	}
+	return out
 }
 
 // snapshotBytesField is the 1-based position of the state bytes (b) in headFields.
