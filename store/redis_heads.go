@@ -65,6 +65,11 @@ func (r *Redis) headLoop() {
 	batch := make([]*headReq, 0, headBatchMax)
 	for {
 		select {
+		case <-r.heads.stop: // first: after Close no read goes out
+			return
+		default:
+		}
+		select {
 		case req := <-r.heads.reqs:
 			batch = append(batch[:0], req)
 		case <-r.heads.stop:

@@ -232,3 +232,87 @@ func TestRedisConcurrentHeadReads(t *testing.T) {
 		t.Error("GetContext after Close succeeded")
 	}
 }
+
+// TestRedisReloadsLostScripts: after Redis lost its scripts (SCRIPT FLUSH, as after a
+// restart), a commit of several contexts and a snapshot read load them again and
+// succeed, each applied once.
+func TestRedisReloadsLostScripts(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	s, rdb := openRedis(t, srv, store.HistoryConfig{})
+	ctx := context.Background()
+	app, _, err := s.PutApp(ctx, store.App{Tenant: "t"}, []byte("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	heads := make([]store.Context, 3)
+	var commits []store.Commit
+	for i := range heads {
+		id := fmt.Sprintf("c%d", i)
+		g := storetest.GenesisTx(id, time.Now(), nil)
+		heads[i] = storetest.NewContext("t", app.ID, id, g)
+		if err := s.CreateContext(ctx, heads[i], g); err != nil {
+			t.Fatal(err)
+		}
+		tx := storetest.NextTx(heads[i], time.Now(), []store.Write{storetest.Set("k", id)})
+		commits = append(commits, store.Commit{Tenant: "t", ContextID: id, ExpectedSeq: 0, Tx: tx})
+	}
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range s.CommitMany(ctx, commits) {
+		if err != nil {
+			t.Fatalf("commit %d after SCRIPT FLUSH: %v", i, err)
+		}
+	}
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	refs := []store.ContextRef{{Tenant: "t", ID: "c0"}, {Tenant: "t", ID: "c2"}}
+	for i, snap := range s.Snapshots(ctx, refs, 1024) {
+		if snap.Err != nil || snap.Context.Seq != 1 || string(snap.State["k"]) != refs[i].ID {
+			t.Fatalf("snapshot of %s after SCRIPT FLUSH: seq %d, state %q, %v; want seq 1, k=%s",
+				refs[i].ID, snap.Context.Seq, snap.State, snap.Err, refs[i].ID)
+		}
+	}
+}
+
+// TestRedisHeadReadWaitEnds: a head read queued behind a batch that Redis holds up
+// (CLIENT PAUSE) returns when its ctx ends, and one still queued when the store
+// closes returns an error, without waiting for Redis.
+func TestRedisHeadReadWaitEnds(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	s, rdb := openRedis(t, srv, store.HistoryConfig{})
+	ctx := context.Background()
+	app, _, err := s.PutApp(ctx, store.App{Tenant: "t"}, []byte("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := storetest.GenesisTx("c0", time.Now(), nil)
+	if err := s.CreateContext(ctx, storetest.NewContext("t", app.ID, "c0", g), g); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Do(ctx, "CLIENT", "PAUSE", 3000, "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan error, 1)
+	go func() { _, err := s.GetContext(ctx, "t", "c0"); held <- err }() // its batch waits for Redis
+	time.Sleep(100 * time.Millisecond)
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := s.GetContext(short, "t", "c0"); err == nil || time.Since(start) > 2*time.Second {
+		t.Fatalf("a queued read whose ctx ended: %v after %v; want an error before Redis answers", err, time.Since(start))
+	}
+	queued := make(chan error, 1)
+	go func() { _, err := s.GetContext(ctx, "t", "c0"); queued <- err }()
+	time.Sleep(100 * time.Millisecond)
+	if err := s.Close(); err != nil { // waits for the batch in flight
+		t.Fatal(err)
+	}
+	if err := <-queued; err == nil {
+		t.Error("a read still queued when the store closed succeeded")
+	}
+	if err := <-held; err != nil {
+		t.Errorf("the read in flight when the store closed: %v; want its head once Redis answered", err)
+	}
+}
