@@ -180,10 +180,15 @@ func (s *Service) context(ctx context.Context, tenant string, c Caller, id strin
 	if err != nil {
 		return meta, err
 	}
-	if roleIn(c, &meta) < want {
-		return meta, errs.E(errs.Forbidden, "%s may not do this in context %s", roleName(roleIn(c, &meta)), id)
+	return meta, checkRole(c, &meta, want)
+}
+
+// checkRole refuses c unless it has at least role want in the context meta.
+func checkRole(c Caller, meta *store.Context, want role) error {
+	if r := roleIn(c, meta); r < want {
+		return errs.E(errs.Forbidden, "%s may not do this in context %s", roleName(r), meta.ID)
 	}
-	return meta, nil
+	return nil
 }
 
 func roleName(r role) string {

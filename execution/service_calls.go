@@ -49,8 +49,8 @@ func (s *Service) readContext(ctx context.Context, tenant string, c Caller, id s
 		return store.Context{}, nil, snap.Err
 	}
 	meta := snap.Context
-	if r := roleIn(c, &meta); r < want {
-		return meta, nil, errs.E(errs.Forbidden, "%s may not do this in context %s", roleName(r), id)
+	if err := checkRole(c, &meta, want); err != nil {
+		return meta, nil, err
 	}
 	if snap.Full {
 		return meta, &snapshotState{m: snap.State}, nil
