@@ -43,6 +43,27 @@ func dialRedis(t testing.TB, url string) redis.UniversalClient {
 	return rdb
 }
 
+// openRedisContexts opens a store on srv holding n empty contexts c0, c1, ... of
+// tenant "t" (one app), and returns their heads.
+func openRedisContexts(t *testing.T, srv *redistest.Server, n int) (*store.Redis, redis.UniversalClient, []store.Context) {
+	t.Helper()
+	s, rdb := openRedis(t, srv, store.HistoryConfig{})
+	app, _, err := s.PutApp(t.Context(), store.App{Tenant: "t"}, []byte("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	heads := make([]store.Context, n)
+	for i := range heads {
+		id := fmt.Sprintf("c%d", i)
+		g := storetest.GenesisTx(id, time.Now(), nil)
+		heads[i] = storetest.NewContext("t", app.ID, id, g)
+		if err := s.CreateContext(t.Context(), heads[i], g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s, rdb, heads
+}
+
 func TestRedis(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	storetest.Run(t, func(t *testing.T, h store.HistoryConfig) store.Store {
@@ -176,24 +197,14 @@ func TestRedisEachContext(t *testing.T) {
 
 // TestRedisConcurrentHeadReads: head reads of many callers at once (which share
 // pipelines) each get their own context's head, another tenant's context is
-// NotFound for each of them, a caller whose ctx ended stops waiting, and after Close
-// a read fails instead of waiting for a batch that will not come.
+// NotFound for each of them, and a read with an ended ctx or after Close fails
+// (TestRedisHeadReadWaitEnds has those that were waiting already).
 func TestRedisConcurrentHeadReads(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	s, _ := openRedis(t, srv, store.HistoryConfig{})
+	s, _, heads := openRedisContexts(t, srv, 20)
 	ctx := context.Background()
-	app, _, err := s.PutApp(ctx, store.App{Tenant: "t"}, []byte("app"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	heads := make([]store.Context, 20)
 	for i := range heads {
-		id := fmt.Sprintf("c%d", i)
-		g := storetest.GenesisTx(id, time.Now(), nil)
-		heads[i] = storetest.NewContext("t", app.ID, id, g)
-		if err := s.CreateContext(ctx, heads[i], g); err != nil {
-			t.Fatal(err)
-		}
+		id := heads[i].ID
 		for range i % 4 {
 			tx := storetest.NextTx(heads[i], time.Now(), []store.Write{storetest.Set("k", id)})
 			if err := s.Commit(ctx, store.Commit{Tenant: "t", ContextID: id, ExpectedSeq: heads[i].Seq, Tx: tx}); err != nil {
@@ -238,23 +249,12 @@ func TestRedisConcurrentHeadReads(t *testing.T) {
 // succeed, each applied once.
 func TestRedisReloadsLostScripts(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	s, rdb := openRedis(t, srv, store.HistoryConfig{})
+	s, rdb, heads := openRedisContexts(t, srv, 3)
 	ctx := context.Background()
-	app, _, err := s.PutApp(ctx, store.App{Tenant: "t"}, []byte("app"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	heads := make([]store.Context, 3)
 	var commits []store.Commit
-	for i := range heads {
-		id := fmt.Sprintf("c%d", i)
-		g := storetest.GenesisTx(id, time.Now(), nil)
-		heads[i] = storetest.NewContext("t", app.ID, id, g)
-		if err := s.CreateContext(ctx, heads[i], g); err != nil {
-			t.Fatal(err)
-		}
-		tx := storetest.NextTx(heads[i], time.Now(), []store.Write{storetest.Set("k", id)})
-		commits = append(commits, store.Commit{Tenant: "t", ContextID: id, ExpectedSeq: 0, Tx: tx})
+	for _, h := range heads {
+		tx := storetest.NextTx(h, time.Now(), []store.Write{storetest.Set("k", h.ID)})
+		commits = append(commits, store.Commit{Tenant: "t", ContextID: h.ID, ExpectedSeq: 0, Tx: tx})
 	}
 	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
@@ -281,16 +281,8 @@ func TestRedisReloadsLostScripts(t *testing.T) {
 // closes returns an error, without waiting for Redis.
 func TestRedisHeadReadWaitEnds(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	s, rdb := openRedis(t, srv, store.HistoryConfig{})
+	s, rdb, _ := openRedisContexts(t, srv, 1)
 	ctx := context.Background()
-	app, _, err := s.PutApp(ctx, store.App{Tenant: "t"}, []byte("app"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := storetest.GenesisTx("c0", time.Now(), nil)
-	if err := s.CreateContext(ctx, storetest.NewContext("t", app.ID, "c0", g), g); err != nil {
-		t.Fatal(err)
-	}
 	if err := rdb.Do(ctx, "CLIENT", "PAUSE", 3000, "ALL").Err(); err != nil {
 		t.Fatal(err)
 	}
