@@ -3,6 +3,7 @@ package execution
 import (
 	"context"
 	"encoding/json"
+	"runtime"
 	"sync"
 	"time"
 
@@ -219,6 +220,12 @@ func (q *MemoryQueue) Run(ctx context.Context, workers int, h Handler) error {
 				q.runBatch(ctx, h, batch)
 				q.finish(lanes, len(batch))
 				long.Stop()
+				// Let the callers this batch has just woken reply before the turn
+				// passes: release readies the next worker ahead of them on this P
+				// (runnext), and it would execute its whole batch before they ran.
+				// In an execution trace of the mutate benchmark their wait for a
+				// processor fell from 1.04 to 0.74 ms (docs/benchmarks.md).
+				runtime.Gosched()
 				release()
 			}
 		})
