@@ -128,6 +128,11 @@ func pebbleOptions(cfg PebbleConfig, cache *pebble.Cache) *pebble.Options {
 		FormatMajorVersion:          pebble.FormatNewest,
 		CompactionConcurrencyRange:  func() (int, int) { return 1, 2 },
 		Logger:                      pebbleLogger{cfg.Logger},
+		// A flush begins once Pebble has allocated the memtable that takes the
+		// writes next: ask for huge pages on its arena (hugepages_linux.go).
+		EventListener: &pebble.EventListener{
+			FlushBegin: func(pebble.FlushInfo) { adviseHugeMappings(cfg.MemTableBytes) },
+		},
 	}
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
