@@ -15,7 +15,7 @@ import (
 // insert's time went to TLB and cache misses. Where the system gives transparent
 // huge pages on request (THP "madvise", as on Debian), asking for them on the arena
 // maps it in 2 MiB pages instead: in alternating runs of the mutate benchmark,
-// 4 to 13% less gateway CPU per mutation (docs/benchmarks.md). Pebble does not say
+// 7 to 14% less gateway CPU per mutation (docs/benchmarks.md). Pebble does not say
 // where an arena is, so adviseHugeMappings finds it by its size among the process's
 // anonymous mappings; advising a stranger of the same size would only make it
 // eligible for huge pages too.
