@@ -267,17 +267,11 @@ func BenchmarkPebbleCommitMany(b *testing.B) {
 // benchContexts opens a Pebble store in a temp dir with n fresh contexts of one app.
 func benchContexts(b *testing.B, n int) (*store.Pebble, []store.Context) {
 	s := openPebble(b, store.PebbleConfig{Dir: b.TempDir()})
-	app, _, _ := s.PutApp(b.Context(), store.App{Tenant: "t"}, []byte("wasm"))
-	heads := make([]store.Context, n)
-	for i := range heads {
-		id := fmt.Sprintf("%032x", i)
-		g := storetest.GenesisTx(id, time.Now(), nil)
-		heads[i] = storetest.NewContext("t", app.ID, id, g)
-		if err := s.CreateContext(b.Context(), heads[i], g); err != nil {
-			b.Fatal(err)
-		}
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%032x", i)
 	}
-	return s, heads
+	return s, storetest.CreateContexts(b, s, "t", ids...)
 }
 
 // BenchmarkPebbleGetFullHistory: a commit to a context whose history is full (it

@@ -48,20 +48,11 @@ func dialRedis(t testing.TB, url string) redis.UniversalClient {
 func openRedisContexts(t *testing.T, srv *redistest.Server, n int) (*store.Redis, redis.UniversalClient, []store.Context) {
 	t.Helper()
 	s, rdb := openRedis(t, srv, store.HistoryConfig{})
-	app, _, err := s.PutApp(t.Context(), store.App{Tenant: "t"}, []byte("app"))
-	if err != nil {
-		t.Fatal(err)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("c%d", i)
 	}
-	heads := make([]store.Context, n)
-	for i := range heads {
-		id := fmt.Sprintf("c%d", i)
-		g := storetest.GenesisTx(id, time.Now(), nil)
-		heads[i] = storetest.NewContext("t", app.ID, id, g)
-		if err := s.CreateContext(t.Context(), heads[i], g); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return s, rdb, heads
+	return s, rdb, storetest.CreateContexts(t, s, "t", ids...)
 }
 
 func TestRedis(t *testing.T) {
@@ -168,19 +159,9 @@ func TestRedisEachContext(t *testing.T) {
 	for range 2 {
 		s, _ := openRedis(t, srv, store.HistoryConfig{})
 		stores = append(stores, s)
-		app, _, err := s.PutApp(ctx, store.App{Tenant: "t"}, []byte("app"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range 3 {
-			id := fmt.Sprintf("c%d", i)
-			g := storetest.GenesisTx(id, time.Now(), nil)
-			c := storetest.NewContext("t", app.ID, id, g)
-			if err := s.CreateContext(ctx, c, g); err != nil {
-				t.Fatal(err)
-			}
+		for _, c := range storetest.CreateContexts(t, s, "t", "c0", "c1", "c2") {
 			tx := storetest.NextTx(c, time.Now(), []store.Write{storetest.Set("k", "v")})
-			if err := s.Commit(ctx, store.Commit{Tenant: "t", ContextID: id, ExpectedSeq: 0, Tx: tx}); err != nil {
+			if err := s.Commit(ctx, store.Commit{Tenant: "t", ContextID: c.ID, ExpectedSeq: 0, Tx: tx}); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -15,8 +15,8 @@
 //		})
 //	}
 //
-// The tx builders (GenesisTx, NextTx, NewContext, Advance) are exported for other
-// packages' tests that need valid hash-chained txs.
+// The tx builders (GenesisTx, NextTx, NewContext, Advance) and CreateContexts are
+// exported for other packages' tests that need valid hash-chained txs.
 package storetest
 
 import (
@@ -142,6 +142,25 @@ func NewContext(tenant, appID, contextID string, genesis store.Tx) store.Context
 		Members:   []string{"owner"},
 		CreatedAt: genesis.Time,
 	}, genesis)
+}
+
+// CreateContexts stores an app of tenant in s and creates a fresh context of it
+// under each of ids, returning their heads.
+func CreateContexts(tb testing.TB, s store.Store, tenant string, ids ...string) []store.Context {
+	tb.Helper()
+	app, _, err := s.PutApp(tb.Context(), store.App{Tenant: tenant}, []byte("app"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	heads := make([]store.Context, len(ids))
+	for i, id := range ids {
+		g := GenesisTx(id, time.Now(), nil)
+		heads[i] = NewContext(tenant, app.ID, id, g)
+		if err := s.CreateContext(tb.Context(), heads[i], g); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return heads
 }
 
 // Advance returns head after tx: its Seq, RootHash and EventSeq.
