@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"errors"
 	"net"
 	"sync"
 	"syscall"
@@ -236,16 +237,30 @@ func (o *outbox) writeBlocking(pieces [][]byte) error {
 }
 
 // writeNow writes one frame at once under the write lock, ahead of the queue (pings,
-// close frames); with try, only if no write is in progress (a connection closed as
-// slow cannot take another frame).
-func (o *outbox) writeNow(b []byte, timeout time.Duration, try bool) error {
-	if try {
-		if !o.wmu.TryLock() {
-			return nil
+// close frames).
+func (o *outbox) writeNow(b []byte, timeout time.Duration) error {
+	o.wmu.Lock()
+	return o.writeLocked(b, timeout)
+}
+
+// writeSoon is writeNow when the write lock comes free within wait: a writer
+// finishing a batch lets go within microseconds, one blocked on a peer that does not
+// read (a connection closed as slow) may hold it for the whole write timeout.
+func (o *outbox) writeSoon(b []byte, timeout, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for pause := 20 * time.Microsecond; !o.wmu.TryLock(); pause = min(2*pause, 5*time.Millisecond) {
+		if !time.Now().Before(deadline) {
+			return errWriterBusy
 		}
-	} else {
-		o.wmu.Lock()
+		time.Sleep(pause)
 	}
+	return o.writeLocked(b, timeout)
+}
+
+var errWriterBusy = errors.New("ws: another write holds the connection")
+
+// writeLocked writes b within timeout and lets go of the write lock.
+func (o *outbox) writeLocked(b []byte, timeout time.Duration) error {
 	defer o.wmu.Unlock()
 	_ = o.net.SetWriteDeadline(time.Now().Add(timeout))
 	_, err := o.net.Write(b)

@@ -2,10 +2,12 @@ package ws
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"testing"
+	"time"
 )
 
 // TestOutboxJoinsAdjacentFrames checks that event frames made one after the other in
@@ -129,5 +131,45 @@ func TestWritevNonBlockingRest(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("peer read %d bytes, want the %d bytes of the batch in order", len(got), len(want))
+	}
+}
+
+// TestWriteSoonWaitsForAWriteInProgress checks that a close frame written while
+// another write holds the connection goes out once that write lets go (a client that
+// has just read a reply while its writer has not yet let go still gets the frame),
+// and that it gives up after its wait when the write does not let go.
+func TestWriteSoonWaitsForAWriteInProgress(t *testing.T) {
+	h, err := NewHub(Config{}, nil, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Shutdown(t.Context())
+	c, sc := net.Pipe()
+	defer c.Close()
+	o := &outbox{}
+	o.init(h, 1, sc, func(Disconnect) {})
+
+	o.wmu.Lock()
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		o.wmu.Unlock()
+	}()
+	got := make(chan []byte, 1)
+	go func() {
+		b := make([]byte, 5)
+		_, _ = io.ReadFull(c, b)
+		got <- b
+	}()
+	if err := o.writeSoon([]byte("close"), time.Second, time.Second); err != nil {
+		t.Fatalf("writeSoon after the write let go: %v", err)
+	}
+	if b := <-got; string(b) != "close" {
+		t.Fatalf("peer read %q, want the frame", b)
+	}
+
+	o.wmu.Lock() // a writer stuck on its peer
+	defer o.wmu.Unlock()
+	if err := o.writeSoon([]byte("close"), time.Second, 10*time.Millisecond); !errors.Is(err, errWriterBusy) {
+		t.Fatalf("writeSoon while the write lock stays held = %v, want errWriterBusy", err)
 	}
 }

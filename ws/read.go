@@ -69,7 +69,7 @@ func (s *session) read() {
 				s.end(frameDisconnect(err))
 				return
 			}
-			_ = s.out.writeNow(frame(opClose, reply), time.Second, false)
+			_ = s.out.writeNow(frame(opClose, reply), time.Second)
 			s.end(why)
 			return
 		}

@@ -120,7 +120,7 @@ func (s *session) ping() {
 		return
 	}
 	if !now.Before(s.lastPing.Add(cfg.PingInterval)) {
-		if err := s.out.writeNow(frame(opPing, nil), cfg.WriteTimeout, false); err != nil {
+		if err := s.out.writeNow(frame(opPing, nil), cfg.WriteTimeout); err != nil {
 			s.close(DisconnectWriteError)
 			return
 		}
@@ -186,13 +186,21 @@ func (s *session) close(d Disconnect) {
 	s.mu.Unlock()
 	s.out.shut()
 	if sendsFrame(d) {
-		_ = s.out.writeNow(frame(opClose, websocket.FormatCloseMessage(d.Code, d.Reason)), time.Second, true)
+		wait := closeFrameWait
+		if d == DisconnectSlow { // its writer is stuck on a peer that does not read
+			wait = 0
+		}
+		_ = s.out.writeSoon(frame(opClose, websocket.FormatCloseMessage(d.Code, d.Reason)), time.Second, wait)
 	}
 	_ = s.out.net.Close()
 	if parked {
 		go s.finish() // close may run under locks that finish takes
 	}
 }
+
+// closeFrameWait bounds how long a close frame waits for a write in progress, such as
+// the reply a client has just read while its writer has not yet let go.
+const closeFrameWait = 50 * time.Millisecond
 
 // sendsFrame reports whether a close frame should be sent for d: not when the peer
 // already closed (its close frame was answered) or the connection broke.

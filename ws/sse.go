@@ -102,7 +102,7 @@ func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request) {
 	head := "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n" +
 		"X-Accel-Buffering: no\r\nConnection: close\r\n\r\n" +
 		"retry: 1000\nevent: connect\ndata: " + string(connect) + "\n\n"
-	if err := st.out.writeNow([]byte(head), h.cfg.WriteTimeout, false); err != nil {
+	if err := st.out.writeNow([]byte(head), h.cfg.WriteTimeout); err != nil {
 		st.close(DisconnectWriteError)
 		return
 	}
