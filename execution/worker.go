@@ -93,8 +93,8 @@ func (s *Service) runRound(ctx context.Context, jobs []*Job, round []int, out []
 	start := time.Now()
 	preps := make([]prepared, len(round))
 	s.executeRound(ctx, jobs, round, preps)
-	var commits []store.Commit
-	var pending []*prepared
+	commits := make([]store.Commit, 0, len(preps))
+	pending := make([]*prepared, 0, len(preps))
 	for n := range preps {
 		p := &preps[n]
 		if p.commit == nil {
