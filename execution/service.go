@@ -143,6 +143,13 @@ func NewService(cfg Config, st store.Store, eng *Engine, q Queue, pub Publisher,
 // Config returns the configuration with defaults applied.
 func (s *Service) Config() Config { return s.cfg }
 
+// ReadsLocally reports whether a query reads its context without a network round
+// trip: true on the embedded store, false on the fleet's Redis (a SnapshotReader).
+func (s *Service) ReadsLocally() bool {
+	_, remote := s.store.(store.SnapshotReader)
+	return !remote
+}
+
 // RunWorkers runs the queue's workers for this process until ctx ends. With
 // Workers = -1 it returns at once.
 func (s *Service) RunWorkers(ctx context.Context) error {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/circlegate/circlegate/execution"
+	"github.com/circlegate/circlegate/internal/redistest"
 	"github.com/circlegate/circlegate/internal/testapps"
 	"github.com/circlegate/circlegate/internal/testutil"
 	"github.com/circlegate/circlegate/rpc"
@@ -131,5 +132,50 @@ func TestQueueFull(t *testing.T) {
 	var ci contextInfo
 	if err := owner.Call(ctxT(t), "context.get", []string{other.ContextID}, &ci); err != nil || ci.Seq != 0 {
 		t.Fatalf("a refused mutation ran: seq %d, %v", ci.Seq, err)
+	}
+}
+
+// TestQueryOnTheReader: on the embedded store a query runs on its session's reader
+// (it only computes and reads local state), in fleet mode on a serve worker (it waits
+// for Redis). A query that spins until its time limit holds up its own session only:
+// a query on another session answers meanwhile.
+func TestQueryOnTheReader(t *testing.T) {
+	e := startEnv(t, func(c *Config) { c.Execution.Limits.Timeout = 3 * time.Second })
+	msg := []byte(`{"jsonrpc":"2.0","id":1,"method":"query","params":{"contextId":"c","method":"get"}}`)
+	if !e.g.RPC.Inline(msg) {
+		t.Error("query does not run on the reader on the embedded store")
+	}
+	srv := redistest.Start(t, redistest.Options{})
+	if fleet := startEnv(t, func(c *Config) { c.Redis.URL = srv.URL() }); fleet.g.RPC.Inline(msg) {
+		t.Error("query runs on the reader in fleet mode, where it waits for Redis")
+	}
+
+	owner, _ := e.login(e.A.Pub, e.A)
+	var app appInfo
+	wasm := testapps.BuildWAT(t, "../execution/testdata/hostile.wat")
+	if err := owner.Call(ctxT(t), "app.install", map[string]any{"wasm": base64.StdEncoding.EncodeToString(wasm)}, &app); err != nil {
+		t.Fatal(err)
+	}
+	bad := createContext(t, owner, map[string]any{"appId": app.AppID})
+	good := createContext(t, owner, map[string]any{"appId": install(t, owner, "watcounter")})
+	spinner, _ := e.login(e.A.Pub, e.A)
+	spun := make(chan error, 1)
+	go func() {
+		spun <- spinner.Call(ctxT(t), "query", map[string]any{"contextId": bad.ContextID, "method": "loop"}, nil)
+	}()
+	time.Sleep(100 * time.Millisecond) // the loop is running
+	var out struct {
+		Output struct{ Value int } `json:"output"`
+	}
+	if err := owner.Call(ctxT(t), "query", map[string]any{"contextId": good.ContextID, "method": "get"}, &out); err != nil {
+		t.Fatalf("query on another session while one spins: %v", err)
+	}
+	select {
+	case err := <-spun:
+		t.Fatalf("the spinning query ended before the other answered: %v", err)
+	default:
+	}
+	if err := <-spun; rpcCode(err) != rpc.CodeOverloaded {
+		t.Fatalf("spinning query: %v, want the time limit's -32006", err)
 	}
 }
