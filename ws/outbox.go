@@ -257,6 +257,25 @@ func (o *outbox) writeSoon(b []byte, timeout, wait time.Duration) error {
 	return o.writeLocked(b, timeout)
 }
 
+// closeWith writes a last frame b (a close frame) and closes the connection. When a
+// write holds the connection, a goroutine waits for it, at most wait, so that the
+// caller never does: a shutdown closing thousands of sessions must not wait for each.
+func (o *outbox) closeWith(b []byte, wait time.Duration) {
+	if o.wmu.TryLock() {
+		_ = o.writeLocked(b, time.Second)
+		_ = o.net.Close()
+		return
+	}
+	if wait <= 0 {
+		_ = o.net.Close()
+		return
+	}
+	go func() {
+		_ = o.writeSoon(b, time.Second, wait)
+		_ = o.net.Close()
+	}()
+}
+
 var errWriterBusy = errors.New("ws: another write holds the connection")
 
 // writeLocked writes b within timeout and lets go of the write lock.

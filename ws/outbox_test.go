@@ -173,3 +173,34 @@ func TestWriteSoonWaitsForAWriteInProgress(t *testing.T) {
 		t.Fatalf("writeSoon while the write lock stays held = %v, want errWriterBusy", err)
 	}
 }
+
+// TestCloseWithDoesNotWait checks that closing while a write holds the connection
+// returns at once, and that the close frame still goes out, before the connection
+// closes, once that write lets go.
+func TestCloseWithDoesNotWait(t *testing.T) {
+	h, err := NewHub(Config{}, nil, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Shutdown(t.Context())
+	c, sc := net.Pipe()
+	defer c.Close()
+	o := &outbox{}
+	o.init(h, 1, sc, func(Disconnect) {})
+	o.wmu.Lock()
+	returned := make(chan struct{})
+	go func() {
+		o.closeWith([]byte("close"), time.Second)
+		close(returned)
+	}()
+	select {
+	case <-returned:
+	case <-time.After(500 * time.Millisecond):
+		t.Fatal("closeWith waited for the write in progress")
+	}
+	o.wmu.Unlock()
+	got, err := io.ReadAll(c) // until the connection closes
+	if string(got) != "close" {
+		t.Fatalf("peer read %q (%v), want the close frame and then the end", got, err)
+	}
+}

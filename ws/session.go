@@ -185,21 +185,22 @@ func (s *session) close(d Disconnect) {
 	}
 	s.mu.Unlock()
 	s.out.shut()
-	if sendsFrame(d) {
+	if !sendsFrame(d) {
+		_ = s.out.net.Close()
+	} else {
 		wait := closeFrameWait
 		if d == DisconnectSlow { // its writer is stuck on a peer that does not read
 			wait = 0
 		}
-		_ = s.out.writeSoon(frame(opClose, websocket.FormatCloseMessage(d.Code, d.Reason)), time.Second, wait)
+		s.out.closeWith(frame(opClose, websocket.FormatCloseMessage(d.Code, d.Reason)), wait)
 	}
-	_ = s.out.net.Close()
 	if parked {
 		go s.finish() // close may run under locks that finish takes
 	}
 }
 
 // closeFrameWait bounds how long a close frame waits for a write in progress, such as
-// the reply a client has just read while its writer has not yet let go.
+// the reply a client has just read while its writer has not yet let go (outbox.closeWith).
 const closeFrameWait = 50 * time.Millisecond
 
 // sendsFrame reports whether a close frame should be sent for d: not when the peer
