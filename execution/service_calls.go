@@ -41,7 +41,7 @@ func (s *Service) readContext(ctx context.Context, tenant string, c Caller, id s
 	sr, ok := s.store.(store.SnapshotReader)
 	if !ok {
 		meta, err := s.context(ctx, tenant, c, id, want)
-		return meta, &storeState{ctx: ctx, st: s.store, contextID: id}, err
+		return meta, s.stateReader(ctx, id, nil), err
 	}
 	snap := sr.Snapshots(ctx, []store.ContextRef{{Tenant: tenant, ID: id}}, snapshotStateBytes)[0]
 	s.metrics.observeSnapshot(&snap)
@@ -52,10 +52,16 @@ func (s *Service) readContext(ctx context.Context, tenant string, c Caller, id s
 	if err := checkRole(c, &meta, want); err != nil {
 		return meta, nil, err
 	}
-	if snap.Full {
-		return meta, &snapshotState{m: snap.State}, nil
+	return meta, s.stateReader(ctx, id, &snap), nil
+}
+
+// stateReader is how a call reads context id's state: from snap when it holds the
+// whole state, else from the store.
+func (s *Service) stateReader(ctx context.Context, id string, snap *store.Snapshot) StateReader {
+	if snap != nil && snap.Full {
+		return &snapshotState{m: snap.State}
 	}
-	return meta, &storeState{ctx: ctx, st: s.store, contextID: id}, nil
+	return &storeState{ctx: ctx, st: s.store, contextID: id}
 }
 
 // MutateResult is what a committed mutation returns.

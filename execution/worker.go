@@ -273,11 +273,7 @@ func (s *Service) prepare(ctx context.Context, job *Job, retry bool, snap *store
 		}
 	}
 	call := s.jobCall(job, meta.AppID)
-	if snap != nil && snap.Full {
-		call.State = &snapshotState{m: snap.State}
-	} else {
-		call.State = &storeState{ctx: ctx, st: s.store, contextID: job.ContextID}
-	}
+	call.State = s.stateReader(ctx, job.ContextID, snap)
 	res, err := s.engine.Run(ctx, call)
 	if err != nil {
 		return prepared{err: err}
