@@ -21,8 +21,9 @@ func (r *Redis) Commit(ctx context.Context, c Commit) error {
 // CommitMany runs the commit script once for all commits on a single server, or once
 // per commit in one pipeline on a cluster (evalBySlot). For each commit the script
 // checks its context's head (tenant, seq, event seq, rootHash, an idempotency key
-// already taken) and applies the commit or nothing, so commits fail independently. Durability is Redis's: see docs/operations.md for
-// what each appendfsync setting risks.
+// already taken) and applies the commit or nothing, so commits fail independently.
+// Durability is Redis's: see docs/operations.md for what each appendfsync setting
+// risks.
 func (r *Redis) CommitMany(ctx context.Context, cs []Commit) []error {
 	out := make([]error, len(cs))
 	if err := r.enter(ctx); err != nil {

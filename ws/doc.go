@@ -12,5 +12,5 @@
 // (flush.go). Frames are written by one goroutine at a time. gorilla/websocket only
 // upgrades; the gateway decodes the client's frames (decode.go) and encodes its own
 // (frame.go), control frames included, and writes pings, pongs and close frames
-// through the same outbox (writeNow).
+// through the same outbox (writeNow, closeWith).
 package ws

@@ -2,6 +2,7 @@ package ws
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -134,20 +135,27 @@ func TestWritevNonBlockingRest(t *testing.T) {
 	}
 }
 
+// pipeOutbox returns an outbox on one end of an in-memory connection, and the other
+// end, as the client.
+func pipeOutbox(t *testing.T) (*outbox, net.Conn) {
+	h, err := NewHub(Config{}, nil, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Shutdown(context.Background()) })
+	c, sc := net.Pipe()
+	t.Cleanup(func() { c.Close() })
+	o := &outbox{}
+	o.init(h, 1, sc, func(Disconnect) {})
+	return o, c
+}
+
 // TestWriteSoonWaitsForAWriteInProgress checks that a close frame written while
 // another write holds the connection goes out once that write lets go (a client that
 // has just read a reply while its writer has not yet let go still gets the frame),
 // and that it gives up after its wait when the write does not let go.
 func TestWriteSoonWaitsForAWriteInProgress(t *testing.T) {
-	h, err := NewHub(Config{}, nil, nil, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Shutdown(t.Context())
-	c, sc := net.Pipe()
-	defer c.Close()
-	o := &outbox{}
-	o.init(h, 1, sc, func(Disconnect) {})
+	o, c := pipeOutbox(t)
 
 	o.wmu.Lock()
 	go func() {
@@ -178,15 +186,7 @@ func TestWriteSoonWaitsForAWriteInProgress(t *testing.T) {
 // returns at once, and that the close frame still goes out, before the connection
 // closes, once that write lets go.
 func TestCloseWithDoesNotWait(t *testing.T) {
-	h, err := NewHub(Config{}, nil, nil, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Shutdown(t.Context())
-	c, sc := net.Pipe()
-	defer c.Close()
-	o := &outbox{}
-	o.init(h, 1, sc, func(Disconnect) {})
+	o, c := pipeOutbox(t)
 	o.wmu.Lock()
 	returned := make(chan struct{})
 	go func() {

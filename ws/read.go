@@ -15,11 +15,11 @@ import (
 // client's frames from a buffer of read_buffer_size (decode.go), runs inline methods
 // itself and dispatches every other message to a serve worker. On plain TCP it reads
 // without blocking, and parks in the runtime's poller only until reader_idle has
-// passed with nothing read; then, with
-// nothing buffered, it arms the hub's idle poller (idle_linux.go), returns its buffer
-// to the pool and ends. The client's next byte starts a new reader. So an idle
-// session costs no goroutine stack and no read buffer, only its structs and its
-// socket: 6.4 to 7.7 KiB instead of 11 to 12.5 KiB (docs/benchmarks.md).
+// passed with nothing read; then, with nothing buffered, it arms the hub's idle
+// poller (idle_linux.go), returns its buffer to the pool and ends. The client's next
+// byte starts a new reader. So an idle session costs no goroutine stack and no read
+// buffer, only its structs and its socket: 6.4 to 7.7 KiB instead of 11 to 12.5 KiB
+// (docs/benchmarks.md).
 
 // read is the session's reader goroutine; s.reading is true while it runs.
 func (s *session) read() {
