@@ -204,3 +204,16 @@ func TestCloseWithDoesNotWait(t *testing.T) {
 		t.Fatalf("peer read %q (%v), want the close frame and then the end", got, err)
 	}
 }
+
+// TestCloseWithoutWaitDropsTheFrame checks the slow case: with no wait and a write
+// holding the connection, the connection closes at once and no frame is written.
+func TestCloseWithoutWaitDropsTheFrame(t *testing.T) {
+	o, c := pipeOutbox(t)
+	o.wmu.Lock() // a writer stuck on a peer that does not read
+	defer o.wmu.Unlock()
+	o.closeWith([]byte("close"), 0)
+	got, err := io.ReadAll(c)
+	if len(got) != 0 || err != nil {
+		t.Fatalf("peer read %q (%v), want the end of the connection and nothing else", got, err)
+	}
+}
