@@ -75,6 +75,9 @@ type Call struct {
 	ContextID string
 	// Time is the job's time: what tx_time, time.Now and the WASI clocks return.
 	Time time.Time
+	// Deadline, unless zero, stops the call when it passes, as the context's
+	// deadline would (a job's deadline, without a context of its own).
+	Deadline time.Time
 	// ReadOnly makes storage_write, storage_remove and emit trap (a query).
 	ReadOnly bool
 	// State is the context's committed state; nil means empty.

@@ -1,7 +1,6 @@
 package execution
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -15,20 +14,19 @@ import (
 // a trap. It must run before the call's context is disarmed. A Go guest that panics
 // or throws prints the reason to stderr and traps (runtime.abort): the first line of
 // stderr then explains the failure better than the trap.
-func (in *engineInstance) failure(ctx context.Context, err error, lim *Limits) *errs.Error {
+func (in *engineInstance) failure(err error, lim *Limits) *errs.Error {
 	if e, ok := in.call.fail.(*errs.Error); ok {
 		return e
 	}
 	if in.call.fail != nil {
 		return errs.Wrap(errs.Internal, in.call.fail, "reading state")
 	}
-	if in.ctx.Err() != nil {
-		switch {
-		case errors.Is(ctx.Err(), context.Canceled):
-			return errs.Wrap(errs.Overloaded, err, "execution canceled")
-		case ctx.Err() != nil:
-			return errs.Wrap(errs.Overloaded, err, "execution stopped at the call's deadline")
-		}
+	switch in.ctx.stopped() {
+	case causeCanceled:
+		return errs.Wrap(errs.Overloaded, err, "execution canceled")
+	case causeDeadline:
+		return errs.Wrap(errs.Overloaded, err, "execution stopped at the call's deadline")
+	case causeTimeout:
 		return errs.Wrap(errs.Overloaded, err, "execution timed out after %s", lim.Timeout)
 	}
 	if in.memDenied {

@@ -2,6 +2,7 @@ package execution_test
 
 import (
 	"context"
+	"fmt"
 	"errors"
 	"runtime"
 	"strings"
@@ -176,6 +177,63 @@ func TestContextDeadline(t *testing.T) {
 	time.AfterFunc(100*time.Millisecond, cancel)
 	if _, err := e.Run(ctx, call(example(t, "goprobe"), "spin", "", nil)); !errs.Is(err, errs.Overloaded) || !strings.Contains(err.Error(), "canceled") {
 		t.Fatalf("canceled: %v", err)
+	}
+}
+
+// TestCallDeadline: Call.Deadline stops a call before Limits.Timeout, as a job's
+// deadline does on a worker, and says so.
+func TestCallDeadline(t *testing.T) {
+	e := newEngine(t, execution.EngineConfig{})
+	c := call(example(t, "goprobe"), "spin", "", nil)
+	c.Deadline = time.Now().Add(200 * time.Millisecond)
+	start := time.Now()
+	_, err := e.Run(context.Background(), c)
+	if !errs.Is(err, errs.Overloaded) || !strings.Contains(err.Error(), "stopped at the call's deadline") {
+		t.Fatalf("err = %v", err)
+	}
+	if took := time.Since(start); took > 1500*time.Millisecond {
+		t.Fatalf("stopped after %v", took)
+	}
+	c.Deadline = time.Now().Add(time.Hour) // later than the time limit: the limit counts
+	c.Limits = &execution.Limits{Timeout: 200 * time.Millisecond}
+	if _, err := e.Run(context.Background(), c); !strings.Contains(err.Error(), "timed out after 200ms") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestParentWatchedAcrossCalls: an instance keeps watching the cancellation of the
+// context its calls share (a queue worker's) from call to call, and stops watching a
+// context once a call comes with another.
+func TestParentWatchedAcrossCalls(t *testing.T) {
+	e := newEngine(t, execution.EngineConfig{})
+	probe := example(t, "goprobe")
+	a, cancelA := context.WithCancel(context.Background())
+	defer cancelA()
+	for range 3 { // one pooled instance serves them all
+		if _, err := e.Run(a, call(probe, "observe", "", nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.AfterFunc(100*time.Millisecond, cancelA)
+	if _, err := e.Run(a, call(probe, "spin", "", nil)); !strings.Contains(fmt.Sprint(err), "execution canceled") {
+		t.Fatalf("spin under a canceled context: %v", err)
+	}
+
+	b, cancelB := context.WithCancel(context.Background())
+	defer cancelB()
+	if _, err := e.Run(b, call(probe, "observe", "", nil)); err != nil {
+		t.Fatalf("a call after another context was canceled: %v", err)
+	}
+	c, cancelC := context.WithCancel(context.Background())
+	defer cancelC()
+	if _, err := e.Run(c, call(probe, "observe", "", nil)); err != nil { // the instance leaves b for c
+		t.Fatal(err)
+	}
+	time.AfterFunc(100*time.Millisecond, cancelB)
+	spin := call(probe, "spin", "", nil)
+	spin.Limits = &execution.Limits{Timeout: 400 * time.Millisecond}
+	if _, err := e.Run(c, spin); !strings.Contains(fmt.Sprint(err), "timed out after 400ms") {
+		t.Fatalf("a context no call uses any more stopped a call: %v", err)
 	}
 }
 

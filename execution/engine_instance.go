@@ -79,7 +79,7 @@ func (e *Engine) instantiate(ctx context.Context, p *enginePool, c *Call, lim *L
 		WithStdout(engineStdio{in, false}).WithStderr(engineStdio{in, true})
 	ctx = experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(in.allocate))
 	in.ctx = newEngineCtx(in)
-	in.ctx.arm(ctx, lim.Timeout, engineStop{})
+	in.ctx.arm(ctx, lim.Timeout, c.Deadline, engineStop{})
 	defer in.release()
 	mod, err := e.rt.InstantiateModule(in.ctx, p.app.mod, cfg)
 	defer in.leaveMemory() // after any close below: the start functions are done
@@ -91,7 +91,7 @@ func (e *Engine) instantiate(ctx context.Context, p *enginePool, c *Call, lim *L
 		if p.isEvicted() {
 			return nil, errs.Wrap(errs.Overloaded, err, "app %s was evicted as the call started; try again", c.AppID)
 		}
-		return nil, in.startFailure(ctx, err, lim) // a trap or timeout in a start function
+		return nil, in.startFailure(err, lim) // a trap or timeout in a start function
 	}
 	in.mod = mod
 	e.instantiated.Add(1)
@@ -111,7 +111,7 @@ func (e *Engine) instantiate(ctx context.Context, p *enginePool, c *Call, lim *L
 			continue
 		}
 		if err := mod.ExportedFunction(start.name).CallWithStack(in.ctx, nil); err != nil {
-			err = in.startFailure(ctx, err, lim) // before release disarms the context
+			err = in.startFailure(err, lim) // before release disarms the context
 			in.close()
 			e.discarded.Add(1)
 			return nil, err
@@ -128,8 +128,8 @@ func (in *engineInstance) leaveMemory() {
 	}
 }
 
-func (in *engineInstance) startFailure(ctx context.Context, err error, lim *Limits) error {
-	ferr := in.failure(ctx, err, lim)
+func (in *engineInstance) startFailure(err error, lim *Limits) error {
+	ferr := in.failure(err, lim)
 	ferr.Message = "app failed to start: " + ferr.Message
 	return ferr
 }
@@ -142,13 +142,13 @@ func (in *engineInstance) run(ctx context.Context, c *Call, lim *Limits) (Result
 		in.memory.enter()
 		defer in.memory.leave()
 	}
-	if in.ctx == nil {
+	if in.ctx == nil || !in.ctx.usable(ctx) {
 		in.ctx = newEngineCtx(in)
 	}
-	in.ctx.arm(ctx, lim.Timeout, in.stop)
+	in.ctx.arm(ctx, lim.Timeout, c.Deadline, in.stop)
 	err := in.fn(c.Method).CallWithStack(in.ctx, nil)
 	if err != nil {
-		err = in.failure(ctx, err, lim)
+		err = in.failure(err, lim)
 	}
 	in.release()
 	if err != nil {
@@ -197,6 +197,9 @@ func (in *engineInstance) release() {
 // close closes the instance, and its app too if the app was evicted and this was its
 // last instance. It runs once per instance.
 func (in *engineInstance) close() {
+	if in.ctx != nil {
+		in.ctx.unhookParent()
+	}
 	if in.mod != nil {
 		_ = in.mod.Close(context.Background())
 		in.mod = nil
