@@ -48,6 +48,11 @@ type Job struct {
 	AtLeastOnce bool `json:"-"`
 }
 
+// expired reports whether the job's deadline, if it has one, has passed at now.
+func (j *Job) expired(now time.Time) bool {
+	return !j.Deadline.IsZero() && now.After(j.Deadline)
+}
+
 // Outcome is what running a job produced: a JSON result or an error.
 type Outcome struct {
 	Result json.RawMessage
@@ -60,8 +65,9 @@ type Handler func(ctx context.Context, jobs []*Job) []Outcome
 
 // Queue carries jobs from the gateways that accept them to the workers that run them.
 type Queue interface {
-	// Submit queues a job and waits for its outcome or for ctx to end. A full queue
-	// is an errs.Overloaded error, returned at once.
+	// Submit queues a job and waits for its outcome, for ctx to end or for the job's
+	// deadline to pass (context.DeadlineExceeded; the job may still commit). A full
+	// queue is an errs.Overloaded error, returned at once.
 	Submit(ctx context.Context, job *Job) (json.RawMessage, error)
 	// Run pulls batches of jobs and runs h on them with the given number of
 	// concurrent workers until ctx ends.

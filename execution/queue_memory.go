@@ -105,6 +105,9 @@ func (q *MemoryQueue) Len() int {
 
 // Submit implements Queue.
 func (q *MemoryQueue) Submit(ctx context.Context, job *Job) (json.RawMessage, error) {
+	if job.expired(time.Now()) {
+		return nil, errJobExpired
+	}
 	done := make(chan Outcome, 1)
 	p := &pending{job: job, onDone: func(j *Job, o Outcome) {
 		q.records.finish(j, o)
@@ -115,12 +118,20 @@ func (q *MemoryQueue) Submit(ctx context.Context, job *Job) (json.RawMessage, er
 		q.records.finish(job, Outcome{Err: err})
 		return nil, err
 	}
+	var late <-chan time.Time
+	if !job.Deadline.IsZero() {
+		t := time.NewTimer(time.Until(job.Deadline))
+		defer t.Stop()
+		late = t.C
+	}
 	select {
 	case o := <-done:
 		return o.Result, o.Err
 	case <-ctx.Done():
 		// The job stays queued and may still run; its deadline bounds how late.
 		return nil, ctx.Err()
+	case <-late:
+		return nil, context.DeadlineExceeded // it may still commit, just after
 	}
 }
 
@@ -241,7 +252,7 @@ func (q *MemoryQueue) runBatch(ctx context.Context, h Handler, batch []*pending)
 	for _, p := range batch {
 		// A redelivered job (fleet) goes to the handler even when late: it may have
 		// committed before, and then reports that outcome (Service.handle).
-		if p.job.Attempt <= 1 && !p.job.Deadline.IsZero() && now.After(p.job.Deadline) {
+		if p.job.Attempt <= 1 && p.job.expired(now) {
 			p.finish(Outcome{Err: errJobExpired})
 			continue
 		}

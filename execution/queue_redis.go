@@ -255,6 +255,14 @@ var queueScripts = func() (s struct {
 // callers in one pipeline) and Submit waits for its record to come back on this
 // node's reply channel.
 func (q *RedisQueue) Submit(ctx context.Context, job *Job) (json.RawMessage, error) {
+	if job.expired(time.Now()) {
+		return nil, errJobExpired
+	}
+	if !job.Deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, job.Deadline)
+		defer cancel()
+	}
 	job.Node = q.cfg.Node
 	jb, err := json.Marshal(job)
 	if err != nil {

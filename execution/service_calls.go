@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"slices"
 	"strings"
@@ -213,12 +214,10 @@ func (s *Service) newJob(kind JobKind, tenant string, c Caller, id, method strin
 }
 
 func (s *Service) submit(ctx context.Context, job *Job) (json.RawMessage, error) {
-	ctx, cancel := context.WithDeadline(ctx, job.Deadline)
-	defer cancel()
 	start := time.Now()
-	res, err := s.queue.Submit(ctx, job)
+	res, err := s.queue.Submit(ctx, job) // waits until job.Deadline at most
 	s.metrics.observeJob(job.Kind, err, time.Since(start))
-	if err != nil && ctx.Err() != nil && errs.KindOf(err) == errs.Internal {
+	if err != nil && errs.KindOf(err) == errs.Internal && (ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded)) {
 		return nil, errs.E(errs.Overloaded, "job %s did not finish within %s; it may still commit", job.ID, s.cfg.JobTimeout)
 	}
 	return res, err

@@ -36,7 +36,7 @@ func (s *Service) handle(ctx context.Context, jobs []*Job) []Outcome {
 	run := make([]int, 0, len(jobs))
 	now := s.now()
 	for i, j := range jobs {
-		if j.Attempt > 1 && !j.Deadline.IsZero() && now.After(j.Deadline) {
+		if j.Attempt > 1 && j.expired(now) {
 			out[i] = s.lateRedelivery(ctx, j)
 			continue
 		}
@@ -145,9 +145,7 @@ func (s *Service) executeRound(ctx context.Context, jobs []*Job, round []int, pr
 			if snaps != nil && snaps[n].Err == nil {
 				snap = &snaps[n]
 			}
-			jctx, cancel := context.WithDeadline(ctx, jobs[i].Deadline)
-			p := s.prepareSafe(jctx, jobs[i], false, snap)
-			cancel()
+			p := s.prepareSafe(ctx, jobs[i], false, snap)
 			p.idx = i
 			preps[n] = p
 		}
@@ -321,7 +319,7 @@ func (s *Service) idemKey(job *Job) (string, time.Duration) {
 func (s *Service) jobCall(job *Job, appID string) Call {
 	call := Call{
 		Tenant: job.Tenant, AppID: appID, Wasm: s.blob(job.Tenant, appID), Method: job.Method,
-		Args: job.Args, Caller: job.Caller, ContextID: job.ContextID, Time: job.Time,
+		Args: job.Args, Caller: job.Caller, ContextID: job.ContextID, Time: job.Time, Deadline: job.Deadline,
 	}
 	if job.Kind == JobPlay {
 		call.AppID = "play:" + digest(job.Script)

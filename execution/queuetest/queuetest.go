@@ -26,6 +26,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("serial per context, parallel across", func(t *testing.T) { testOrdering(t, open) })
 	t.Run("bounded", func(t *testing.T) { testBounded(t, open) })
 	t.Run("deadline", func(t *testing.T) { testDeadline(t, open) })
+	t.Run("late", func(t *testing.T) { testLate(t, open) })
 	t.Run("close", func(t *testing.T) { testClose(t, open) })
 	t.Run("status", func(t *testing.T) { testStatus(t, open) })
 }
@@ -209,6 +210,28 @@ func testDeadline(t *testing.T, open Opener) {
 	}
 	if ran.Load() != 0 {
 		t.Fatal("an expired job ran")
+	}
+}
+
+// testLate: Submit waits no longer than the job's deadline, whatever the worker does,
+// and without a deadline on its context.
+func testLate(t *testing.T, open Opener) {
+	q := open(t, 10)
+	release := make(chan struct{})
+	defer close(release)
+	serve(t, q, 1, func(_ context.Context, jobs []*execution.Job) []execution.Outcome {
+		<-release // a stuck commit
+		return each(jobs, func(*execution.Job) execution.Outcome { return execution.Outcome{} })
+	})
+	j := job("late")
+	j.Deadline = time.Now().Add(300 * time.Millisecond)
+	start := time.Now()
+	_, err := q.Submit(context.Background(), j)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("late job: %v, want context.DeadlineExceeded", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("Submit returned %v after the job's deadline", took)
 	}
 }
 
