@@ -185,5 +185,8 @@ func RegisterApps(s *Server, svc *execution.Service) {
 		}
 		return svc.Play(ctx, tenantOf(c), caller(c), script, p.ContextID, p.Entry, p.Args)
 	})
+	// A job waits until its deadline at most, and a query's guest runs for the
+	// engine's time limit at most: their calls need no call_timeout context.
+	s.SetSelfTimed("query", "mutate", "play")
 	registerJobs(s, svc)
 }

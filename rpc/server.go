@@ -23,7 +23,8 @@ import (
 type Config struct {
 	// MaxBatch is the most requests one batch may hold. Zero means 100.
 	MaxBatch int `toml:"max_batch"`
-	// CallTimeout is the deadline of one call. Zero means 30s.
+	// CallTimeout is the deadline of one call, but for the methods marked with
+	// SetSelfTimed. Zero means 30s.
 	CallTimeout time.Duration `toml:"call_timeout"`
 }
 
@@ -108,6 +109,7 @@ type method struct {
 	handler  handlerFunc
 	duration prometheus.Observer
 	inline   bool // never waits on another request's work: see SetInline
+	timed    bool // bounds its own time: see SetSelfTimed
 }
 
 // Server dispatches JSON-RPC messages to registered methods.
@@ -213,6 +215,22 @@ func (s *Server) SetInline(names ...string) {
 			panic("rpc: SetInline of unregistered method " + name)
 		}
 		m.inline = true
+	}
+}
+
+// SetSelfTimed marks methods that bound their own time: a job's deadline
+// (execution.job_timeout), the engine's time limit, the store's own timeouts, or
+// no wait at all. They run under the caller's context without a call_timeout
+// context of their own, which would cost each call a context, a timer and the
+// registration of both with the session's context. It panics on a name not
+// registered.
+func (s *Server) SetSelfTimed(names ...string) {
+	for _, name := range names {
+		m, ok := s.methods[name]
+		if !ok {
+			panic("rpc: SetSelfTimed of unregistered method " + name)
+		}
+		m.timed = true
 	}
 }
 
@@ -343,8 +361,11 @@ func (s *Server) call(ctx context.Context, peer *Peer, req *Request) (result any
 	if perr != nil {
 		return nil, perr
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
-	defer cancel()
+	if !m.timed {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.CallTimeout)
+		defer cancel()
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("panic in method", "method", m.spec.Name, "panic", r, "stack", string(debug.Stack()))

@@ -148,6 +148,30 @@ func TestCallTimeout(t *testing.T) {
 	}
 }
 
+// TestSelfTimed: a self-timed method runs under the caller's context, without the
+// call timeout; the others still time out.
+func TestSelfTimed(t *testing.T) {
+	s := newTestServer(t, Config{CallTimeout: 20 * time.Millisecond})
+	s.SetSelfTimed("sleep")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	got := s.Handle(ctx, &Peer{}, []byte(`{"jsonrpc":"2.0","method":"sleep","params":[5000],"id":1}`))
+	want := `{"jsonrpc":"2.0","id":1,"error":{"code":-32006,"message":"deadline exceeded"}}`
+	if !jsonEqual(t, got, []byte(want)) {
+		t.Fatalf("got %s", got)
+	}
+	if took := time.Since(start); took < 250*time.Millisecond {
+		t.Fatalf("a self-timed call ended after %v, before its caller's deadline", took)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("SetSelfTimed of an unregistered method did not panic")
+		}
+	}()
+	s.SetSelfTimed("missing")
+}
+
 func TestAuthenticatedAndExpired(t *testing.T) {
 	s := newTestServer(t, Config{})
 	tn := &tenant.Tenant{PubKey: "t"}
