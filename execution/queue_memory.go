@@ -62,28 +62,43 @@ type MemoryQueue struct {
 
 	mu     sync.Mutex
 	cond   *sync.Cond
-	lanes  map[string]*lane // by tenant/context
+	lanes  map[laneKey]*lane
+	spare  []*lane // emptied lanes, for the next contexts to get work
 	ready  []*lane
 	queued int
 	closed bool
 }
 
+type laneKey struct{ tenant, context string }
+
 type lane struct {
-	key     string
+	key     laneKey
 	jobs    []*pending
 	running bool
 	inReady bool
 }
 
+// maxSpareLanes bounds the emptied lanes a memory queue keeps for reuse.
+const maxSpareLanes = 256
+
 // pending is a queued job and what to do with its outcome: hand it to the waiting
-// Submit (memory queue), or acknowledge it in Redis (fleet queue). onDone must not
-// block.
+// Submit and its record (memory queue: done, book), or acknowledge it in Redis
+// (fleet queue: onDone). onDone must not block.
 type pending struct {
 	job    *Job
 	onDone func(*Job, Outcome)
+	done   chan Outcome // buffered
+	book   *recordBook
 }
 
-func (p *pending) finish(o Outcome) { p.onDone(p.job, o) }
+func (p *pending) finish(o Outcome) {
+	if p.onDone != nil {
+		p.onDone(p.job, o)
+		return
+	}
+	p.book.finish(p.job, o)
+	p.done <- o
+}
 
 // NewMemoryQueue returns an in-process queue.
 func NewMemoryQueue(cfg MemoryQueueConfig) (*MemoryQueue, error) {
@@ -91,7 +106,7 @@ func NewMemoryQueue(cfg MemoryQueueConfig) (*MemoryQueue, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	q := &MemoryQueue{cfg: cfg, lanes: make(map[string]*lane), records: newRecordBook(cfg.RecordTTL, maxMemoryRecords)}
+	q := &MemoryQueue{cfg: cfg, lanes: make(map[laneKey]*lane), records: newRecordBook(cfg.RecordTTL, maxMemoryRecords)}
 	q.cond = sync.NewCond(&q.mu)
 	return q, nil
 }
@@ -108,12 +123,8 @@ func (q *MemoryQueue) Submit(ctx context.Context, job *Job) (json.RawMessage, er
 	if job.expired(time.Now()) {
 		return nil, errJobExpired
 	}
-	done := make(chan Outcome, 1)
-	p := &pending{job: job, onDone: func(j *Job, o Outcome) {
-		q.records.finish(j, o)
-		done <- o
-	}}
-	q.records.add(newRecord(job))
+	p := &pending{job: job, done: make(chan Outcome, 1), book: q.records}
+	q.records.add(job)
 	if err := q.push(p); err != nil {
 		q.records.finish(job, Outcome{Err: err})
 		return nil, err
@@ -125,7 +136,7 @@ func (q *MemoryQueue) Submit(ctx context.Context, job *Job) (json.RawMessage, er
 		late = t.C
 	}
 	select {
-	case o := <-done:
+	case o := <-p.done:
 		return o.Result, o.Err
 	case <-ctx.Done():
 		// The job stays queued and may still run; its deadline bounds how late.
@@ -144,10 +155,15 @@ func (q *MemoryQueue) push(p *pending) error {
 	case q.queued >= q.cfg.Capacity:
 		return errQueueFull
 	}
-	key := p.job.Tenant + "/" + p.job.ContextID
+	key := laneKey{p.job.Tenant, p.job.ContextID}
 	l := q.lanes[key]
 	if l == nil {
-		l = &lane{key: key}
+		if n := len(q.spare); n > 0 {
+			l, q.spare = q.spare[n-1], q.spare[:n-1]
+			l.key = key
+		} else {
+			l = &lane{key: key}
+		}
 		q.lanes[key] = l
 	}
 	l.jobs = append(l.jobs, p)
@@ -181,7 +197,12 @@ func (q *MemoryQueue) take() ([]*lane, []*pending, bool) {
 		l.running = true
 		n := min(len(l.jobs), q.cfg.MaxBatch-len(batch))
 		batch = append(batch, l.jobs[:n]...)
-		l.jobs = l.jobs[n:]
+		if n == len(l.jobs) { // the usual case: the lane's array serves its next jobs
+			clear(l.jobs)
+			l.jobs = l.jobs[:0]
+		} else {
+			l.jobs = l.jobs[n:]
+		}
 		lanes = append(lanes, l)
 	}
 	return lanes, batch, true
@@ -208,6 +229,10 @@ func (q *MemoryQueue) finish(lanes []*lane, n int) {
 			q.cond.Signal()
 		} else {
 			delete(q.lanes, l.key)
+			if len(q.spare) < maxSpareLanes {
+				*l = lane{jobs: l.jobs[:0]}
+				q.spare = append(q.spare, l)
+			}
 		}
 	}
 }

@@ -84,7 +84,8 @@ type AppEvent struct {
 
 // Mutate queues a method call on a context and waits for its commit. Members and
 // the owner may mutate. The same idempotencyKey with the same call returns the first
-// result without running again; with a different call it is -32007.
+// result without running again; with a different call it is -32007. The result is
+// compact JSON (encodeMutateResult, or the record of it), which rpc sends as it is.
 func (s *Service) Mutate(ctx context.Context, tenant string, c Caller, id, method string, args json.RawMessage, idemKey string) (json.RawMessage, error) {
 	if _, err := s.context(ctx, tenant, c, id, roleMember); err != nil {
 		return nil, err

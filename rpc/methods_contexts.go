@@ -175,8 +175,9 @@ func RegisterApps(s *Server, svc *execution.Service) {
 		// session's reader?"). A session's queries then run one at a time.
 		s.SetInline("query")
 	}
-	Register(s, "mutate", Authenticated, func(ctx context.Context, c *Call, p mutateParams) (json.RawMessage, error) {
-		return svc.Mutate(ctx, tenantOf(c), caller(c), p.ContextID, p.Method, p.Args, p.IdempotencyKey)
+	Register(s, "mutate", Authenticated, func(ctx context.Context, c *Call, p mutateParams) (Encoded, error) {
+		res, err := svc.Mutate(ctx, tenantOf(c), caller(c), p.ContextID, p.Method, p.Args, p.IdempotencyKey)
+		return Encoded(res), err // the service's encoding, or a record of it
 	})
 	Register(s, "play", Authenticated, func(ctx context.Context, c *Call, p playParams) (json.RawMessage, error) {
 		script, err := decodeBase64("script", p.Script)

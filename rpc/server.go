@@ -324,7 +324,7 @@ func (s *Server) handleOne(ctx context.Context, peer *Peer, raw []byte, buf *byt
 		appendError(buf, req.ID, ToWire(err))
 		return true
 	}
-	body, merr := json.Marshal(result)
+	body, merr := encodeResult(result)
 	if merr != nil {
 		s.log.Error("encode result", "method", req.Method, "err", merr)
 		appendError(buf, req.ID, ToWire(merr))
@@ -332,6 +332,26 @@ func (s *Server) handleOne(ctx context.Context, peer *Peer, raw []byte, buf *byt
 	}
 	appendResult(buf, req.ID, body)
 	return true
+}
+
+// Encoded is a result that its method's own encoder made, so valid and compact JSON
+// by construction (a mutation's result): the server sends it as it is, without
+// json.Marshal's check and copy.
+type Encoded []byte
+
+// MarshalJSON returns e (null if empty), for an Encoded inside another value.
+func (e Encoded) MarshalJSON() ([]byte, error) {
+	if len(e) == 0 {
+		return []byte("null"), nil
+	}
+	return e, nil
+}
+
+func encodeResult(result any) ([]byte, error) {
+	if e, ok := result.(Encoded); ok && len(e) > 0 {
+		return e, nil
+	}
+	return json.Marshal(result)
 }
 
 func (s *Server) call(ctx context.Context, peer *Peer, req *Request) (result any, err error) {

@@ -172,6 +172,24 @@ func TestSelfTimed(t *testing.T) {
 	s.SetSelfTimed("missing")
 }
 
+// TestEncodedResult: an Encoded result is sent as it is; other results, and an
+// empty Encoded, go through json.Marshal.
+func TestEncodedResult(t *testing.T) {
+	enc := Encoded(`{"a":[1,2]}`)
+	got, err := encodeResult(enc)
+	if err != nil || &got[0] != &enc[0] {
+		t.Fatalf("Encoded was copied or changed: %s, %v", got, err)
+	}
+	for _, tc := range []struct {
+		in   any
+		want string
+	}{{"x", `"x"`}, {Encoded(nil), `null`}, {Encoded(""), `null`}, {json.Number("1"), `1`}} {
+		if got, err := encodeResult(tc.in); err != nil || string(got) != tc.want {
+			t.Errorf("encodeResult(%#v) = %s, %v; want %s", tc.in, got, err, tc.want)
+		}
+	}
+}
+
 func TestAuthenticatedAndExpired(t *testing.T) {
 	s := newTestServer(t, Config{})
 	tn := &tenant.Tenant{PubKey: "t"}

@@ -1,0 +1,67 @@
+package execution
+
+import (
+	"encoding/json"
+	"strconv"
+	"testing"
+	"time"
+)
+
+func bookJob(n int, at time.Time) *Job {
+	return &Job{ID: "j" + strconv.Itoa(n), Tenant: "t", ContextID: "c", Time: at}
+}
+
+// TestRecordBookKeepsTheNewest: past max records the oldest go first, across the
+// ring's growth and wrap-around, and every kept record is the right job's.
+func TestRecordBookKeepsTheNewest(t *testing.T) {
+	b := newRecordBook(time.Hour, 100)
+	now := time.Now()
+	for n := range 250 {
+		b.add(bookJob(n, now))
+		if n == 10 {
+			b.finish(bookJob(n, now), Outcome{Result: json.RawMessage(`7`)})
+		}
+	}
+	for n := range 250 {
+		r, ok := b.get("j" + strconv.Itoa(n))
+		switch {
+		case n < 150 && ok:
+			t.Fatalf("record %d of 250 kept, max is 100", n)
+		case n >= 150 && (!ok || r.ID != "j"+strconv.Itoa(n) || r.Status != JobQueued):
+			t.Fatalf("record %d: %+v, %v", n, r, ok)
+		}
+	}
+	if len(b.at) != 100 || len(b.ring) != 100 {
+		t.Fatalf("index %d, ring %d; want 100 and 100", len(b.at), len(b.ring))
+	}
+	b.finish(bookJob(200, now), Outcome{Result: json.RawMessage(`{"v":1}`)})
+	if r, _ := b.get("j200"); r.Status != JobDone || string(r.Result) != `{"v":1}` || r.FinishedAt.IsZero() {
+		t.Fatalf("finished record: %+v", r)
+	}
+}
+
+// TestRecordBookExpires: records older than the ttl go, and a book that has emptied
+// gives its ring back.
+func TestRecordBookExpires(t *testing.T) {
+	b := newRecordBook(time.Hour, 100000)
+	now := time.Now()
+	b.add(bookJob(-1, now.Add(-2*time.Hour)))
+	b.add(bookJob(0, now))
+	if _, ok := b.get("j-1"); ok {
+		t.Fatal("a record two hours old is kept with a ttl of one hour")
+	}
+	for n := range 3000 {
+		b.add(bookJob(n, now))
+	}
+	if r, ok := b.get("j2999"); !ok || len(b.ring) < 3000 {
+		t.Fatalf("ring of %d for 3000 records; the last: %+v, %v", len(b.ring), r, ok)
+	}
+	b.expire(now.Add(2 * time.Hour))
+	if b.ring != nil || len(b.at) != 0 {
+		t.Fatalf("empty book holds a ring of %d and %d ids", len(b.ring), len(b.at))
+	}
+	b.add(bookJob(1, time.Now()))
+	if r, ok := b.get("j1"); !ok || r.Status != JobQueued {
+		t.Fatalf("record after the book emptied: %+v, %v", r, ok)
+	}
+}
