@@ -53,6 +53,16 @@ func (j *Job) expired(now time.Time) bool {
 	return !j.Deadline.IsZero() && now.After(j.Deadline)
 }
 
+// deadlineTimer returns a channel that is ready at the job's deadline (nil, never
+// ready, when it has none) and what stops it.
+func deadlineTimer(j *Job) (<-chan time.Time, func() bool) {
+	if j.Deadline.IsZero() {
+		return nil, func() bool { return false }
+	}
+	t := time.NewTimer(time.Until(j.Deadline))
+	return t.C, t.Stop
+}
+
 // Outcome is what running a job produced: a JSON result or an error.
 type Outcome struct {
 	Result json.RawMessage

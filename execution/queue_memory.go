@@ -129,12 +129,8 @@ func (q *MemoryQueue) Submit(ctx context.Context, job *Job) (json.RawMessage, er
 		q.records.finish(job, Outcome{Err: err})
 		return nil, err
 	}
-	var late <-chan time.Time
-	if !job.Deadline.IsZero() {
-		t := time.NewTimer(time.Until(job.Deadline))
-		defer t.Stop()
-		late = t.C
-	}
+	late, stop := deadlineTimer(job)
+	defer stop()
 	select {
 	case o := <-p.done:
 		return o.Result, o.Err

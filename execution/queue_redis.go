@@ -258,11 +258,6 @@ func (q *RedisQueue) Submit(ctx context.Context, job *Job) (json.RawMessage, err
 	if job.expired(time.Now()) {
 		return nil, errJobExpired
 	}
-	if !job.Deadline.IsZero() {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, job.Deadline)
-		defer cancel()
-	}
 	job.Node = q.cfg.Node
 	jb, err := json.Marshal(job)
 	if err != nil {
@@ -276,6 +271,8 @@ func (q *RedisQueue) Submit(ctx context.Context, job *Job) (json.RawMessage, err
 	if err := q.enqueue(req); err != nil {
 		return nil, err
 	}
+	late, stop := deadlineTimer(job)
+	defer stop()
 	select {
 	case err := <-req.done:
 		if err != nil {
@@ -283,12 +280,16 @@ func (q *RedisQueue) Submit(ctx context.Context, job *Job) (json.RawMessage, err
 		}
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-late:
+		return nil, context.DeadlineExceeded
 	}
 	select {
 	case r := <-w.ch:
 		return r.Result, r.Err
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-late:
+		return nil, context.DeadlineExceeded // it may still commit, just after
 	}
 }
 

@@ -119,7 +119,8 @@ type Service struct {
 	log            *slog.Logger
 	metrics        *metrics
 	now            func() time.Time
-	pool           *goPool // runs the jobs of a round
+	pool           *goPool    // runs the jobs of a round
+	metas          *metaCache // contexts for queueCheck, on a store read over the network
 }
 
 // NewService wires the service. pub may be nil; reg may be nil.
@@ -136,8 +137,12 @@ func NewService(cfg Config, st store.Store, eng *Engine, q Queue, pub Publisher,
 		return nil, err
 	}
 	sp, _ := st.(selfPublishing)
-	return &Service{cfg: cfg, store: st, storePublishes: sp != nil && sp.PublishesEvents(), engine: eng, queue: q,
-		pub: pub, log: log, metrics: m, now: time.Now, pool: newGoPool(jobGoroutines)}, nil
+	s := &Service{cfg: cfg, store: st, storePublishes: sp != nil && sp.PublishesEvents(), engine: eng, queue: q,
+		pub: pub, log: log, metrics: m, now: time.Now, pool: newGoPool(jobGoroutines)}
+	if !s.ReadsLocally() {
+		s.metas = newMetaCache()
+	}
+	return s, nil
 }
 
 // Config returns the configuration with defaults applied.

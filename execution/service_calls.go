@@ -87,7 +87,7 @@ type AppEvent struct {
 // result without running again; with a different call it is -32007. The result is
 // compact JSON (encodeMutateResult, or the record of it), which rpc sends as it is.
 func (s *Service) Mutate(ctx context.Context, tenant string, c Caller, id, method string, args json.RawMessage, idemKey string) (json.RawMessage, error) {
-	if _, err := s.context(ctx, tenant, c, id, roleMember); err != nil {
+	if err := s.queueCheck(ctx, tenant, c, id); err != nil {
 		return nil, err
 	}
 	if err := checkMethod(method); err != nil {
@@ -129,7 +129,7 @@ func (s *Service) MutateOnce(ctx context.Context, tenant string, c Caller, id, m
 	if idemKey == "" {
 		return Applied{}, errs.Param("idempotencyKey", "is required")
 	}
-	if _, err := s.context(ctx, tenant, c, id, roleMember); err != nil {
+	if err := s.queueCheck(ctx, tenant, c, id); err != nil {
 		return Applied{}, err
 	}
 	if err := checkMethod(method); err != nil {
@@ -194,7 +194,7 @@ func (s *Service) Play(ctx context.Context, tenant string, c Caller, script []by
 		return nil, errs.Param("script", "must be 1 to %d bytes of wasm", s.cfg.MaxAppBytes)
 	}
 	if id != "" {
-		if _, err := s.context(ctx, tenant, c, id, roleMember); err != nil {
+		if err := s.queueCheck(ctx, tenant, c, id); err != nil {
 			return nil, err
 		}
 	}

@@ -107,7 +107,9 @@ func (s *Service) DeleteContext(ctx context.Context, tenant string, c Caller, id
 	if err != nil {
 		return err
 	}
-	if err := s.store.DeleteContext(ctx, tenant, id); err != nil {
+	err = s.store.DeleteContext(ctx, tenant, id)
+	s.forgetMeta(tenant, id)
+	if err != nil {
 		return err
 	}
 	s.publish(ctx, tenant, []store.Event{{ContextID: id, Seq: meta.EventSeq + 1, Kind: EventContextDeleted, Time: s.now().UTC()}})
@@ -122,6 +124,7 @@ func (s *Service) UpdateMembers(ctx context.Context, tenant string, c Caller, id
 	data, _ := json.Marshal(map[string][]string{"added": nonNil(add), "removed": nonNil(remove)})
 	ev := store.Event{ContextID: id, Kind: EventMembersChanged, Data: data, Time: s.now().UTC()}
 	meta, ev, err := s.store.UpdateMembers(ctx, tenant, id, add, remove, ev)
+	s.forgetMeta(tenant, id)
 	if err != nil {
 		return store.Context{}, err
 	}

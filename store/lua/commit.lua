@@ -28,15 +28,17 @@ local function commit(k, a)
   if head[3] ~= ARGV[a + 3] then
     return 'prevhash'
   end
+  -- The idempotency record is written here, only if absent, so that one call both
+  -- checks and records it: nothing below can refuse the commit.
   local idem, ttl = ARGV[a + 8], tonumber(ARGV[a + 10])
   if idem ~= '' then
-    local taken
+    local put
     if ttl > 0 then
-      taken = redis.call('EXISTS', KEYS[k + 6])
+      put = redis.call('SET', KEYS[k + 6], ARGV[a + 9], 'PX', ttl, 'NX')
     else
-      taken = redis.call('HEXISTS', KEYS[k + 5], idem)
+      put = redis.call('HSETNX', KEYS[k + 5], idem, ARGV[a + 9]) == 1
     end
-    if taken == 1 then
+    if not put then
       return 'taken'
     end
   end
@@ -45,13 +47,6 @@ local function commit(k, a)
   local last = append_events(KEYS[k + 4], i, nev, eseq, max, cutoff)
   redis.call('HSET', h, 's', ARGV[a + 2], 'r', ARGV[a + 4], 'e', last or eseq,
     'n', (tonumber(head[5]) or 0) + dn, 'b', (tonumber(head[6]) or 0) + db)
-  if idem ~= '' then
-    if ttl > 0 then
-      redis.call('SET', KEYS[k + 6], ARGV[a + 9], 'PX', ttl)
-    else
-      redis.call('HSET', KEYS[k + 5], idem, ARGV[a + 9])
-    end
-  end
   if ARGV[a + 11] ~= '' then
     redis.call('PUBLISH', ARGV[a + 11], ARGV[a + 12])
   end
