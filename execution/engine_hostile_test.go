@@ -2,8 +2,8 @@ package execution_test
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"

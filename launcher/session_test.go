@@ -213,8 +213,10 @@ func TestMetricsExposed(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if err := e.metricAtLeast(`circlegate_ws_sessions`, 1); err != nil {
-		t.Fatal(err)
+	for _, s := range []string{`circlegate_ws_sessions`, `circlegate_rpc_requests_total{method="whoami",outcome="ok"}`} {
+		if err := e.metricAtLeast(s, 1); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -108,8 +108,9 @@ type method struct {
 	access   Access
 	handler  handlerFunc
 	duration prometheus.Observer
-	inline   bool // never waits on another request's work: see SetInline
-	timed    bool // bounds its own time: see SetSelfTimed
+	ok       prometheus.Counter // its requests that succeeded (the usual outcome)
+	inline   bool               // never waits on another request's work: see SetInline
+	timed    bool               // bounds its own time: see SetSelfTimed
 }
 
 // Server dispatches JSON-RPC messages to registered methods.
@@ -163,7 +164,8 @@ func Register[P, R any](s *Server, name string, access Access, fn func(context.C
 		}
 		return fn(ctx, call, p)
 	}
-	s.methods[name] = &method{spec: ms, access: access, handler: h, duration: s.metrics.duration.WithLabelValues(name)}
+	s.methods[name] = &method{spec: ms, access: access, handler: h, duration: s.metrics.duration.WithLabelValues(name),
+		ok: s.metrics.requests.WithLabelValues(name, Outcome(nil))}
 }
 
 func decodeParamError(err error) error {
@@ -363,6 +365,10 @@ func (s *Server) call(ctx context.Context, peer *Peer, req *Request) (result any
 	start := s.now()
 	defer func() {
 		m.duration.Observe(time.Since(start).Seconds())
+		if err == nil {
+			m.ok.Inc()
+			return
+		}
 		s.metrics.requests.WithLabelValues(m.spec.Name, Outcome(err)).Inc()
 	}()
 	if peer.Limiter != nil && !peer.Limiter.Allow() {
