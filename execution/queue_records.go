@@ -5,19 +5,25 @@ import (
 	"time"
 )
 
+// recordChunk is how many job records a recordBook allocates at a time.
+const recordChunk = 1024
+
 // recordBook keeps the job records of the memory queue: at most max of them, each
 // for ttl after its job was accepted. Records expire in acceptance order, which is
-// the order they were added, so they live in a ring by value (no object per job
-// for the collector to trace) and the index maps a job id to its place in it.
+// the order they were added, so they live by value in a queue of fixed-size chunks
+// (no object per job for the collector to trace, nothing copied as the book grows,
+// and a chunk goes back once its records have all expired), and the index maps a job
+// id to its record's number.
 type recordBook struct {
 	ttl time.Duration
 	max int
 
-	mu    sync.Mutex
-	at    map[string]uint64 // job id -> sequence number of its record
-	ring  []JobRecord       // the record numbered s is ring[s%len(ring)]
-	first uint64            // number of the oldest record
-	next  uint64            // number of the next record
+	mu     sync.Mutex
+	at     map[string]uint64 // job id -> number of its record
+	chunks [][]JobRecord     // the record numbered s is chunks[(s-base)/recordChunk][(s-base)%recordChunk]
+	base   uint64            // number of the first record of chunks[0]
+	first  uint64            // number of the oldest record
+	next   uint64            // number of the next record
 }
 
 func newRecordBook(ttl time.Duration, max int) *recordBook {
@@ -32,23 +38,17 @@ func (b *recordBook) add(j *Job) {
 	if int(b.next-b.first) >= b.max {
 		b.dropOldest()
 	}
-	if int(b.next-b.first) == len(b.ring) {
-		b.grow()
+	if b.next-b.base == uint64(len(b.chunks))*recordChunk {
+		b.chunks = append(b.chunks, make([]JobRecord, recordChunk))
 	}
-	b.ring[b.next%uint64(len(b.ring))] = newRecord(j)
+	*b.record(b.next) = newRecord(j)
 	b.at[j.ID] = b.next
 	b.next++
 }
 
-// grow doubles the ring, up to max records; a record keeps its number, so the
-// index stays right.
-func (b *recordBook) grow() {
-	n := min(max(2*len(b.ring), 64), b.max)
-	ring := make([]JobRecord, n)
-	for s := b.first; s < b.next; s++ {
-		ring[s%uint64(n)] = b.ring[s%uint64(len(b.ring))]
-	}
-	b.ring = ring
+func (b *recordBook) record(s uint64) *JobRecord {
+	i := s - b.base
+	return &b.chunks[i/recordChunk][i%recordChunk]
 }
 
 func (b *recordBook) finish(j *Job, o Outcome) {
@@ -74,22 +74,28 @@ func (b *recordBook) find(id string) *JobRecord {
 	if !ok {
 		return nil
 	}
-	return &b.ring[s%uint64(len(b.ring))]
+	return b.record(s)
 }
 
 // expire drops the records accepted more than ttl before now.
 func (b *recordBook) expire(now time.Time) {
-	for b.first < b.next && now.Sub(b.ring[b.first%uint64(len(b.ring))].AcceptedAt) >= b.ttl {
+	for b.first < b.next && now.Sub(b.record(b.first).AcceptedAt) >= b.ttl {
 		b.dropOldest()
-	}
-	if b.first == b.next && len(b.ring) > 1024 { // idle again: give the memory back
-		b.ring, b.at = nil, make(map[string]uint64)
 	}
 }
 
+// dropOldest forgets the oldest record, and its chunk once that was its last.
 func (b *recordBook) dropOldest() {
-	r := &b.ring[b.first%uint64(len(b.ring))]
+	r := b.record(b.first)
 	delete(b.at, r.ID)
 	*r = JobRecord{}
 	b.first++
+	switch {
+	case b.first == b.next: // empty: give everything back (a map does not shrink)
+		b.chunks, b.base, b.at = nil, b.first, make(map[string]uint64)
+	case b.first-b.base == recordChunk:
+		b.chunks[0] = nil
+		b.chunks = b.chunks[1:]
+		b.base += recordChunk
+	}
 }

@@ -31,8 +31,8 @@ func TestRecordBookKeepsTheNewest(t *testing.T) {
 			t.Fatalf("record %d: %+v, %v", n, r, ok)
 		}
 	}
-	if len(b.at) != 100 || len(b.ring) != 100 {
-		t.Fatalf("index %d, ring %d; want 100 and 100", len(b.at), len(b.ring))
+	if len(b.at) != 100 || len(b.chunks) > 1 {
+		t.Fatalf("index %d, %d chunks; want 100 and at most 1", len(b.at), len(b.chunks))
 	}
 	b.finish(bookJob(200, now), Outcome{Result: json.RawMessage(`{"v":1}`)})
 	if r, _ := b.get("j200"); r.Status != JobDone || string(r.Result) != `{"v":1}` || r.FinishedAt.IsZero() {
@@ -40,8 +40,7 @@ func TestRecordBookKeepsTheNewest(t *testing.T) {
 	}
 }
 
-// TestRecordBookExpires: records older than the ttl go, and a book that has emptied
-// gives its ring back.
+// TestRecordBookExpires: records older than the ttl go, and so do their chunks.
 func TestRecordBookExpires(t *testing.T) {
 	b := newRecordBook(time.Hour, 100000)
 	now := time.Now()
@@ -53,12 +52,15 @@ func TestRecordBookExpires(t *testing.T) {
 	for n := range 3000 {
 		b.add(bookJob(n, now))
 	}
-	if r, ok := b.get("j2999"); !ok || len(b.ring) < 3000 {
-		t.Fatalf("ring of %d for 3000 records; the last: %+v, %v", len(b.ring), r, ok)
+	if r, ok := b.get("j2999"); !ok || len(b.chunks) != 3 {
+		t.Fatalf("%d chunks for 3002 records; the last: %+v, %v", len(b.chunks), r, ok)
+	}
+	if r, ok := b.get("j0"); !ok || r.ID != "j0" {
+		t.Fatalf("first record: %+v, %v", r, ok)
 	}
 	b.expire(now.Add(2 * time.Hour))
-	if b.ring != nil || len(b.at) != 0 {
-		t.Fatalf("empty book holds a ring of %d and %d ids", len(b.ring), len(b.at))
+	if len(b.chunks) != 0 || len(b.at) != 0 {
+		t.Fatalf("empty book holds %d chunks and %d ids", len(b.chunks), len(b.at))
 	}
 	b.add(bookJob(1, time.Now()))
 	if r, ok := b.get("j1"); !ok || r.Status != JobQueued {
