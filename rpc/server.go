@@ -211,13 +211,7 @@ func (s *Server) Registered() []string {
 // method that waits for other work (a commit, a job) must not be inline: it would
 // hold up the session's later requests. It panics on a name not registered.
 func (s *Server) SetInline(names ...string) {
-	for _, name := range names {
-		m, ok := s.methods[name]
-		if !ok {
-			panic("rpc: SetInline of unregistered method " + name)
-		}
-		m.inline = true
-	}
+	s.mark("SetInline", names, func(m *method) { m.inline = true })
 }
 
 // SetSelfTimed marks methods that bound their own time: a job's deadline
@@ -227,12 +221,18 @@ func (s *Server) SetInline(names ...string) {
 // registration of both with the session's context. It panics on a name not
 // registered.
 func (s *Server) SetSelfTimed(names ...string) {
+	s.mark("SetSelfTimed", names, func(m *method) { m.timed = true })
+}
+
+// mark applies set to the named methods; it panics, naming by, on a name not
+// registered.
+func (s *Server) mark(by string, names []string, set func(*method)) {
 	for _, name := range names {
 		m, ok := s.methods[name]
 		if !ok {
-			panic("rpc: SetSelfTimed of unregistered method " + name)
+			panic("rpc: " + by + " of unregistered method " + name)
 		}
-		m.timed = true
+		set(m)
 	}
 }
 
