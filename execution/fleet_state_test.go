@@ -112,9 +112,21 @@ func TestFleetStateReads(t *testing.T) {
 	call("delete", map[string]string{"key": "k05"})
 	delete(model, "k05")
 	check("after deleting k05")
-	_, bytes, err := st.StateSize(ctx, c.ID)
+	keys, bytes, err := st.StateSize(ctx, c.ID)
 	if err != nil || bytes <= 16<<10 {
 		t.Fatalf("state size %d, %v: the test meant to grow the state past the 16 KiB a round reads whole", bytes, err)
+	}
+	// The head's counts, which every commit script keeps, match the state itself.
+	kvs, err := st.Scan(ctx, c.ID, nil, nil, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, kv := range kvs {
+		n += int64(len(kv.Key) + len(kv.Value))
+	}
+	if keys != int64(len(kvs)) || bytes != n {
+		t.Fatalf("StateSize = %d keys, %d bytes; the state holds %d, %d", keys, bytes, len(kvs), n)
 	}
 	families, err := reg.Gather()
 	if err != nil {
