@@ -235,6 +235,29 @@ func TestParentWatchedAcrossCalls(t *testing.T) {
 	if _, err := e.Run(c, spin); !strings.Contains(fmt.Sprint(err), "timed out after 400ms") {
 		t.Fatalf("a context no call uses any more stopped a call: %v", err)
 	}
+
+	// A context canceled while its instance waits in the pool spoils that instance's
+	// engine context; the next call, on another context, gets a fresh one whose time
+	// limit still stops a spinning guest.
+	d, cancelD := context.WithCancel(context.Background())
+	if _, err := e.Run(d, call(probe, "observe", "", nil)); err != nil {
+		t.Fatal(err)
+	}
+	cancelD()
+	time.Sleep(20 * time.Millisecond) // the hook runs on a goroutine of its own
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.Run(context.Background(), spin)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !strings.Contains(fmt.Sprint(err), "timed out after 400ms") {
+			t.Fatalf("a call after an idle instance's context was canceled: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a spinning guest was not stopped at its time limit")
+	}
 }
 
 // TestDefaultTimeout runs a Go guest that spins with the default limits.
