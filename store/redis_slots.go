@@ -26,15 +26,17 @@ func (r *Redis) evalBySlot(ctx context.Context, s *redis.Script, items []int, co
 		return nil
 	}
 	out := make([]slotReply, len(items))
-	groups := [][]int{make([]int, len(items))} // positions in items
-	for n := range items {
-		groups[0][n] = n
-	}
+	var groups [][]int // positions in items, one group per call
 	if _, cluster := r.rdb.(*redis.ClusterClient); cluster {
-		groups = make([][]int, len(items))
 		for n := range items {
-			groups[n] = []int{n}
+			groups = append(groups, []int{n})
 		}
+	} else {
+		all := make([]int, len(items))
+		for n := range all {
+			all[n] = n
+		}
+		groups = [][]int{all}
 	}
 	for attempt := 0; len(groups) > 0; attempt++ {
 		pipe := r.rdb.Pipeline()
