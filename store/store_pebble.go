@@ -10,6 +10,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/circlegate/circlegate/errs"
 )
@@ -123,6 +124,7 @@ const memTableStopWrites = 4
 func pebbleOptions(cfg PebbleConfig, cache *pebble.Cache) *pebble.Options {
 	opts := &pebble.Options{
 		Cache:                       cache,
+		FS:                          newWALFS(vfs.Default), // pebble_wal.go
 		MemTableSize:                uint64(cfg.MemTableBytes),
 		MemTableStopWritesThreshold: memTableStopWrites,
 		FormatMajorVersion:          pebble.FormatNewest,
