@@ -54,8 +54,9 @@ func (c MemoryQueueConfig) Validate() error {
 }
 
 // MemoryQueue is the embedded mode's queue: per-context FIFO lanes, a ready list of
-// lanes with work and no running batch, and workers that take whole lanes (up to
-// MaxBatch jobs) so one context is never in two batches at once.
+// lanes with work and no running batch, and workers that take the first job of each
+// ready lane (up to MaxBatch jobs), so that one context is never in two batches at
+// once and a batch commits in one round.
 type MemoryQueue struct {
 	cfg     MemoryQueueConfig
 	records *recordBook
@@ -172,8 +173,11 @@ func (q *MemoryQueue) push(p *pending) error {
 	return nil
 }
 
-// take blocks until there is work or the queue closes, then takes whole lanes from
-// the ready list, up to MaxBatch jobs.
+// take blocks until there is work or the queue closes, then takes the first job of
+// each lane on the ready list, up to MaxBatch jobs. A lane's later jobs wait for the
+// next batch: a batch's jobs then all commit in one round (one storage sync, or one
+// fleet snapshot and commit script), where a lane's second job would cost a round of
+// its own, mostly alone, and hold up the replies of the whole batch until it ends.
 func (q *MemoryQueue) take() ([]*lane, []*pending, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -191,13 +195,13 @@ func (q *MemoryQueue) take() ([]*lane, []*pending, bool) {
 		q.ready = q.ready[1:]
 		l.inReady = false
 		l.running = true
-		n := min(len(l.jobs), q.cfg.MaxBatch-len(batch))
-		batch = append(batch, l.jobs[:n]...)
-		if n == len(l.jobs) { // the usual case: the lane's array serves its next jobs
-			clear(l.jobs)
+		batch = append(batch, l.jobs[0])
+		if len(l.jobs) == 1 { // the usual case: the lane's array serves its next jobs
+			l.jobs[0] = nil
 			l.jobs = l.jobs[:0]
 		} else {
-			l.jobs = l.jobs[n:]
+			l.jobs[0] = nil
+			l.jobs = l.jobs[1:]
 		}
 		lanes = append(lanes, l)
 	}

@@ -99,3 +99,84 @@ func TestMemoryQueueTurns(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestMemoryQueueOneJobPerContext: a batch takes one job of each context, the
+// context's next jobs go in the next batches, in order, so that a batch commits in
+// one round.
+func TestMemoryQueueOneJobPerContext(t *testing.T) {
+	q, err := execution.NewMemoryQueue(execution.MemoryQueueConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	var mu sync.Mutex
+	var batches [][]string
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = q.Run(ctx, 1, func(_ context.Context, jobs []*execution.Job) []execution.Outcome {
+			ids := make([]string, len(jobs))
+			for i, j := range jobs {
+				ids[i] = j.ID
+			}
+			mu.Lock()
+			batches = append(batches, ids)
+			first := len(batches) == 1
+			mu.Unlock()
+			if first {
+				<-gate
+			}
+			return make([]execution.Outcome, len(jobs))
+		})
+	}()
+	t.Cleanup(func() { cancel(); _ = q.Close(); <-done })
+
+	var wg sync.WaitGroup
+	submit := func(contextID, id string, queued int) {
+		wg.Go(func() {
+			j := &execution.Job{ID: id, Kind: execution.JobMutate, Tenant: "t", ContextID: contextID,
+				Method: "m", Time: time.Now(), Deadline: time.Now().Add(10 * time.Second)}
+			if _, err := q.Submit(context.Background(), j); err != nil {
+				t.Error(err)
+			}
+		})
+		for q.Len() < queued { // submitted in this order
+			time.Sleep(time.Millisecond)
+		}
+	}
+	submit("A", "a0", 1)
+	for {
+		mu.Lock()
+		n := len(batches)
+		mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	submit("A", "a1", 2)
+	submit("A", "a2", 3)
+	submit("B", "b0", 4)
+	close(gate)
+	wg.Wait()
+
+	mu.Lock()
+	defer mu.Unlock()
+	var order []string
+	for _, b := range batches {
+		contexts := map[byte]bool{}
+		for _, id := range b {
+			if contexts[id[0]] {
+				t.Fatalf("batches %q: one holds two jobs of a context", batches)
+			}
+			contexts[id[0]] = true
+			if id[0] == 'a' {
+				order = append(order, id)
+			}
+		}
+	}
+	if fmt.Sprint(order) != "[a0 a1 a2]" || len(batches) != 3 {
+		t.Fatalf("batches %q: want 3, context A's jobs in order a0 a1 a2", batches)
+	}
+}

@@ -28,7 +28,8 @@ func staleBackoff(n int) time.Duration {
 }
 
 // handle runs a batch from the queue in rounds: round k holds the k-th job of every
-// context in the batch. A round's jobs execute concurrently, then commit together in
+// context in the batch (the queues give a batch one job per context, so it is one
+// round). A round's jobs execute concurrently, then commit together in
 // one CommitMany (one storage sync for the round), then the next round runs on the
 // state they left. A job whose commit lost a race re-executes on its own.
 func (s *Service) handle(ctx context.Context, jobs []*Job) []Outcome {
