@@ -106,7 +106,13 @@ func (l *filledLog) Write(p []byte) (int, error) {
 		go l.fill(l.fillFrom, l.fillFrom+l.chunk)
 	}
 	l.mu.Unlock()
-	return l.File.Write(p)
+	n, err := l.File.Write(p)
+	if n < len(p) { // the file's offset is not l.off: no more fills
+		l.mu.Lock()
+		l.stopped = true
+		l.mu.Unlock()
+	}
+	return n, err
 }
 
 // fill writes zeros to [from, to) and syncs them.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -106,5 +107,48 @@ func TestReusedLogFilledPastItsSize(t *testing.T) {
 	want := append(append(rec, garbage[len(rec):]...), make([]byte, 4<<10)...)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("reused log is %d bytes, want the record, the old tail and a 4 KiB fill (%d bytes)", len(got), len(want))
+	}
+}
+
+// shortFile fails every Write after the first, writing half of it.
+type shortFile struct {
+	vfs.File
+	writes int
+}
+
+func (f *shortFile) Write(p []byte) (int, error) {
+	f.writes++
+	if f.writes == 1 {
+		return f.File.Write(p)
+	}
+	n, _ := f.File.Write(p[:len(p)/2])
+	return n, errors.New("disk full")
+}
+
+// TestFilledLogStopsAfterShortWrite: once a write comes up short, the file's offset
+// is not where the fill thinks, so no fill runs any more.
+func TestFilledLogStopsAfterShortWrite(t *testing.T) {
+	f, err := vfs.Default.Create(filepath.Join(t.TempDir(), "000009.log"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := walFS{chunk: 4 << 10, ahead: 1 << 20}.fillAhead(&shortFile{File: f}, 0)
+	defer l.Close()
+	if _, err := l.Write(make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Write(make([]byte, 100)); err == nil {
+		t.Fatal("the short write did not fail")
+	}
+	l.mu.Lock()
+	for l.filling {
+		l.cond.Wait()
+	}
+	l.mu.Unlock()
+	_, _ = l.Write(make([]byte, 100))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.stopped || l.filling {
+		t.Fatalf("after a short write: stopped %v, filling %v", l.stopped, l.filling)
 	}
 }
