@@ -196,11 +196,10 @@ func (q *MemoryQueue) take() ([]*lane, []*pending, bool) {
 		l.inReady = false
 		l.running = true
 		batch = append(batch, l.jobs[0])
+		l.jobs[0] = nil
 		if len(l.jobs) == 1 { // the usual case: the lane's array serves its next jobs
-			l.jobs[0] = nil
 			l.jobs = l.jobs[:0]
 		} else {
-			l.jobs[0] = nil
 			l.jobs = l.jobs[1:]
 		}
 		lanes = append(lanes, l)
