@@ -139,6 +139,7 @@ func pebbleOptions(cfg PebbleConfig, cache *pebble.Cache) *pebble.Options {
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
+	opts.WithFSDefaults() // Pebble's disk-health checks, which it adds only to a nil FS
 	return opts
 }
 
