@@ -11,8 +11,9 @@ func bookJob(n int, at time.Time) *Job {
 	return &Job{ID: "j" + strconv.Itoa(n), Tenant: "t", ContextID: "c", Time: at}
 }
 
-// TestRecordBookKeepsTheNewest: past max records the oldest go first, across the
-// ring's growth and wrap-around, and every kept record is the right job's.
+// TestRecordBookKeepsTheNewest: past max records the oldest go first, across chunk
+// boundaries and the dropping of whole chunks, and every kept record is the right
+// job's.
 func TestRecordBookKeepsTheNewest(t *testing.T) {
 	b := newRecordBook(time.Hour, 100)
 	now := time.Now()
