@@ -152,3 +152,42 @@ func TestFilledLogStopsAfterShortWrite(t *testing.T) {
 		t.Fatalf("after a short write: stopped %v, filling %v", l.stopped, l.filling)
 	}
 }
+
+// failingFill's WriteAt fails, as a fill's write on a full disk does.
+type failingFill struct{ vfs.File }
+
+func (failingFill) WriteAt([]byte, int64) (int, error) { return 0, errors.New("no space left") }
+
+// TestFilledLogStopsAfterFailedFill: a fill that fails stops the fills, and Pebble's
+// own writes go on, each byte in place.
+func TestFilledLogStopsAfterFailedFill(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "000011.log")
+	f, err := vfs.Default.Create(name, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := walFS{chunk: 4 << 10, ahead: 1 << 20}.fillAhead(failingFill{f}, 0)
+	rec := bytes.Repeat([]byte{7}, 100)
+	for range 3 {
+		if _, err := l.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+		l.mu.Lock()
+		for l.filling {
+			l.cond.Wait()
+		}
+		l.mu.Unlock()
+	}
+	l.mu.Lock()
+	stopped, written := l.stopped, l.written
+	l.mu.Unlock()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !stopped || written != 0 {
+		t.Fatalf("after a failed fill: stopped %v, filled up to %d", stopped, written)
+	}
+	if got, _ := os.ReadFile(name); !bytes.Equal(got, bytes.Repeat(rec, 3)) {
+		t.Fatalf("log holds %d bytes, want Pebble's 300 and nothing else", len(got))
+	}
+}
