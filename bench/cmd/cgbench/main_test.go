@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -100,6 +101,13 @@ func TestScenariosSmoke(t *testing.T) {
 			if r.Figure == "" || r.Notes == "" {
 				t.Errorf("empty result: %+v", r)
 			}
+			// rpc-loop has no target; mutate runs 8 loops here, not its target's 64.
+			if want := s.name == "rpc-loop" || s.name == "mutate"; r.Reference != want {
+				t.Errorf("%s: Reference = %v, want %v", s.name, r.Reference, want)
+			}
+			if s.name == "rpc-loop" && strings.HasPrefix(r.Figure, "0 ") {
+				t.Errorf("rpc-loop made no calls: %+v", r)
+			}
 		})
 	}
 	if procs := childProcesses(t); len(procs) > 0 {
@@ -142,5 +150,39 @@ func TestDescribeRounds(t *testing.T) {
 	}
 	if got := describeRounds(before, before); got != "no commit rounds" {
 		t.Errorf("describeRounds of no change = %q", got)
+	}
+}
+
+func TestPrintTableVerdicts(t *testing.T) {
+	var b strings.Builder
+	printTable(&b, []result{
+		{Scenario: "a", Figure: "1/s", Target: ">= 1/s", Pass: true},
+		{Scenario: "b", Figure: "0/s", Target: ">= 1/s"},
+		{Scenario: "c", Figure: "5/s", Target: "none", Pass: true, Reference: true},
+		{Scenario: "d", Figure: "5/s", Target: ">= 1/s", Err: errors.New("broke\nhere")},
+	})
+	for _, want := range []string{
+		"| a | 1/s | >= 1/s | pass |", "| b | 0/s | >= 1/s | miss |",
+		"| c | 5/s | none | reference |", "| d | - | >= 1/s | error | broke here |",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+func TestMutateLoopsFlag(t *testing.T) {
+	e, sel, err := parseFlags([]string{"-mutate-loops", "256", "-scenarios", "rpc-loop,mutate"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.mutateLoops != 256 || len(sel) != 2 || sel[0].name != "rpc-loop" {
+		t.Errorf("mutateLoops %d, scenarios %v", e.mutateLoops, sel)
+	}
+	if _, _, err := parseFlags([]string{"-mutate-loops", "0"}, io.Discard); err == nil {
+		t.Error("-mutate-loops 0 accepted")
+	}
+	if _, _, err := parseFlags([]string{"-scenarios", "nope"}, io.Discard); err == nil || !strings.Contains(err.Error(), "rpc-loop") {
+		t.Errorf("unknown scenario: %v, want the list of names", err)
 	}
 }

@@ -215,7 +215,7 @@ func runFleetMutate(ctx context.Context, e *env) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	ws, ready, err := startMutateLoad(ctx, e, f.gw, contexts, e.fleetLoops, e.duration)
+	ws, ready, err := startMutateLoad(ctx, e, f.gw, "mutate", contexts, e.fleetLoops, e.duration)
 	if err != nil {
 		return result{}, err
 	}
@@ -301,7 +301,7 @@ func runFleetFailover(ctx context.Context, e *env) (result, error) {
 	}
 	loops := min(64, e.fleetLoops)
 	span := time.Duration(e.failoverKills)*(e.duration/2+6*time.Second) + 2*time.Second
-	ws, _, err := startMutateLoad(ctx, e, f.gw, contexts, loops, span)
+	ws, _, err := startMutateLoad(ctx, e, f.gw, "mutate", contexts, loops, span)
 	if err != nil {
 		return result{}, err
 	}

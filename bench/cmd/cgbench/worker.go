@@ -32,7 +32,7 @@ const workerLifetime = 10 * time.Minute
 
 // job is one worker's share of a scenario.
 type job struct {
-	Scenario string `json:"scenario"` // idle, handshake, whoami, mutate, query or webhook
+	Scenario string `json:"scenario"` // idle, handshake, whoami, mutate, rpc-loop, query, fanout-ws, fanout-sse or webhook
 	URL      string `json:"url"`      // the tenant's WebSocket URL; webhook: the endpoint
 	LocalIP  string `json:"localIP"`  // source address of every connection
 	Index    int    `json:"index"`    // this worker's number, 0 to Workers-1
@@ -96,7 +96,7 @@ func newLoad(j job) (load, error) {
 		return &handshakeLoad{job: j}, nil
 	case "whoami", "query":
 		return &whoamiLoad{job: j}, nil
-	case "mutate":
+	case "mutate", "rpc-loop":
 		return &mutateLoad{job: j}, nil
 	case "fanout-ws", "fanout-sse":
 		return &fanoutLoad{job: j}, nil
