@@ -220,8 +220,8 @@ func setupCounter(ctx context.Context, e *env, gw *gateway, n int) (*client.Clie
 }
 
 // startMutateLoad starts the load generators of loops closed loops of scenario
-// (mutate over contexts, or rpc-loop) for duration, and waits until every loop's session is open. The caller
-// stops them.
+// (mutate over contexts, or rpc-loop) for duration, and waits until every loop's
+// session is open. The caller stops them.
 func startMutateLoad(ctx context.Context, e *env, gw *gateway, scenario string, contexts []string, loops int, duration time.Duration) (*workerSet, []report, error) {
 	base := job{Scenario: scenario, URL: gw.url(), Key: gw.owner, Contexts: contexts, Sessions: loops, Duration: duration}
 	ws, err := startWorkers(e, splitJob(base, min(mutateWorkers, loops)))
@@ -295,12 +295,13 @@ func parallel(ctx context.Context, n int, f func(context.Context, int) error) er
 	return first
 }
 
-// mutateLoad is the worker side of mutate: Sessions owner sessions, each running a
-// closed loop of mutate "increment" (whoami for rpc-loop; one request outstanding) from the start time for
-// Duration. Session k of worker w is loop g = k*Workers + w of L in all; its i-th call
-// goes to context (g + i*L) mod len(Contexts). Like whoamiLoad it drives the sockets
-// from one thread with epoll (epoll.go) to take little CPU: a reply is read and the
-// loop's next request written in the same pass.
+// mutateLoad is the worker side of mutate and rpc-loop: Sessions owner sessions, each
+// running a closed loop of mutate "increment" (whoami for rpc-loop; one request
+// outstanding) from the start time for Duration. Session k of worker w is loop
+// g = k*Workers + w of L in all; its i-th mutate goes to context (g + i*L) mod
+// len(Contexts). Like whoamiLoad it drives the sockets from one thread with epoll
+// (epoll.go) to take little CPU: a reply is read and the loop's next request written
+// in the same pass.
 type mutateLoad struct {
 	job   job
 	conns []*websocket.Conn
