@@ -167,7 +167,7 @@ func parseFlags(args []string, stderr io.Writer) (*env, []scenario, error) {
 	fs.IntVar(&e.mutateLoops, "mutate-loops", mutateTargetLoops, "closed loops of mutate and rpc-loop (mutate's target is set for 64)")
 	fs.IntVar(&e.failoverKills, "kills", 3, "worker kills of fleet-failover")
 	fleetApp := fs.String("fleet-app", "counter", "counter app of the fleet scenarios: counter (Go) or watcounter (WAT)")
-	quick := fs.Bool("quick", false, "3 s of handshake, whoami, mutate, query, fanout and webhook load instead of 10 s")
+	quick := fs.Bool("quick", false, "3 s of handshake, whoami, mutate, rpc-loop, query, fanout and webhook load instead of 10 s")
 	fs.IntVar(&e.webhookLoops, "webhook-clients", 64, "concurrent webhook HTTP clients")
 	fs.IntVar(&e.webhookContexts, "webhook-contexts", 64, "ledger contexts (one route each) for webhook")
 	fs.IntVar(&e.idleSessions, "sessions", 19000, "idle sessions to open")
