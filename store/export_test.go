@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -39,10 +40,19 @@ func StoredEventSeqs(p *Pebble, contextID string) []uint64 {
 	return seqs
 }
 
-// OverwriteTx replaces the stored record of one tx (tests only: to simulate a
-// corrupted or tampered log).
+// OverwriteTx replaces the stored record of one tx, keeping the head it carries
+// (tests only: to simulate a corrupted or tampered log).
 func OverwriteTx(p *Pebble, contextID string, tx Tx) {
-	if err := p.db.Set(seqKey(kindTx, contextID, tx.Seq), encodeTx(&tx), pebble.Sync); err != nil {
+	k := seqKey(kindTx, contextID, tx.Seq)
+	v, ok, err := p.get(k)
+	if err != nil || !ok {
+		panic(fmt.Sprintf("tx %d of %s: %v", tx.Seq, contextID, err))
+	}
+	rec := encodeTx(&tx)
+	if _, th, err := decodeTxRecord(v); err == nil && th != nil {
+		rec = encodeTxHead(&tx, *th)
+	}
+	if err := p.db.Set(k, rec, pebble.Sync); err != nil {
 		panic(err)
 	}
 }
@@ -58,6 +68,43 @@ func WriteLegacyHead(p *Pebble, contextID string) {
 	_ = b.Delete(hotKey(contextID), nil)
 	if err := putJSON(b, headKey(contextID), &h); err != nil {
 		panic(err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		panic(err)
+	}
+}
+
+// HotSeq returns the seq of a context's binary head record, if it has one (tests
+// only).
+func HotSeq(p *Pebble, contextID string) (uint64, bool) {
+	v, ok, err := p.get(hotKey(contextID))
+	if err != nil || !ok {
+		return 0, false
+	}
+	var h head
+	if err := decodeHot(v, &h); err != nil {
+		panic(err)
+	}
+	return h.Seq, true
+}
+
+// WriteOldCommitHead makes a context's last commit look as the store wrote it before
+// tx records carried the head: the tx as a version 2 record and the head in the
+// binary head record. With head false it writes only the tx, as no version did
+// (tests only).
+func WriteOldCommitHead(p *Pebble, contextID string, withHead bool) {
+	h, err := p.decodeHead(contextID)
+	if err != nil {
+		panic(err)
+	}
+	tx, _, found, err := p.lastTx(contextID)
+	if err != nil || !found {
+		panic(fmt.Sprintf("last tx of %s: %v", contextID, err))
+	}
+	b := p.db.NewBatch()
+	_ = b.Set(seqKey(kindTx, contextID, tx.Seq), encodeTx(&tx), nil)
+	if withHead {
+		_ = b.Set(hotKey(contextID), encodeHot(&h), nil)
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		panic(err)

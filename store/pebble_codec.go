@@ -18,16 +18,50 @@ import (
 // about 225 bytes, its event from about 160 to about 95, and every byte is written
 // to the WAL, the memtable and then each level of the LSM. Version 1 records are
 // still read.
+//
+// Version 3, which the Pebble store writes, is a version 2 tx record that begins
+// with the fields of the context's head after the tx that the tx does not hold
+// (txHead): the head is then the last tx's, and a commit writes no head record of
+// its own (docs/RATIONALE.md). The Redis store keeps its heads in a hash and
+// writes version 2.
 const (
 	codecVersion  = 1
 	codecVersion2 = 2
+	codecVersion3 = 3
 )
 
 var errCorrupt = errors.New("store: corrupt record")
 
+// encodeTx encodes tx as a version 2 record.
 func encodeTx(tx *Tx) []byte {
-	b := make([]byte, 0, txSizeHint(tx))
-	b = append(b, codecVersion2)
+	return appendTxBody(append(make([]byte, 0, txSizeHint(tx)), codecVersion2), tx)
+}
+
+// txHead is what a version 3 tx record holds of its context's head after the tx,
+// beside the tx's seq and hash (the head's seq and rootHash).
+type txHead struct {
+	EventSeq              uint64
+	StateKeys, StateBytes int64
+	FirstEvent            uint64
+}
+
+func txHeadOf(h *head) txHead {
+	return txHead{EventSeq: h.EventSeq, StateKeys: h.StateKeys, StateBytes: h.StateBytes, FirstEvent: h.FirstEvent}
+}
+
+// encodeTxHead encodes tx as a version 3 record carrying th.
+func encodeTxHead(tx *Tx, th txHead) []byte {
+	b := make([]byte, 0, txSizeHint(tx)+4*binary.MaxVarintLen64)
+	b = append(b, codecVersion3)
+	b = binary.AppendUvarint(b, th.EventSeq)
+	b = binary.AppendVarint(b, th.StateKeys)
+	b = binary.AppendVarint(b, th.StateBytes)
+	b = binary.AppendUvarint(b, th.FirstEvent)
+	return appendTxBody(b, tx)
+}
+
+// appendTxBody appends what follows the version byte in a version 2 record.
+func appendTxBody(b []byte, tx *Tx) []byte {
 	b = binary.AppendUvarint(b, tx.Seq)
 	b = appendHexString(b, tx.ID)
 	b = appendHexString(b, tx.PrevHash)
@@ -306,8 +340,16 @@ func (d *decoder) count(min int) int {
 }
 
 func decodeTx(b []byte) (Tx, error) {
+	tx, _, err := decodeTxRecord(b)
+	return tx, err
+}
+
+// decodeTxRecord decodes a tx record of any version, and the head it carries when it
+// is version 3 (nil otherwise).
+func decodeTxRecord(b []byte) (Tx, *txHead, error) {
 	d := &decoder{b: b}
 	var tx Tx
+	var th *txHead
 	switch d.byte() {
 	case codecVersion:
 		tx.Seq = d.uvarint()
@@ -322,6 +364,9 @@ func decodeTx(b []byte) (Tx, error) {
 				tx.Events[i] = decodeEventFields(d)
 			}
 		}
+	case codecVersion3:
+		th = &txHead{EventSeq: d.uvarint(), StateKeys: d.varint(), StateBytes: d.varint(), FirstEvent: d.uvarint()}
+		fallthrough
 	case codecVersion2:
 		tx.Seq = d.uvarint()
 		tx.ID, tx.PrevHash, tx.Hash = d.hexString(), d.hexString(), d.hexString()
@@ -337,9 +382,12 @@ func decodeTx(b []byte) (Tx, error) {
 			}
 		}
 	default:
-		return Tx{}, errCorrupt
+		return Tx{}, nil, errCorrupt
 	}
-	return tx, d.done()
+	if err := d.done(); err != nil {
+		return Tx{}, nil, err
+	}
+	return tx, th, nil
 }
 
 // decodeTxEvent reads what appendTxEvent wrote.
@@ -433,7 +481,8 @@ func (d *decoder) done() error {
 
 // encodeHot encodes what a commit changes in a head: seq, rootHash, eventSeq, the
 // state counters and the oldest event. A rootHash of 64 hex digits is stored as its
-// 32 bytes. The rest of the head changes only with UpdateMembers (JSON, headKey).
+// 32 bytes. Creation and member changes write it (with the JSON record, headKey);
+// a commit's tx record carries the same fields (encodeTxHead).
 func encodeHot(h *head) []byte {
 	b := make([]byte, 0, 64)
 	b = append(b, codecVersion)

@@ -46,6 +46,30 @@ func TestCodecRoundTrip(t *testing.T) {
 	}
 }
 
+// TestCodecTxHead: a version 3 record decodes to the same tx as version 2 and to
+// the head it carries; versions 1 and 2 carry none.
+func TestCodecTxHead(t *testing.T) {
+	for _, tx := range []Tx{codecSample(), hexSample(), {}} {
+		for _, th := range []txHead{{}, {EventSeq: 1 << 40, StateKeys: -3, StateBytes: 1 << 50, FirstEvent: 7}} {
+			got, gotHead, err := decodeTxRecord(encodeTxHead(&tx, th))
+			if err != nil {
+				t.Fatalf("decodeTxRecord: %v", err)
+			}
+			if !reflect.DeepEqual(got, tx) || gotHead == nil || *gotHead != th {
+				t.Errorf("round trip = %+v, %+v; want %+v, %+v", got, gotHead, tx, th)
+			}
+			if plain, err := decodeTx(encodeTxHead(&tx, th)); err != nil || !reflect.DeepEqual(plain, tx) {
+				t.Errorf("decodeTx of version 3 = %+v, %v", plain, err)
+			}
+		}
+		for _, b := range [][]byte{encodeTx(&tx), encodeTxV1(&tx)} {
+			if _, th, err := decodeTxRecord(b); err != nil || th != nil {
+				t.Errorf("a version %d record carries head %+v (err %v)", b[0], th, err)
+			}
+		}
+	}
+}
+
 // hexSample is a tx as a worker commits it: hex ids, hashes and caller key, one
 // StateMutation event sharing the tx's id, seq and time, and an app event that
 // shares none of them.
@@ -184,7 +208,8 @@ func FuzzDecodeHot(f *testing.F) {
 func TestCodecRejectsCorruption(t *testing.T) {
 	hx := hexSample()
 	for _, tx := range []Tx{codecSample(), hx} {
-		for _, b := range [][]byte{encodeTx(&tx), encodeTxV1(&tx)} {
+		th := txHead{EventSeq: 300, StateKeys: 2, StateBytes: 1 << 20, FirstEvent: 1}
+		for _, b := range [][]byte{encodeTx(&tx), encodeTxV1(&tx), encodeTxHead(&tx, th)} {
 			for n := range len(b) {
 				if _, err := decodeTx(b[:n]); err == nil {
 					t.Errorf("decodeTx of %d of %d bytes succeeded", n, len(b))
@@ -230,10 +255,16 @@ func FuzzDecodeTx(f *testing.F) {
 	f.Add(encodeTxV1(&hx))
 	f.Add(encodeEvent(&hx.Events[0]))
 	f.Add(encodeEventV1(&hx.Events[0]))
+	f.Add(encodeTxHead(&hx, txHead{EventSeq: 9, StateKeys: 1, StateBytes: 10, FirstEvent: 1}))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if tx, err := decodeTx(b); err == nil {
+		if tx, th, err := decodeTxRecord(b); err == nil {
 			if again, err := decodeTx(encodeTx(&tx)); err != nil || !reflect.DeepEqual(again, tx) {
 				t.Errorf("re-decode = %+v, %v; want %+v", again, err, tx)
+			}
+			if th != nil {
+				if again, head, err := decodeTxRecord(encodeTxHead(&tx, *th)); err != nil || !reflect.DeepEqual(again, tx) || *head != *th {
+					t.Errorf("version 3 re-decode = %+v, %+v, %v; want %+v, %+v", again, head, err, tx, *th)
+				}
 			}
 		}
 		if ev, err := decodeEvent(b); err == nil {

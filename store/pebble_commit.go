@@ -10,8 +10,8 @@ import (
 	"github.com/circlegate/circlegate/errs"
 )
 
-// Commit applies c.Tx in one synced batch: state writes, the tx record, its events
-// (trimming history), the idempotency record and the new head.
+// Commit applies c.Tx in one synced batch: state writes, its events (trimming
+// history), the idempotency record and the tx record, which carries the new head.
 func (p *Pebble) Commit(ctx context.Context, c Commit) error {
 	return p.CommitMany(ctx, []Commit{c})[0]
 }
@@ -151,10 +151,12 @@ func (p *Pebble) commitBatch(b *pebble.Batch, h *head, c *Commit) ([]byte, error
 		}
 		_ = b.Set(idemKey(h.ID, c.IdempotencyKey), idem, nil)
 	}
-	return idem, b.Set(hotKey(h.ID), encodeHot(h), nil)
+	return idem, nil
 }
 
-// applyTx adds tx's writes, events and log record to b and advances h.
+// applyTx adds tx's writes, events and log record to b and advances h. The record
+// carries the head after the tx (version 3), so a commit writes no head record: a
+// head is the last tx's unless a later head record overrides it (overlayHead).
 func (p *Pebble) applyTx(b *pebble.Batch, h *head, tx *Tx) error {
 	if err := p.applyWrites(b, h, tx.Writes); err != nil {
 		return err
@@ -162,7 +164,7 @@ func (p *Pebble) applyTx(b *pebble.Batch, h *head, tx *Tx) error {
 	if err := p.appendEvents(b, h, tx.Events); err != nil {
 		return err
 	}
-	_ = b.Set(seqKey(kindTx, h.ID, tx.Seq), encodeTx(tx), nil)
+	_ = b.Set(seqKey(kindTx, h.ID, tx.Seq), encodeTxHead(tx, txHeadOf(h)), nil)
 	h.Seq, h.RootHash = tx.Seq, tx.Hash
 	return nil
 }

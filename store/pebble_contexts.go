@@ -216,7 +216,7 @@ func (p *Pebble) EachContext(ctx context.Context, fn func(Context) error) error 
 		if err := json.Unmarshal(it.Value(), &h); err != nil {
 			return errs.Wrap(errs.Internal, err, "store: decode context %s", it.Key()[1:])
 		}
-		if err := p.readHot(&h); err != nil {
+		if err := p.overlayHead(&h); err != nil {
 			return err
 		}
 		if err := fn(h.Context); err != nil {

@@ -15,8 +15,10 @@ import (
 //	'b' |tenant| appID            -> app blob (wasm bytes)
 //	'c' contextID                 -> head (JSON: Context, state counters, oldest event)
 //	'h' contextID                 -> the head's seq, rootHash, eventSeq, state counters and
-//	                                 oldest event (binary, pebble_codec.go), written by every
-//	                                 commit; when present it overrides those fields of 'c'
+//	                                 oldest event (binary, pebble_codec.go), written at
+//	                                 creation and by member changes; it overrides those
+//	                                 fields of 'c', and the last 'x' (version 3, which
+//	                                 carries them too) overrides it when its seq is greater
 //	't' |tenant| contextID        -> empty: the tenant's contexts, in id order
 //	'u' |tenant| |appID| contextID -> empty: the app's contexts, for DeleteApp's check
 //	's' |contextID| key           -> state value

@@ -204,8 +204,8 @@ func (p *Pebble) loadHead(contextID string) (head, error) {
 	return h, err
 }
 
-// decodeHead reads a head from Pebble: the JSON record, and over it the fields of
-// the binary one that every commit writes.
+// decodeHead reads a head from Pebble: the JSON record, and over it the latest of
+// the binary head record and the last tx record (overlayHead).
 func (p *Pebble) decodeHead(contextID string) (head, error) {
 	var h head
 	v, ok, err := p.get(headKey(contextID))
@@ -218,19 +218,53 @@ func (p *Pebble) decodeHead(contextID string) (head, error) {
 	if err := json.Unmarshal(v, &h); err != nil {
 		return h, errs.Wrap(errs.Internal, err, "store: decode context %s", contextID)
 	}
-	return h, p.readHot(&h)
+	return h, p.overlayHead(&h)
 }
 
-// readHot lays the binary head record of h's context, if there is one, over h.
-func (p *Pebble) readHot(h *head) error {
+// overlayHead lays over h, read from the JSON record, the fields that change after
+// the context's creation: from the binary head record, which creation and member
+// changes write, and then from the last tx record when that is newer. A commit
+// writes only its tx record (version 3, carrying the head), so a tx of a greater
+// seq than the head record's holds the head. At an equal seq the head record wins:
+// it was written after the tx (a member change), or with it (before version 3).
+func (p *Pebble) overlayHead(h *head) error {
 	v, ok, err := p.get(hotKey(h.ID))
-	if err != nil || !ok {
+	if err != nil {
 		return err
 	}
-	if err := decodeHot(v, h); err != nil {
-		return errs.Wrap(errs.Internal, err, "store: decode context %s", h.ID)
+	if ok {
+		if err := decodeHot(v, h); err != nil {
+			return errs.Wrap(errs.Internal, err, "store: decode context %s", h.ID)
+		}
 	}
+	tx, th, found, err := p.lastTx(h.ID)
+	if err != nil || !found || tx.Seq <= h.Seq {
+		return err
+	}
+	if th == nil { // before version 3 every commit also wrote the head record
+		return errs.E(errs.Internal, "store: context %s: tx %d is newer than its head and carries none", h.ID, tx.Seq)
+	}
+	h.Seq, h.RootHash = tx.Seq, tx.Hash
+	h.EventSeq, h.StateKeys, h.StateBytes, h.FirstEvent = th.EventSeq, th.StateKeys, th.StateBytes, th.FirstEvent
 	return nil
+}
+
+// lastTx returns the last tx record of a context and the head it carries, if any.
+func (p *Pebble) lastTx(contextID string) (Tx, *txHead, bool, error) {
+	prefix := key(kindTx, contextID)
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return Tx{}, nil, false, errs.Wrap(errs.Internal, err, "store: iterate txs")
+	}
+	if !it.Last() {
+		return Tx{}, nil, false, closeIter(it)
+	}
+	tx, th, err := decodeTxRecord(it.Value())
+	if err != nil {
+		_ = closeIter(it)
+		return Tx{}, nil, false, errs.Wrap(errs.Internal, err, "store: decode tx %d of context %s", seqOf(it.Key()), contextID)
+	}
+	return tx, th, true, closeIter(it)
 }
 
 // putHead writes a whole head: the JSON record and the binary one.

@@ -3,6 +3,7 @@ package store_test
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -132,6 +133,90 @@ func TestPebbleLegacyHead(t *testing.T) {
 	c = storetest.Advance(c, tx)
 	if err := store.VerifyContext(t.Context(), s, c); err != nil {
 		t.Errorf("VerifyContext: %v", err)
+	}
+}
+
+// TestPebbleHeadInTxRecord: commits write no head record of their own, the head
+// comes back from the last tx record after a reopen, and a member change (which
+// writes the head record at the same seq as the last tx) wins over that tx. A data
+// dir whose commits wrote the head record (version 2 tx records) opens the same.
+func TestPebbleHeadInTxRecord(t *testing.T) {
+	dir := t.TempDir()
+	s, err := store.OpenPebble(store.PebbleConfig{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, _, err := s.PutApp(t.Context(), store.App{Tenant: "t"}, []byte("wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := storetest.GenesisTx("ctx", time.Now(), []store.Write{storetest.Set("a", "1")}, "ContextCreated")
+	c := storetest.NewContext("t", app.ID, "ctx", g)
+	if err := s.CreateContext(t.Context(), c, g); err != nil {
+		t.Fatal(err)
+	}
+	commit := func(s store.Store, key, value string) {
+		t.Helper()
+		tx := storetest.NextTx(c, time.Now(), []store.Write{storetest.Set(key, value)}, "Mutated")
+		if err := s.Commit(t.Context(), store.Commit{Tenant: "t", ContextID: "ctx", ExpectedSeq: c.Seq, Tx: tx}); err != nil {
+			t.Fatalf("Commit: %v", err)
+		}
+		c = storetest.Advance(c, tx)
+	}
+	commit(s, "b", "22")
+	commit(s, "c", "333")
+	if seq, ok := store.HotSeq(s, "ctx"); !ok || seq != 0 {
+		t.Errorf("after two commits the head record is at seq %d (%v), want 0 (creation's)", seq, ok)
+	}
+	c2, _, err := s.UpdateMembers(t.Context(), "t", "ctx", []string{"m"}, nil, store.Event{Kind: "MembersChanged", Time: time.Now().UTC()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.EventSeq, c.Members = c2.EventSeq, c2.Members
+	if seq, ok := store.HotSeq(s, "ctx"); !ok || seq != 2 {
+		t.Errorf("after a member change the head record is at seq %d (%v), want 2", seq, ok)
+	}
+	reopen := func() *store.Pebble {
+		t.Helper()
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if s, err = store.OpenPebble(store.PebbleConfig{Dir: dir}); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	check := func(what string, keys, bytes int64) {
+		t.Helper()
+		got, err := s.GetContext(t.Context(), "t", "ctx")
+		if err != nil || got.Seq != c.Seq || got.RootHash != c.RootHash || got.EventSeq != c.EventSeq || !slices.Equal(got.Members, c.Members) {
+			t.Fatalf("%s: GetContext = %+v, %v; want %+v", what, got, err, c)
+		}
+		if k, b, err := s.StateSize(t.Context(), "ctx"); err != nil || k != keys || b != bytes {
+			t.Errorf("%s: StateSize = %d, %d, %v; want %d, %d", what, k, b, err, keys, bytes)
+		}
+	}
+	s = reopen()
+	check("after a member change", 3, 9)
+	commit(s, "d", "4444")
+	s = reopen()
+	check("after a commit that followed a member change", 4, 14)
+
+	store.WriteOldCommitHead(s, "ctx", true)
+	s = reopen()
+	check("with a version 2 last tx and its head record", 4, 14)
+	commit(s, "e", "55555")
+	s = reopen()
+	check("after a commit on an old-format head", 5, 20)
+	if err := store.VerifyContext(t.Context(), s, c); err != nil {
+		t.Errorf("VerifyContext: %v", err)
+	}
+
+	store.WriteOldCommitHead(s, "ctx", false)
+	s = reopen()
+	defer s.Close()
+	if _, err := s.GetContext(t.Context(), "t", "ctx"); errs.KindOf(err) != errs.Internal {
+		t.Errorf("GetContext with a last tx newer than any head = %v, want an internal error", err)
 	}
 }
 
