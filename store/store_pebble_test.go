@@ -95,11 +95,9 @@ func TestPebbleReopen(t *testing.T) {
 	}
 }
 
-// TestPebbleLegacyHead: a data dir whose heads are JSON only (written before the
-// binary head record) opens with the same contexts, and their chains go on.
-func TestPebbleLegacyHead(t *testing.T) {
-	dir := t.TempDir()
-	s := openPebble(t, store.PebbleConfig{Dir: dir})
+// newPebbleCtx creates context "ctx" of tenant "t", whose genesis sets a = 1, in s.
+func newPebbleCtx(t *testing.T, s store.Store) store.Context {
+	t.Helper()
 	app, _, err := s.PutApp(t.Context(), store.App{Tenant: "t"}, []byte("wasm"))
 	if err != nil {
 		t.Fatal(err)
@@ -109,6 +107,15 @@ func TestPebbleLegacyHead(t *testing.T) {
 	if err := s.CreateContext(t.Context(), c, g); err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// TestPebbleLegacyHead: a data dir whose heads are JSON only (written before the
+// binary head record) opens with the same contexts, and their chains go on.
+func TestPebbleLegacyHead(t *testing.T) {
+	dir := t.TempDir()
+	s := openPebble(t, store.PebbleConfig{Dir: dir})
+	c := newPebbleCtx(t, s)
 	tx := storetest.NextTx(c, time.Now(), []store.Write{storetest.Set("b", "22")}, "Mutated")
 	if err := s.Commit(t.Context(), store.Commit{Tenant: "t", ContextID: "ctx", ExpectedSeq: 0, Tx: tx}); err != nil {
 		t.Fatal(err)
@@ -146,15 +153,7 @@ func TestPebbleHeadInTxRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, _, err := s.PutApp(t.Context(), store.App{Tenant: "t"}, []byte("wasm"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := storetest.GenesisTx("ctx", time.Now(), []store.Write{storetest.Set("a", "1")}, "ContextCreated")
-	c := storetest.NewContext("t", app.ID, "ctx", g)
-	if err := s.CreateContext(t.Context(), c, g); err != nil {
-		t.Fatal(err)
-	}
+	c := newPebbleCtx(t, s)
 	commit := func(s store.Store, key, value string) {
 		t.Helper()
 		tx := storetest.NextTx(c, time.Now(), []store.Write{storetest.Set(key, value)}, "Mutated")
