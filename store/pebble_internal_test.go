@@ -20,16 +20,23 @@ import (
 func newPebbleContext(t *testing.T, h store.HistoryConfig, id string, at time.Time) (*store.Pebble, store.Context) {
 	t.Helper()
 	s := openPebble(t, store.PebbleConfig{Dir: t.TempDir(), History: h})
+	return s, createContext(t, s, id, at)
+}
+
+// createContext creates context id of tenant "t" in s, with a genesis at time at that
+// sets a = 1 and emits ContextCreated.
+func createContext(t *testing.T, s store.Store, id string, at time.Time) store.Context {
+	t.Helper()
 	app, _, err := s.PutApp(t.Context(), store.App{Tenant: "t"}, []byte("wasm"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := storetest.GenesisTx(id, at, []store.Write{storetest.Set("g", "1")}, "ContextCreated")
+	g := storetest.GenesisTx(id, at, []store.Write{storetest.Set("a", "1")}, "ContextCreated")
 	c := storetest.NewContext("t", app.ID, id, g)
 	if err := s.CreateContext(t.Context(), c, g); err != nil {
 		t.Fatal(err)
 	}
-	return s, c
+	return c
 }
 
 func commitAt(t *testing.T, s store.Store, c store.Context, at time.Time, kinds ...string) store.Context {
@@ -154,15 +161,7 @@ func TestPebbleReplaysFilledLog(t *testing.T) {
 	const id, commits = "0123456789abcdef0123456789abcdef", 200
 	dir := t.TempDir()
 	s := openPebble(t, store.PebbleConfig{Dir: dir})
-	app, _, err := s.PutApp(t.Context(), store.App{Tenant: "t"}, []byte("wasm"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := storetest.GenesisTx(id, time.Now(), []store.Write{storetest.Set("g", "1")}, "ContextCreated")
-	c := storetest.NewContext("t", app.ID, id, g)
-	if err := s.CreateContext(t.Context(), c, g); err != nil {
-		t.Fatal(err)
-	}
+	c := createContext(t, s, id, time.Now())
 	for range commits {
 		c = commitAt(t, s, c, time.Now(), "Mutated")
 	}

@@ -95,27 +95,12 @@ func TestPebbleReopen(t *testing.T) {
 	}
 }
 
-// newPebbleCtx creates context "ctx" of tenant "t", whose genesis sets a = 1, in s.
-func newPebbleCtx(t *testing.T, s store.Store) store.Context {
-	t.Helper()
-	app, _, err := s.PutApp(t.Context(), store.App{Tenant: "t"}, []byte("wasm"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := storetest.GenesisTx("ctx", time.Now(), []store.Write{storetest.Set("a", "1")}, "ContextCreated")
-	c := storetest.NewContext("t", app.ID, "ctx", g)
-	if err := s.CreateContext(t.Context(), c, g); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 // TestPebbleLegacyHead: a data dir whose heads are JSON only (written before the
 // binary head record) opens with the same contexts, and their chains go on.
 func TestPebbleLegacyHead(t *testing.T) {
 	dir := t.TempDir()
 	s := openPebble(t, store.PebbleConfig{Dir: dir})
-	c := newPebbleCtx(t, s)
+	c := createContext(t, s, "ctx", time.Now())
 	tx := storetest.NextTx(c, time.Now(), []store.Write{storetest.Set("b", "22")}, "Mutated")
 	if err := s.Commit(t.Context(), store.Commit{Tenant: "t", ContextID: "ctx", ExpectedSeq: 0, Tx: tx}); err != nil {
 		t.Fatal(err)
@@ -153,7 +138,12 @@ func TestPebbleHeadInTxRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newPebbleCtx(t, s)
+	t.Cleanup(func() { // the store open last, after the reopens
+		if s != nil {
+			_ = s.Close()
+		}
+	})
+	c := createContext(t, s, "ctx", time.Now())
 	commit := func(s store.Store, key, value string) {
 		t.Helper()
 		tx := storetest.NextTx(c, time.Now(), []store.Write{storetest.Set(key, value)}, "Mutated")
@@ -213,7 +203,6 @@ func TestPebbleHeadInTxRecord(t *testing.T) {
 
 	store.WriteOldCommitHead(s, "ctx", false)
 	s = reopen()
-	defer s.Close()
 	if _, err := s.GetContext(t.Context(), "t", "ctx"); errs.KindOf(err) != errs.Internal {
 		t.Errorf("GetContext with a last tx newer than any head = %v, want an internal error", err)
 	}
