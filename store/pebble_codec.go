@@ -24,6 +24,11 @@ import (
 // (txHead): the head is then the last tx's, and a commit writes no head record of
 // its own (docs/RATIONALE.md). The Redis store keeps its heads in a hash and
 // writes version 2.
+//
+// A version 3 record also marks each event whose RootHash is the tx's Hash (a
+// StateMutation event) with the flag evTxHash, so the record holds everything of its
+// events and the Pebble store reads a context's history from its tx log
+// (pebble_history.go). Version 2 records never carry the flag.
 const (
 	codecVersion  = 1
 	codecVersion2 = 2
@@ -34,7 +39,7 @@ var errCorrupt = errors.New("store: corrupt record")
 
 // encodeTx encodes tx as a version 2 record.
 func encodeTx(tx *Tx) []byte {
-	return appendTxBody(append(make([]byte, 0, txSizeHint(tx)), codecVersion2), tx)
+	return appendTxBody(append(make([]byte, 0, txSizeHint(tx)), codecVersion2), tx, false)
 }
 
 // txHead is what a version 3 tx record holds of its context's head after the tx,
@@ -57,11 +62,13 @@ func encodeTxHead(tx *Tx, th txHead) []byte {
 	b = binary.AppendVarint(b, th.StateKeys)
 	b = binary.AppendVarint(b, th.StateBytes)
 	b = binary.AppendUvarint(b, th.FirstEvent)
-	return appendTxBody(b, tx)
+	return appendTxBody(b, tx, true)
 }
 
-// appendTxBody appends what follows the version byte in a version 2 record.
-func appendTxBody(b []byte, tx *Tx) []byte {
+// appendTxBody appends what follows the version byte in a version 2 record, and
+// what follows the head in a version 3 record (rootHash: mark the events whose
+// RootHash is the tx's Hash).
+func appendTxBody(b []byte, tx *Tx, rootHash bool) []byte {
 	b = binary.AppendUvarint(b, tx.Seq)
 	b = appendHexString(b, tx.ID)
 	b = appendHexString(b, tx.PrevHash)
@@ -76,7 +83,7 @@ func appendTxBody(b []byte, tx *Tx) []byte {
 		b = appendHexString(b, tx.Events[0].ContextID)
 	}
 	for i := range tx.Events {
-		b = appendTxEvent(b, tx, &tx.Events[i])
+		b = appendTxEvent(b, tx, &tx.Events[i], rootHash)
 	}
 	return b
 }
@@ -102,13 +109,18 @@ const (
 	evSameTxID
 	evSameTxSeq
 	evSameTime
-	evFlags = evSameContext | evSameTxID | evSameTxSeq | evSameTime
+	evTxHash // version 3 only: the event's RootHash is the tx's Hash
+	evFlags  = evSameContext | evSameTxID | evSameTxSeq | evSameTime
 )
 
 // appendTxEvent appends an event of tx (whose first event's context id the record
-// holds) without the fields it shares with them.
-func appendTxEvent(b []byte, tx *Tx, e *Event) []byte {
+// holds) without the fields it shares with them. With rootHash it marks an event
+// whose RootHash is the tx's (non-empty) Hash; any other RootHash is not recorded.
+func appendTxEvent(b []byte, tx *Tx, e *Event, rootHash bool) []byte {
 	var flags byte
+	if rootHash && e.RootHash != "" && e.RootHash == tx.Hash {
+		flags |= evTxHash
+	}
 	if e.ContextID == tx.Events[0].ContextID {
 		flags |= evSameContext
 	}
@@ -377,8 +389,12 @@ func decodeTxRecord(b []byte) (Tx, *txHead, error) {
 		if n := d.count(4); n > 0 {
 			contextID := d.hexString()
 			tx.Events = make([]Event, n)
+			allowed := byte(evFlags)
+			if th != nil {
+				allowed |= evTxHash
+			}
 			for i := range tx.Events {
-				tx.Events[i] = decodeTxEvent(d, &tx, contextID)
+				tx.Events[i] = decodeTxEvent(d, &tx, contextID, allowed)
 			}
 		}
 	default:
@@ -390,14 +406,18 @@ func decodeTxRecord(b []byte) (Tx, *txHead, error) {
 	return tx, th, nil
 }
 
-// decodeTxEvent reads what appendTxEvent wrote.
-func decodeTxEvent(d *decoder, tx *Tx, contextID string) Event {
+// decodeTxEvent reads what appendTxEvent wrote; allowed are the flags the record's
+// version has.
+func decodeTxEvent(d *decoder, tx *Tx, contextID string, allowed byte) Event {
 	flags := d.byte()
-	if flags&^evFlags != 0 {
+	if flags&^allowed != 0 || (flags&evTxHash != 0 && tx.Hash == "") {
 		d.fail()
 		return Event{}
 	}
 	e := Event{ContextID: contextID, TxID: tx.ID, TxSeq: tx.Seq, Time: tx.Time}
+	if flags&evTxHash != 0 {
+		e.RootHash = tx.Hash
+	}
 	if flags&evSameContext == 0 {
 		e.ContextID = d.hexString()
 	}

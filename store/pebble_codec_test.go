@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +85,64 @@ func hexSample() Tx {
 		{ContextID: "other", Seq: 7, TxID: "ABCD", TxSeq: 4, Kind: "K", Data: []byte(`{"a":1}`), Time: time.Unix(1, 0).UTC()},
 	}
 	return tx
+}
+
+// rootHashSample is hexSample with the tx's hash on its StateMutation event, as the
+// worker commits it.
+func rootHashSample() Tx {
+	tx := hexSample()
+	tx.Events[0].RootHash = tx.Hash
+	return tx
+}
+
+func withoutRootHashes(tx Tx) Tx {
+	tx.Events = slices.Clone(tx.Events)
+	for i := range tx.Events {
+		tx.Events[i].RootHash = ""
+	}
+	return tx
+}
+
+// TestCodecEventRootHash: a version 3 record keeps an event's RootHash when it is
+// the tx's hash (so history can be read from the tx log), version 2 keeps none, and
+// a record that claims the tx's hash for an event of a tx without one is corrupt.
+func TestCodecEventRootHash(t *testing.T) {
+	tx := rootHashSample()
+	th := txHead{EventSeq: 7, FirstEvent: 1}
+	if got, _, err := decodeTxRecord(encodeTxHead(&tx, th)); err != nil || !reflect.DeepEqual(got, tx) {
+		t.Errorf("version 3 round trip = %+v, %v; want %+v", got, err, tx)
+	}
+	if got, err := decodeTx(encodeTx(&tx)); err != nil || got.Events[0].RootHash != "" {
+		t.Errorf("version 2 round trip: rootHash %q, %v; want none", got.Events[0].RootHash, err)
+	}
+	other := tx
+	other.Events = slices.Clone(tx.Events)
+	other.Events[1].RootHash = strings.Repeat("ab", 32) // not the tx's: not recorded
+	if got, _, err := decodeTxRecord(encodeTxHead(&other, th)); err != nil || got.Events[1].RootHash != "" {
+		t.Errorf("a foreign rootHash came back as %q (%v)", got.Events[1].RootHash, err)
+	}
+	noHash := tx
+	noHash.Hash, noHash.Events = "", tx.Events[:1]
+	noHash.Events[0].RootHash = ""
+	bare := noHash
+	bare.Events = nil
+	// The first event's flags follow the event count (1) and the context id.
+	pos := len(encodeTxHead(&bare, th)) + len(appendHexString(nil, noHash.Events[0].ContextID))
+	b := encodeTxHead(&noHash, th)
+	if _, _, err := decodeTxRecord(b); err != nil || b[pos]&evTxHash != 0 {
+		t.Fatalf("the record to corrupt does not decode (%v) or is flagged already", err)
+	}
+	b[pos] |= evTxHash
+	if got, _, err := decodeTxRecord(b); err == nil {
+		t.Errorf("an event marked with the hash of a tx without one decoded: %+v", got)
+	}
+	bare2 := tx
+	bare2.Events = nil
+	v2 := encodeTx(&tx)
+	v2[len(encodeTx(&bare2))+len(appendHexString(nil, tx.Events[0].ContextID))] |= evTxHash
+	if _, err := decodeTx(v2); err == nil {
+		t.Error("a version 2 record with the rootHash flag decoded")
+	}
 }
 
 // encodeTxV1 and encodeEventV1 write records as version 1 did.
@@ -256,10 +315,13 @@ func FuzzDecodeTx(f *testing.F) {
 	f.Add(encodeEvent(&hx.Events[0]))
 	f.Add(encodeEventV1(&hx.Events[0]))
 	f.Add(encodeTxHead(&hx, txHead{EventSeq: 9, StateKeys: 1, StateBytes: 10, FirstEvent: 1}))
+	rh := rootHashSample()
+	f.Add(encodeTxHead(&rh, txHead{EventSeq: 7, FirstEvent: 1}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if tx, th, err := decodeTxRecord(b); err == nil {
-			if again, err := decodeTx(encodeTx(&tx)); err != nil || !reflect.DeepEqual(again, tx) {
-				t.Errorf("re-decode = %+v, %v; want %+v", again, err, tx)
+			plain := withoutRootHashes(tx) // version 2 does not keep them
+			if again, err := decodeTx(encodeTx(&tx)); err != nil || !reflect.DeepEqual(again, plain) {
+				t.Errorf("re-decode = %+v, %v; want %+v", again, err, plain)
 			}
 			if th != nil {
 				if again, head, err := decodeTxRecord(encodeTxHead(&tx, *th)); err != nil || !reflect.DeepEqual(again, tx) || *head != *th {
