@@ -110,3 +110,47 @@ func WriteOldCommitHead(p *Pebble, contextID string, withHead bool) {
 		panic(err)
 	}
 }
+
+// WriteLegacyHistory makes a context's log and history look as the store wrote them
+// before tx records carried the head and their events' root hashes: every tx as a
+// version 2 record, every event of history in an event record, and the head in the
+// binary head record (tests only).
+func WriteLegacyHistory(p *Pebble, contextID string) {
+	h, err := p.decodeHead(contextID)
+	if err != nil {
+		panic(err)
+	}
+	prefix := key(kindTx, contextID)
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		panic(err)
+	}
+	b := p.db.NewBatch()
+	for ok := it.First(); ok; ok = it.Next() {
+		tx, err := decodeTx(it.Value())
+		if err != nil {
+			panic(err)
+		}
+		_ = b.Set(append([]byte(nil), it.Key()...), encodeTx(&tx), nil)
+		for i := range tx.Events {
+			if tx.Events[i].Seq >= h.FirstEvent {
+				_ = b.Set(seqKey(kindEvent, contextID, tx.Events[i].Seq), encodeEvent(&tx.Events[i]), nil)
+			}
+		}
+	}
+	if err := it.Close(); err != nil {
+		panic(err)
+	}
+	_ = b.Set(hotKey(contextID), encodeHot(&h), nil)
+	if err := b.Commit(pebble.Sync); err != nil {
+		panic(err)
+	}
+}
+
+// DeleteEventRecord deletes one event record of a context (tests only: to simulate
+// a damaged history).
+func DeleteEventRecord(p *Pebble, contextID string, seq uint64) {
+	if err := p.db.Delete(seqKey(kindEvent, contextID, seq), pebble.Sync); err != nil {
+		panic(err)
+	}
+}

@@ -154,14 +154,21 @@ func (p *Pebble) commitBatch(b *pebble.Batch, h *head, c *Commit) ([]byte, error
 	return idem, nil
 }
 
-// applyTx adds tx's writes, events and log record to b and advances h. The record
-// carries the head after the tx (version 3), so a commit writes no head record: a
-// head is the last tx's unless a later head record overrides it (overlayHead).
+// applyTx adds tx's writes and log record to b and advances h. The record carries
+// the head after the tx (version 3), so a commit writes no head record: a head is
+// the last tx's unless a later head record overrides it (overlayHead). It also
+// carries the tx's events, so a commit writes no event records either
+// (pebble_history.go); an event's RootHash must then be empty or the tx's hash.
 func (p *Pebble) applyTx(b *pebble.Batch, h *head, tx *Tx) error {
+	for i := range tx.Events {
+		if r := tx.Events[i].RootHash; r != "" && r != tx.Hash {
+			return errs.E(errs.Internal, "store: tx %d: event %d has a rootHash other than the tx's hash", tx.Seq, tx.Events[i].Seq)
+		}
+	}
 	if err := p.applyWrites(b, h, tx.Writes); err != nil {
 		return err
 	}
-	if err := p.appendEvents(b, h, tx.Events); err != nil {
+	if err := p.appendEvents(b, h, tx.Events, false); err != nil {
 		return err
 	}
 	_ = b.Set(seqKey(kindTx, h.ID, tx.Seq), encodeTxHead(tx, txHeadOf(h)), nil)

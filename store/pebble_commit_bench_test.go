@@ -17,9 +17,17 @@ import (
 // builds it (hex ids and hashes, one state write, one StateMutation event). Besides
 // ns/op (per commit) it reports the process's CPU time and the WAL bytes per commit;
 // the bytes do not depend on how busy the machine is.
-func BenchmarkCommitCounter(b *testing.B) {
+func BenchmarkCommitCounter(b *testing.B) { benchCommitCounter(b, HistoryConfig{}) }
+
+// BenchmarkCommitCounterFullHistory is BenchmarkCommitCounter with a history of 16
+// events, full after a context's 16th commit, so nearly every commit trims it.
+func BenchmarkCommitCounterFullHistory(b *testing.B) {
+	benchCommitCounter(b, HistoryConfig{MaxEvents: 16})
+}
+
+func benchCommitCounter(b *testing.B, hist HistoryConfig) {
 	const contexts, round = 1000, 16
-	p, err := OpenPebble(PebbleConfig{Dir: b.TempDir()})
+	p, err := OpenPebble(PebbleConfig{Dir: b.TempDir(), History: hist})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -172,7 +172,7 @@ func (p *Pebble) UpdateMembers(ctx context.Context, tenant, contextID string, ad
 	h.Members = updateMembers(h.Members, add, remove)
 	ev.ContextID, ev.Seq = contextID, h.EventSeq+1
 	b := p.db.NewBatch()
-	err = p.appendEvents(b, &h, []Event{ev})
+	err = p.appendEvents(b, &h, []Event{ev}, true)
 	if err == nil {
 		err = putHead(b, &h)
 	}

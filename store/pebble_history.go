@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"time"
 
@@ -10,17 +11,26 @@ import (
 	"github.com/circlegate/circlegate/errs"
 )
 
-// History trimming. A context's history is the contiguous run of events from
-// head.FirstEvent to head.EventSeq; trimming only ever advances FirstEvent.
+// A context's history is the contiguous run of events from head.FirstEvent to
+// head.EventSeq. The events of a tx live only in its tx record (version 3 marks the
+// StateMutation event's RootHash, pebble_codec.go); an event record ('e') holds an
+// event that belongs to no tx, the one UpdateMembers appends. History is read by
+// merging the two (eventCursor), so a commit writes no event record, and trimming
+// history deletes nothing from the tx log: it advances FirstEvent.
 //
-//   - Count: a batch that appends events also range-deletes those beyond MaxEvents,
-//     so history never holds more than MaxEvents.
+// Data dirs written before this kept every event in an event record as well; those
+// records still read (the merge takes either copy of an event) and go as history
+// moves past them.
+//
+// Trimming:
+//   - Count: a batch that appends events moves FirstEvent so that history never
+//     holds more than MaxEvents.
 //   - Age (measured from Event.Time): when a batch's events cross a multiple of
-//     expireEvery seqs, it also deletes the expired events at the old end of history,
-//     up to maxExpirePerCommit of them (one point read when none has expired). So
-//     expired events linger on disk a while (never beyond MaxEvents), and Events skips
-//     them on read: it reports as oldest the first event that has not expired, and
-//     never returns an older one.
+//     expireEvery seqs, it also moves FirstEvent past the expired events at the old
+//     end of history, up to maxExpirePerCommit of them, and deletes the event
+//     records left behind FirstEvent. Events skips expired events on read: it
+//     reports as oldest the first event that has not expired, and never returns an
+//     older one.
 const (
 	expireEvery        = 64
 	maxExpirePerCommit = 256
@@ -29,9 +39,10 @@ const (
 // errEventSeq reports a tx whose events are not numbered EventSeq+1, EventSeq+2, ...
 var errEventSeq = errs.E(errs.Internal, "store: event seqs do not follow the context's eventSeq")
 
-// appendEvents adds evs to b after checking their seqs follow h.EventSeq, trims
-// history and advances h.
-func (p *Pebble) appendEvents(b *pebble.Batch, h *head, evs []Event) error {
+// appendEvents checks evs follow h.EventSeq, trims history and advances h. With
+// record it writes an event record for each event (UpdateMembers' events, which no
+// tx record holds); a tx's events are in its tx record.
+func (p *Pebble) appendEvents(b *pebble.Batch, h *head, evs []Event, record bool) error {
 	if len(evs) == 0 {
 		return nil
 	}
@@ -41,89 +52,81 @@ func (p *Pebble) appendEvents(b *pebble.Batch, h *head, evs []Event) error {
 		}
 	}
 	last := h.EventSeq + uint64(len(evs))
-	keep, err := p.keepFrom(h, last)
-	if err != nil {
-		return err
-	}
-	for i := range evs {
-		if evs[i].Seq >= keep {
-			_ = b.Set(seqKey(kindEvent, h.ID, evs[i].Seq), encodeEvent(&evs[i]), nil)
-		}
-	}
-	if keep > h.FirstEvent {
-		deleteEvents(b, h.ID, h.FirstEvent, min(keep, h.EventSeq+1))
-		h.FirstEvent = keep
-	}
-	h.EventSeq = last
-	return nil
-}
-
-// maxPointDeletes is the most events a batch deletes one by one; more go in one
-// range deletion.
-const maxPointDeletes = 64
-
-// deleteEvents deletes the stored events [from, to) of a context. A few (the usual
-// case: a commit's events push as many old ones out) are point deletions: every
-// range deletion in the memtable makes each read of it rebuild the memtable's
-// fragmented range deletions, so one per commit made every point read cost tens of
-// microseconds once a context's history was full.
-func deleteEvents(b *pebble.Batch, contextID string, from, to uint64) {
-	if from >= to {
-		return
-	}
-	if to-from > maxPointDeletes {
-		_ = b.DeleteRange(seqKey(kindEvent, contextID, from), seqKey(kindEvent, contextID, to), nil)
-		return
-	}
-	for seq := from; seq < to; seq++ {
-		_ = b.Delete(seqKey(kindEvent, contextID, seq), nil)
-	}
-}
-
-// keepFrom returns the oldest seq history keeps once it ends at last.
-func (p *Pebble) keepFrom(h *head, last uint64) (uint64, error) {
 	keep := h.FirstEvent
 	if n := uint64(p.hist.MaxEvents); last >= n && last-n+1 > keep {
 		keep = last - n + 1
 	}
-	if keep > h.EventSeq || h.EventSeq/expireEvery == last/expireEvery {
-		return keep, nil // every stored event goes anyway, or no age check this time
+	check := h.EventSeq/expireEvery != last/expireEvery // now and then, not every batch
+	if check && keep <= h.EventSeq {
+		var err error
+		if keep, err = p.skipExpired(h, keep, time.Now().Add(-p.hist.MaxAge)); err != nil {
+			return err
+		}
 	}
-	return p.skipExpired(h.ID, keep, h.EventSeq, time.Now().Add(-p.hist.MaxAge))
+	if record {
+		for i := range evs {
+			if evs[i].Seq >= keep {
+				_ = b.Set(seqKey(kindEvent, h.ID, evs[i].Seq), encodeEvent(&evs[i]), nil)
+			}
+		}
+	}
+	if (check || record) && keep > 1 {
+		if err := p.deleteEventRecords(b, h.ID, keep); err != nil {
+			return err
+		}
+	}
+	h.FirstEvent = max(h.FirstEvent, keep)
+	h.EventSeq = last
+	return nil
 }
 
-// skipExpired returns the seq of the first stored event in [from, to] whose time is
-// not before cutoff (to+1 if none), looking at no more than maxExpirePerCommit.
-func (p *Pebble) skipExpired(contextID string, from, to uint64, cutoff time.Time) (uint64, error) {
-	if expired, err := p.eventExpired(contextID, from, cutoff); err != nil || !expired {
-		return from, err // the common case: one point read, no iterator
+// maxPointDeletes is the most event records a batch deletes one by one; more go in
+// one range deletion.
+const maxPointDeletes = 64
+
+// deleteEventRecords deletes a context's event records below seq keep. There are
+// few (member changes, and what a data dir written before tx events left the event
+// records kept), so they are point deletions: every range deletion in the memtable
+// makes each read of it rebuild the memtable's fragmented range deletions.
+func (p *Pebble) deleteEventRecords(b *pebble.Batch, contextID string, keep uint64) error {
+	it, err := p.eventIter(contextID, 0, keep)
+	if err != nil {
+		return err
 	}
-	it, err := p.eventIter(contextID, from, to+1)
+	var seqs []uint64
+	for ok := it.First(); ok && len(seqs) <= maxPointDeletes; ok = it.Next() {
+		seqs = append(seqs, seqOf(it.Key()))
+	}
+	if err := closeIter(it); err != nil {
+		return err
+	}
+	if len(seqs) > maxPointDeletes {
+		_ = b.DeleteRange(seqKey(kindEvent, contextID, seqs[0]), seqKey(kindEvent, contextID, keep), nil)
+		return nil
+	}
+	for _, seq := range seqs {
+		_ = b.Delete(seqKey(kindEvent, contextID, seq), nil)
+	}
+	return nil
+}
+
+// skipExpired returns the seq of the first event of h's history from seq from on
+// whose time is not before cutoff (h.EventSeq+1 if none), looking at no more than
+// maxExpirePerCommit events.
+func (p *Pebble) skipExpired(h *head, from uint64, cutoff time.Time) (uint64, error) {
+	cur, err := p.openEvents(h, from)
 	if err != nil {
 		return from, err
 	}
 	seq := from
-	for ok, n := it.First(), 0; ok && n < maxExpirePerCommit; ok, n = it.Next(), n+1 {
-		ev, err := decodeEvent(it.Value())
-		if err != nil || !ev.Time.Before(cutoff) {
-			break
+	for range maxExpirePerCommit {
+		ev, ok, err := cur.next()
+		if err != nil || !ok || !ev.Time.Before(cutoff) {
+			return seq, errors.Join(err, cur.close())
 		}
-		seq = seqOf(it.Key()) + 1
+		seq = ev.Seq + 1
 	}
-	return seq, closeIter(it)
-}
-
-// eventExpired reports whether the stored event seq is older than cutoff.
-func (p *Pebble) eventExpired(contextID string, seq uint64, cutoff time.Time) (bool, error) {
-	v, ok, err := p.get(seqKey(kindEvent, contextID, seq))
-	if err != nil || !ok {
-		return false, err
-	}
-	ev, err := decodeEvent(v)
-	if err != nil {
-		return false, errs.Wrap(errs.Internal, err, "store: decode event")
-	}
-	return ev.Time.Before(cutoff), nil
+	return seq, cur.close()
 }
 
 func (p *Pebble) eventIter(contextID string, from, to uint64) (*pebble.Iterator, error) {
@@ -135,6 +138,154 @@ func (p *Pebble) eventIter(contextID string, from, to uint64) (*pebble.Iterator,
 		return nil, errs.Wrap(errs.Internal, err, "store: iterate events")
 	}
 	return it, nil
+}
+
+// eventCursor reads a context's events in seq order, from a seq up to the head's
+// EventSeq, out of its tx records and its event records.
+type eventCursor struct {
+	contextID string
+	txs, recs *pebble.Iterator
+	txOK      bool
+	recOK     bool
+	pending   []Event // the current tx's events not yet passed
+	seq, end  uint64  // the next event to return, the last one
+}
+
+// openEvents opens a cursor on h's events from seq from (at least 1). It finds the
+// first tx to read with a binary search over the tx log: a version 3 record holds
+// the context's eventSeq after its tx.
+func (p *Pebble) openEvents(h *head, from uint64) (*eventCursor, error) {
+	c := &eventCursor{contextID: h.ID, seq: max(from, 1), end: h.EventSeq}
+	var err error
+	if c.txs, err = p.db.NewIter(&pebble.IterOptions{
+		LowerBound: seqKey(kindTx, h.ID, 0),
+		UpperBound: seqKey(kindTx, h.ID, h.Seq+1),
+	}); err != nil {
+		return nil, errs.Wrap(errs.Internal, err, "store: iterate txs")
+	}
+	if c.recs, err = p.eventIter(h.ID, c.seq, h.EventSeq+1); err != nil {
+		c.txs.Close()
+		return nil, err
+	}
+	if err := c.seek(c.seq, h.Seq); err != nil {
+		return nil, errors.Join(err, c.close())
+	}
+	return c, nil
+}
+
+// seek moves c to event seq from (at least 1) of a context whose last tx is last.
+func (c *eventCursor) seek(from, last uint64) error {
+	c.seq, c.pending = max(from, 1), nil
+	c.recOK = c.recs.SeekGE(seqKey(kindEvent, c.contextID, c.seq))
+	first, err := c.firstTx(last)
+	if err != nil {
+		return err
+	}
+	c.txOK = c.txs.SeekGE(seqKey(kindTx, c.contextID, first))
+	return nil
+}
+
+// firstTx returns a tx seq no greater than that of the first tx (of seq <= last)
+// holding an event of seq c.seq or more, and no smaller than that of any tx whose
+// events all come before c.seq.
+func (c *eventCursor) firstTx(last uint64) (uint64, error) {
+	lo, hi := uint64(0), last+1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		seq, after, found, err := c.probe(mid, hi)
+		if err != nil {
+			return 0, err
+		}
+		if found && after < c.seq {
+			lo = seq + 1
+		} else {
+			hi = mid // a tx from mid on reaches c.seq, or none between mid and hi has events
+		}
+	}
+	return lo, nil
+}
+
+// probe finds the first tx of seq in [from, to) whose record tells the context's
+// eventSeq after it: every version 3 record, and an older one with events.
+func (c *eventCursor) probe(from, to uint64) (seq, after uint64, found bool, err error) {
+	for ok := c.txs.SeekGE(seqKey(kindTx, c.contextID, from)); ok; ok = c.txs.Next() {
+		if seq = seqOf(c.txs.Key()); seq >= to {
+			break
+		}
+		after, found, err := eventSeqAfter(c.txs.Value())
+		if err != nil {
+			return 0, 0, false, errs.Wrap(errs.Internal, err, "store: decode tx %d of %s", seq, c.contextID)
+		}
+		if found {
+			return seq, after, true, nil
+		}
+	}
+	return 0, 0, false, c.txs.Error()
+}
+
+// eventSeqAfter returns the context's eventSeq after the tx of record v, when the
+// record tells it.
+func eventSeqAfter(v []byte) (uint64, bool, error) {
+	if len(v) > 0 && v[0] == codecVersion3 {
+		n, k := binary.Uvarint(v[1:])
+		if k <= 0 {
+			return 0, false, errCorrupt
+		}
+		return n, true, nil
+	}
+	tx, err := decodeTx(v)
+	if err != nil || len(tx.Events) == 0 {
+		return 0, false, err
+	}
+	return tx.Events[len(tx.Events)-1].Seq, true, nil
+}
+
+// next returns the next event, or false past the last one. An event found in
+// neither the tx log nor the event records is an error of kind Internal.
+func (c *eventCursor) next() (Event, bool, error) {
+	if c.seq > c.end {
+		return Event{}, false, nil
+	}
+	for c.recOK && seqOf(c.recs.Key()) < c.seq {
+		c.recOK = c.recs.Next()
+	}
+	if c.recOK && seqOf(c.recs.Key()) == c.seq {
+		ev, err := decodeEvent(c.recs.Value())
+		if err != nil {
+			return Event{}, false, errs.Wrap(errs.Internal, err, "store: decode event %d of %s", c.seq, c.contextID)
+		}
+		c.recOK = c.recs.Next()
+		c.seq++
+		return ev, true, nil
+	}
+	for {
+		for len(c.pending) > 0 && c.pending[0].Seq < c.seq {
+			c.pending = c.pending[1:]
+		}
+		if len(c.pending) > 0 || !c.txOK {
+			break
+		}
+		tx, err := decodeTx(c.txs.Value())
+		if err != nil {
+			return Event{}, false, errs.Wrap(errs.Internal, err, "store: decode tx %d of %s", seqOf(c.txs.Key()), c.contextID)
+		}
+		c.pending = tx.Events
+		c.txOK = c.txs.Next()
+	}
+	if len(c.pending) == 0 || c.pending[0].Seq != c.seq {
+		if err := errors.Join(c.txs.Error(), c.recs.Error()); err != nil {
+			return Event{}, false, errs.Wrap(errs.Internal, err, "store: read history")
+		}
+		return Event{}, false, errs.E(errs.Internal, "store: event %d of context %s is in neither its tx log nor its event records", c.seq, c.contextID)
+	}
+	ev := c.pending[0]
+	c.pending = c.pending[1:]
+	c.seq++
+	return ev, true, nil
+}
+
+func (c *eventCursor) close() error {
+	return errors.Join(closeIter(c.txs), closeIter(c.recs))
 }
 
 func closeIter(it *pebble.Iterator) error {
@@ -158,42 +309,39 @@ func (p *Pebble) Events(ctx context.Context, contextID string, from uint64, limi
 	if err != nil || h.FirstEvent > h.EventSeq {
 		return nil, 0, err
 	}
-	it, err := p.eventIter(contextID, h.FirstEvent, h.EventSeq+1)
+	cur, err := p.openEvents(&h, h.FirstEvent)
 	if err != nil {
 		return nil, 0, err
 	}
-	evs, oldest, err := readEvents(it, contextID, from, limit, time.Now().Add(-p.hist.MaxAge))
-	return evs, oldest, errors.Join(err, closeIter(it))
-}
-
-// readEvents skips the expired events at the start of it, then collects up to limit
-// events with seq >= from.
-func readEvents(it *pebble.Iterator, contextID string, from uint64, limit int, cutoff time.Time) ([]Event, uint64, error) {
-	var oldest uint64
-	ok := it.First()
-	for ; ok && oldest == 0; ok = it.Next() {
-		ev, err := decodeEvent(it.Value())
-		if err != nil {
-			return nil, 0, errs.Wrap(errs.Internal, err, "store: decode event")
+	cutoff := time.Now().Add(-p.hist.MaxAge)
+	var evs []Event
+	for {
+		ev, ok, err := cur.next()
+		if err != nil || !ok {
+			return nil, 0, errors.Join(err, cur.close())
 		}
 		if !ev.Time.Before(cutoff) {
-			oldest = ev.Seq
+			if ev.Seq >= from {
+				evs = append(evs, ev)
+			}
 			break
 		}
 	}
-	if oldest == 0 {
-		return nil, 0, nil
+	oldest := cur.seq - 1
+	if from > cur.seq {
+		if err := cur.seek(from, h.Seq); err != nil {
+			return nil, 0, errors.Join(err, cur.close())
+		}
 	}
-	if from > oldest {
-		ok = it.SeekGE(seqKey(kindEvent, contextID, from))
-	}
-	var evs []Event
-	for ; ok && len(evs) < limit; ok = it.Next() {
-		ev, err := decodeEvent(it.Value())
+	for len(evs) < limit {
+		ev, ok, err := cur.next()
 		if err != nil {
-			return nil, 0, errs.Wrap(errs.Internal, err, "store: decode event")
+			return nil, 0, errors.Join(err, cur.close())
+		}
+		if !ok {
+			break
 		}
 		evs = append(evs, ev)
 	}
-	return evs, oldest, nil
+	return evs, oldest, cur.close()
 }

@@ -6,11 +6,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/circlegate/circlegate/errs"
 	"github.com/circlegate/circlegate/store"
 	"github.com/circlegate/circlegate/store/storetest"
 )
@@ -67,31 +69,143 @@ func TestPebbleDeleteContextLeavesNothing(t *testing.T) {
 	}
 }
 
-// TestPebbleHistoryTrimmedOnDisk: commits delete the events beyond MaxEvents, and
-// now and then the expired ones, rather than only hide them.
-func TestPebbleHistoryTrimmedOnDisk(t *testing.T) {
+// TestPebbleHistoryInTxLog: a commit's events live in its tx record only; a member
+// change's event gets an event record, which goes once history has moved past it
+// (when its events next cross a multiple of 64).
+func TestPebbleHistoryInTxLog(t *testing.T) {
 	s, c := newPebbleContext(t, store.HistoryConfig{MaxEvents: 4}, "ctx", time.Now())
-	for range 3 {
+	c = commitAt(t, s, c, time.Now(), "E", "E") // events 2, 3
+	if got := store.StoredEventSeqs(s, "ctx"); len(got) != 0 {
+		t.Errorf("commits wrote event records %v", got)
+	}
+	c = updateMembers(t, s, c, "m") // event 4
+	if got := store.StoredEventSeqs(s, "ctx"); !slices.Equal(got, []uint64{4}) {
+		t.Errorf("after a member change: event records %v, want [4]", got)
+	}
+	for c.EventSeq < 63 {
 		c = commitAt(t, s, c, time.Now(), "E")
 	}
-	if got := store.StoredEventSeqs(s, "ctx"); !slices.Equal(got, []uint64{1, 2, 3, 4}) {
-		t.Errorf("after 4 events, bound 4: stored %v", got)
+	if got := store.StoredEventSeqs(s, "ctx"); !slices.Equal(got, []uint64{4}) {
+		t.Errorf("event records %v before crossing 64, want [4]", got)
 	}
-	commitAt(t, s, c, time.Now(), "E", "E")
-	if got := store.StoredEventSeqs(s, "ctx"); !slices.Equal(got, []uint64{3, 4, 5, 6}) {
-		t.Errorf("after 6 events, bound 4: stored %v", got)
+	c = commitAt(t, s, c, time.Now(), "E") // 64
+	if got := store.StoredEventSeqs(s, "ctx"); len(got) != 0 {
+		t.Errorf("event records %v left behind history", got)
 	}
+	wantEvents(t, s, c.ID, 0, 100, seqs(61, 64))
+}
 
-	old := time.Now().Add(-2 * time.Hour)
-	s, c = newPebbleContext(t, store.HistoryConfig{MaxAge: time.Hour}, "ctx", old)
-	c = commitAt(t, s, c, old, slices.Repeat([]string{"Old"}, 59)...) // events 1..60
-	c = commitAt(t, s, c, time.Now(), "New")                          // 61
-	if got := store.StoredEventSeqs(s, "ctx"); len(got) != 61 {
-		t.Errorf("expired events deleted before a multiple of 64: %d stored", len(got))
+// TestPebbleHistoryMerge reads every stretch of a history made of txs with none to
+// three events and member changes between them: as written, then from a data dir in
+// the layout before tx records held their events' root hashes (every event also in
+// an event record), then with commits in the new layout after that.
+func TestPebbleHistoryMerge(t *testing.T) {
+	now := time.Now()
+	s, c := newPebbleContext(t, store.HistoryConfig{MaxEvents: 10000}, "ctx", now)
+	all, _, err := s.Events(t.Context(), "ctx", 0, 10)
+	if err != nil || len(all) != 1 {
+		t.Fatalf("genesis events %v, %v", all, err)
 	}
-	commitAt(t, s, c, time.Now(), slices.Repeat([]string{"New"}, 5)...) // 62..66
-	if got := store.StoredEventSeqs(s, "ctx"); !slices.Equal(got, seqs(61, 66)) {
-		t.Errorf("after crossing 64, expired events still stored: %v", got)
+	grow := func(n int) {
+		for i := range n {
+			if i%7 == 3 {
+				before := c.EventSeq
+				c = updateMembers(t, s, c, fmt.Sprint("m", i))
+				evs, _, err := s.Events(t.Context(), "ctx", before+1, 10)
+				if err != nil || len(evs) != 1 {
+					t.Fatalf("member event: %v, %v", evs, err)
+				}
+				all = append(all, evs...)
+				continue
+			}
+			tx := storetest.NextTx(c, now, []store.Write{storetest.Set("k", fmt.Sprint(i))}, slices.Repeat([]string{"E"}, i%4)...)
+			if err := s.Commit(t.Context(), store.Commit{Tenant: c.Tenant, ContextID: c.ID, ExpectedSeq: c.Seq, Tx: tx}); err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, tx.Events...)
+			c = storetest.Advance(c, tx)
+		}
+	}
+	check := func(what string) {
+		t.Helper()
+		if uint64(len(all)) != c.EventSeq {
+			t.Fatalf("%s: %d events made, eventSeq %d", what, len(all), c.EventSeq)
+		}
+		for from := uint64(0); from <= c.EventSeq+1; from++ {
+			lo := max(from, 1) - 1
+			for _, limit := range []int{1, 3, 10000} {
+				evs, oldest, err := s.Events(t.Context(), "ctx", from, limit)
+				if err != nil || oldest != 1 {
+					t.Fatalf("%s: Events(%d, %d): oldest %d, err %v", what, from, limit, oldest, err)
+				}
+				storetest.SameEvents(t, fmt.Sprintf("%s: Events(%d, %d)", what, from, limit), evs, all[lo:min(lo+uint64(limit), uint64(len(all)))])
+			}
+		}
+	}
+	grow(150)
+	check("as written")
+	if got := store.StoredEventSeqs(s, "ctx"); len(got) != 21 {
+		t.Errorf("%d event records, want the 21 member changes'", len(got))
+	}
+	store.WriteLegacyHistory(s, "ctx")
+	check("legacy layout")
+	grow(60)
+	check("legacy layout, then new commits")
+}
+
+// TestPebbleHistoryDamaged: an event missing from both the tx log and the event
+// records is an internal error, not a shorter history.
+func TestPebbleHistoryDamaged(t *testing.T) {
+	s, c := newPebbleContext(t, store.HistoryConfig{}, "ctx", time.Now())
+	c = commitAt(t, s, c, time.Now(), "E")
+	c = updateMembers(t, s, c, "m") // event 3
+	commitAt(t, s, c, time.Now(), "E")
+	store.DeleteEventRecord(s, "ctx", 3)
+	for _, from := range []uint64{0, 3} {
+		if evs, _, err := s.Events(t.Context(), "ctx", from, 10); !errs.Is(err, errs.Internal) {
+			t.Errorf("Events(%d) with event 3 gone = %d events, %v; want an internal error", from, len(evs), err)
+		}
+	}
+	if evs, _, err := s.Events(t.Context(), "ctx", 4, 10); err != nil || len(evs) != 1 || evs[0].Seq != 4 {
+		t.Errorf("Events(4) = %v, %v; want event 4", evs, err)
+	}
+}
+
+// TestPebbleCommitForeignRootHash: an event's RootHash other than its tx's hash is
+// refused (the tx record keeps only whether the two are equal), and nothing changes.
+func TestPebbleCommitForeignRootHash(t *testing.T) {
+	s, c := newPebbleContext(t, store.HistoryConfig{}, "ctx", time.Now())
+	tx := storetest.NextTx(c, time.Now(), []store.Write{storetest.Set("k", "v")}, "E")
+	tx.Events[0].RootHash = strings.Repeat("ab", 32)
+	err := s.Commit(t.Context(), store.Commit{Tenant: c.Tenant, ContextID: c.ID, ExpectedSeq: c.Seq, Tx: tx})
+	if !errs.Is(err, errs.Internal) {
+		t.Fatalf("Commit with a foreign rootHash: %v, want an internal error", err)
+	}
+	if got, err := s.GetContext(t.Context(), c.Tenant, c.ID); err != nil || got.Seq != c.Seq || got.EventSeq != c.EventSeq {
+		t.Errorf("after the refused commit: seq %d, eventSeq %d, %v", got.Seq, got.EventSeq, err)
+	}
+}
+
+func updateMembers(t *testing.T, s store.Store, c store.Context, member string) store.Context {
+	t.Helper()
+	got, _, err := s.UpdateMembers(t.Context(), c.Tenant, c.ID, []string{member}, nil, store.Event{Kind: "MembersChanged", Time: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.EventSeq, c.Members = got.EventSeq, got.Members
+	return c
+}
+
+// wantEvents checks the seqs Events(from, limit) returns.
+func wantEvents(t *testing.T, s store.Store, id string, from uint64, limit int, want []uint64) {
+	t.Helper()
+	evs, _, err := s.Events(t.Context(), id, from, limit)
+	var got []uint64
+	for _, e := range evs {
+		got = append(got, e.Seq)
+	}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("Events(%d, %d) = %v, %v; want %v", from, limit, got, err, want)
 	}
 }
 

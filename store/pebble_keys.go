@@ -23,7 +23,9 @@ import (
 //	'u' |tenant| |appID| contextID -> empty: the app's contexts, for DeleteApp's check
 //	's' |contextID| key           -> state value
 //	'x' |contextID| seq           -> Tx (binary, pebble_codec.go)
-//	'e' |contextID| seq           -> Event (binary, pebble_codec.go)
+//	'e' |contextID| seq           -> Event (binary, pebble_codec.go) of a member change;
+//	                                 a tx's events are in its 'x' record only (data
+//	                                 dirs written before have them here too)
 //	'i' |contextID| idemKey       -> Idempotency (JSON)
 //	'r' |tenant| |kind| id        -> record value (PutRecord)
 //

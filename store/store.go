@@ -58,6 +58,8 @@ type Event struct {
 	Time time.Time `json:"time"`
 	// RootHash is set on StateMutation events: the hash of their tx. It is not part
 	// of TxHash (the tx's hash cannot cover itself); backends store it with the event.
+	// It is empty or the tx's Hash: the Pebble store refuses any other value, since
+	// its tx record keeps only whether the two are equal.
 	RootHash string `json:"rootHash,omitempty"`
 }
 

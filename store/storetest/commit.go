@@ -37,7 +37,7 @@ func testCommit(t *testing.T, open Opener) {
 	if err != nil {
 		t.Fatalf("Events: %v", err)
 	}
-	sameEvents(t, "events of the tx", evs, tx.Events)
+	SameEvents(t, "events of the tx", evs, tx.Events)
 	got, ok, err := s.Idempotent(t.Context(), c.ID, "job-1")
 	if err != nil || !ok || got.Digest != rec.Digest || string(got.Result) != string(rec.Result) {
 		t.Errorf("Idempotent(job-1) = %+v, %v, %v", got, ok, err)

@@ -32,7 +32,7 @@ func testCreateContext(t *testing.T, open Opener) {
 	if err != nil || oldest != 1 {
 		t.Fatalf("Events = oldest %d, err %v", oldest, err)
 	}
-	sameEvents(t, "genesis events", evs, g.Events)
+	SameEvents(t, "genesis events", evs, g.Events)
 }
 
 func testCreateContextErrors(t *testing.T, open Opener) {
@@ -155,7 +155,7 @@ func testUpdateMembers(t *testing.T, open Opener) {
 	if err != nil {
 		t.Fatalf("Events: %v", err)
 	}
-	sameEvents(t, "lifecycle events", evs, want)
+	SameEvents(t, "lifecycle events", evs, want)
 	commitNext(t, s, c, nil, "AfterMembers") // the next tx numbers its events after them
 }
 

@@ -203,8 +203,9 @@ func normBytes(b []byte) []byte {
 	return b
 }
 
-// sameEvents fails unless got and want hold the same events, field by field.
-func sameEvents(t *testing.T, what string, got, want []store.Event) {
+// SameEvents fails t unless got and want hold the same events, field by field
+// (times compared in UTC).
+func SameEvents(t *testing.T, what string, got, want []store.Event) {
 	t.Helper()
 	if g, w := normEvents(got), normEvents(want); !reflect.DeepEqual(g, w) {
 		t.Errorf("%s:\n got  %+v\n want %+v", what, g, w)
@@ -281,7 +282,7 @@ func sameSnapshot(t *testing.T, what string, got, want snapshot) {
 		t.Errorf("%s: state %q, want %q", what, got.state, want.state)
 	}
 	sameTxs(t, what+": log", got.txs, want.txs)
-	sameEvents(t, what+": events", got.events, want.events)
+	SameEvents(t, what+": events", got.events, want.events)
 	if got.oldest != want.oldest || got.keys != want.keys || got.bytes != want.bytes {
 		t.Errorf("%s: oldest, keys, bytes = %d, %d, %d, want %d, %d, %d", what,
 			got.oldest, got.keys, got.bytes, want.oldest, want.keys, want.bytes)

@@ -52,7 +52,7 @@ func testEvents(t *testing.T, open Opener) {
 		}
 	}
 	evs, _, _ := s.Events(t.Context(), id, 0, 100)
-	sameEvents(t, "all events", evs, all)
+	SameEvents(t, "all events", evs, all)
 }
 
 func testHistoryMaxEvents(t *testing.T, open Opener) {
