@@ -157,8 +157,9 @@ type submitReq struct {
 }
 
 type waiter struct {
-	ch    chan JobRecord // buffered 1
-	since time.Time
+	ch     chan JobRecord // buffered 1
+	since  time.Time
+	queued atomic.Int64 // when Redis took the job (Unix ns); 0 before
 }
 
 var _ Queue = (*RedisQueue)(nil)
@@ -278,6 +279,7 @@ func (q *RedisQueue) Submit(ctx context.Context, job *Job) (json.RawMessage, err
 		if err != nil {
 			return nil, err
 		}
+		w.queued.Store(time.Now().UnixNano())
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-late:
@@ -407,33 +409,48 @@ func (q *RedisQueue) sweepLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		var ids []string
+		var ws []sweptJob
 		old := time.Now().Add(-sweepInterval)
 		q.waiters.Range(func(k, v any) bool {
-			if v.(*waiter).since.Before(old) {
-				ids = append(ids, k.(string))
+			if w := v.(*waiter); w.since.Before(old) {
+				ws = append(ws, sweptJob{id: k.(string), queued: w.queued.Load()})
 			}
-			return len(ids) < 10000
+			return len(ws) < 10000
 		})
-		q.sweep(ctx, ids)
+		q.sweep(ctx, ws)
 	}
 }
 
-func (q *RedisQueue) sweep(ctx context.Context, ids []string) {
-	for from := 0; from < len(ids); from += 500 {
-		page := ids[from:min(from+500, len(ids))]
+// sweptJob is a job a sweep reads the record of, and when Redis took it (0: not
+// known to have).
+type sweptJob struct {
+	id     string
+	queued int64
+}
+
+// sweep reads the records of jobs waited on for a while. A finished one is handed
+// to its waiter. A missing one, of a job Redis took within the record TTL, was lost
+// by Redis (a restart without its latest writes, a failover): its waiter gets
+// errJobLost now instead of waiting for the job's deadline.
+func (q *RedisQueue) sweep(ctx context.Context, ws []sweptJob) {
+	for from := 0; from < len(ws); from += 500 {
+		page := ws[from:min(from+500, len(ws))]
 		keys := make([]string, len(page))
-		for i, id := range page {
-			keys[i] = q.keys.recordPrefix + id
+		for i, w := range page {
+			keys[i] = q.keys.recordPrefix + w.id
 		}
 		vals, err := q.rdb.MGet(ctx, keys...).Result()
 		q.noteErr("sweep", err)
 		if err != nil {
 			return
 		}
-		for _, v := range vals {
+		lostAfter := time.Now().Add(-q.cfg.RecordTTL).UnixNano()
+		for i, v := range vals {
 			s, _ := v.(string)
 			if s == "" {
+				if w := page[i]; w.queued != 0 && w.queued > lostAfter {
+					q.deliver(JobRecord{ID: w.id, Status: JobFailed, Err: errJobLost}, q.metrics.jobsLost.Inc)
+				}
 				continue
 			}
 			if r, err := decodeRecord([]byte(s)); err == nil && r.Status != JobQueued {
@@ -442,6 +459,13 @@ func (q *RedisQueue) sweep(ctx context.Context, ids []string) {
 		}
 	}
 }
+
+// errJobLost is what a caller gets when Redis no longer holds a job it took. A job
+// whose record is gone has not committed on the same Redis (Redis keeps a prefix of
+// its writes), but on Redis Cluster its context may live on another master, so the
+// message does not promise that it did not run.
+var errJobLost = errs.E(errs.Overloaded,
+	"job lost: Redis no longer holds it (restarted without its latest writes?); it may not have run: read the context, or call again with the same idempotencyKey")
 
 // Status implements Queue: the job's record in Redis.
 func (q *RedisQueue) Status(ctx context.Context, jobID string) (JobRecord, error) {

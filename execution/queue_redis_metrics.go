@@ -15,6 +15,7 @@ type queueMetrics struct {
 	reclaimed     prometheus.Counter
 	deadLettered  prometheus.Counter
 	repliesMissed prometheus.Counter
+	jobsLost      prometheus.Counter
 	errors        *prometheus.CounterVec
 	q             *RedisQueue
 	streamLen     *prometheus.Desc
@@ -35,6 +36,8 @@ func newQueueMetrics(reg prometheus.Registerer, q *RedisQueue) (*queueMetrics, e
 			"Jobs this process moved to the dead-letter stream after max_attempts deliveries.")),
 		repliesMissed: prometheus.NewCounter(opts("replies_missed_total",
 			"Job outcomes this gateway found by reading job records because their reply did not arrive.")),
+		jobsLost: prometheus.NewCounter(opts("jobs_lost_total",
+			"Jobs Redis took from this gateway and then no longer held (a restart without its latest writes, a failover); their callers got -32006.")),
 		errors: prometheus.NewCounterVec(opts("redis_errors_total",
 			"Failed Redis operations of the queue, by operation (submit, read, ack, renew, reclaim, sweep, dead-letter)."), []string{"op"}),
 		q: q,
@@ -50,7 +53,7 @@ func newQueueMetrics(reg prometheus.Registerer, q *RedisQueue) (*queueMetrics, e
 			"Jobs any worker of the fleet moved to the dead-letter stream.", nil, nil),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.reclaimed, m.deadLettered, m.repliesMissed, m.errors, m} {
+		for _, c := range []prometheus.Collector{m.reclaimed, m.deadLettered, m.repliesMissed, m.jobsLost, m.errors, m} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

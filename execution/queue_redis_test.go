@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -137,6 +138,76 @@ func TestRedisQueueReclaimsDeadWorkersJob(t *testing.T) {
 	wantMetric(t, gatewayMetrics, "circlegate_queue_fleet_reclaimed_total", 1)
 	wantMetric(t, gatewayMetrics, "circlegate_queue_stream_length", 0)
 	wantMetric(t, gatewayMetrics, "circlegate_queue_pending", 0)
+}
+
+// TestRedisQueueLostJob: when Redis loses a job it took (a restart without its
+// latest writes), the gateway's sweep finds its record gone and fails the call with
+// -32006 instead of letting it wait for its deadline; a job still held is not
+// touched, and finishes once a worker runs it.
+func TestRedisQueueLostJob(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	cfg := execution.RedisQueueConfig{Prefix: "lost", Block: 50 * time.Millisecond}
+	reg := prometheus.NewRegistry()
+	gateway := openRedisQueue(t, srv.URL(), cfg, reg)
+	submit := func(id string) chan error {
+		res := make(chan error, 1)
+		go func() {
+			_, err := gateway.Submit(context.Background(), mutateJob(id))
+			res <- err
+		}()
+		return res
+	}
+	lost, kept := submit("job-lost"), submit("job-kept")
+	rdb := dial(t, srv.URL())
+	testutil.CheckFor(t, 10*time.Second, func() error {
+		n, err := rdb.XLen(context.Background(), "{lost:q}:jobs").Result()
+		if err != nil || n != 2 {
+			return fmt.Errorf("%d jobs queued (%v)", n, err)
+		}
+		return nil
+	})
+	entries, err := rdb.XRange(context.Background(), "{lost:q}:jobs", "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries { // as Redis would come back without them
+		if e.Values["id"] == "job-lost" {
+			if err := rdb.XDel(context.Background(), "{lost:q}:jobs", e.ID).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := rdb.Del(context.Background(), "{lost:q}:job:job-lost").Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-lost:
+		if !errs.Is(err, errs.Overloaded) || !strings.Contains(err.Error(), "job lost") {
+			t.Fatalf("the lost job's call failed with %v, want -32006 job lost", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the lost job's call still waits")
+	}
+	wantMetric(t, reg, "circlegate_queue_jobs_lost_total", 1)
+	select {
+	case err := <-kept:
+		t.Fatalf("the job Redis still holds ended with %v", err)
+	case <-time.After(1500 * time.Millisecond): // three sweeps
+	}
+	runQueue(t, openRedisQueue(t, srv.URL(), cfg), func(_ context.Context, jobs []*execution.Job) []execution.Outcome {
+		return execution.PerContext(jobs, func(j *execution.Job) execution.Outcome {
+			return execution.Outcome{Result: json.RawMessage(`{}`)}
+		})
+	})
+	select {
+	case err := <-kept:
+		if err != nil {
+			t.Fatalf("the kept job: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the kept job never finished")
+	}
+	wantMetric(t, reg, "circlegate_queue_jobs_lost_total", 1)
 }
 
 // wantMetric fails unless reg's unlabelled sample name has value want.
