@@ -55,6 +55,8 @@ bench: build apps
 	$(GO) run ./bench/cmd/loopfloor
 	$(GO) test -run '^$$' -bench . -benchmem ./rpc/ ./tenant/
 	$(GO) test -run '^$$' -bench 'Noop|FleetMutate' -benchmem ./execution/
+	$(GO) test -run '^$$' -bench CommitCounter -benchtime 50000x ./store/
+	$(GO) test -run '^$$' -bench Events -benchmem ./store/
 	$(GO) test -run '^$$' -bench Fanout -benchtime 500000x ./ws/
 	$(GO) test -run '^$$' -bench Verify -benchmem ./webhooks/
 	$(GO) test -run '^$$' -bench DeliverStripe -benchtime 10000x ./webhooks/

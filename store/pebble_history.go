@@ -152,8 +152,8 @@ type eventCursor struct {
 }
 
 // openEvents opens a cursor on h's events from seq from (at least 1). It finds the
-// first tx to read with a binary search over the tx log: a version 3 record holds
-// the context's eventSeq after its tx.
+// first tx to read with a search over the tx log: a version 3 record holds the
+// context's eventSeq after its tx.
 func (p *Pebble) openEvents(h *head, from uint64) (*eventCursor, error) {
 	c := &eventCursor{contextID: h.ID, seq: max(from, 1), end: h.EventSeq}
 	var err error
@@ -188,18 +188,31 @@ func (c *eventCursor) seek(from, last uint64) error {
 // firstTx returns a tx seq no greater than that of the first tx (of seq <= last)
 // holding an event of seq c.seq or more, and no smaller than that of any tx whose
 // events all come before c.seq.
+//
+// It probes first where the event would be if every tx had as many events as the
+// average (exact for a counter: one per tx), then gallops away from there in
+// doubling steps until the answer is bracketed, then bisects. The probes of the
+// usual case are neighbouring records, so in one block: a plain bisection touched
+// blocks all over the log, and a commit's age check (every 64 events) spent about
+// 120 µs reading them.
 func (c *eventCursor) firstTx(last uint64) (uint64, error) {
 	lo, hi := uint64(0), last+1
+	m := min(uint64(float64(c.seq-1)*float64(last+1)/float64(max(c.end, 1))), last)
+	up, down := uint64(1), uint64(1) // the next galloping steps
 	for lo < hi {
-		mid := lo + (hi-lo)/2
-		seq, after, found, err := c.probe(mid, hi)
+		seq, after, found, err := c.probe(m, hi)
 		if err != nil {
 			return 0, err
 		}
 		if found && after < c.seq {
-			lo = seq + 1
+			lo = seq + 1 // every tx up to seq ends before c.seq
+			m, up = lo+up-1, up*2
 		} else {
-			hi = mid // a tx from mid on reaches c.seq, or none between mid and hi has events
+			hi = m // a tx from m on reaches c.seq, or none between m and hi has events
+			m, down = m-min(m, down), down*2
+		}
+		if m < lo || m >= hi {
+			m = lo + (hi-lo)/2
 		}
 	}
 	return lo, nil
