@@ -25,7 +25,7 @@ usage:
   circlegate call    --url ws://HOST/TENANT_PK [--key PRIVATE_HEX] [--b64 NAME=FILE] METHOD [JSON_PARAMS | @FILE]
   circlegate subscribe --url ws://HOST/TENANT_PK --key PRIVATE_HEX [--since ID:SEQ ...] CONTEXT_ID...
                      print the contexts' events as JSON lines, resuming across reconnects
-  circlegate verify  [--data DIR]   check every context's hash chain (gateway stopped)
+  circlegate verify  [--data DIR]   check every context's hash chain and history (gateway stopped)
   circlegate version
 
 Run 'circlegate COMMAND -h' for the flags of a command.

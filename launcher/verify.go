@@ -11,8 +11,8 @@ import (
 	"github.com/circlegate/circlegate/store"
 )
 
-// runVerify checks the hash chain of every context in a data dir: `circlegate verify
-// --data DIR`. The gateway must not be running on that dir (Pebble locks it). With
+// runVerify checks the hash chain and the event history of every context in a data
+// dir: `circlegate verify --data DIR`. The gateway must not be running on that dir (Pebble locks it). With
 // --redis it checks a fleet's contexts in Redis, which may be running: a context
 // committed to while it is read is reported broken only if its log really breaks
 // (VerifyContext reads the head first, then a log that can only have grown).
@@ -31,11 +31,17 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 1
 	}
 	defer closeStore()
-	var contexts, broken int
+	var contexts, broken, events int
 	var txs uint64
 	err = st.EachContext(ctx, func(c store.Context) error {
 		contexts++
-		if err := store.VerifyContext(ctx, st, c); err != nil {
+		err := store.VerifyContext(ctx, st, c)
+		if err == nil {
+			var n int
+			n, err = store.VerifyHistory(ctx, st, c)
+			events += n
+		}
+		if err != nil {
 			broken++
 			fmt.Fprintf(stdout, "BROKEN %v\n", err)
 			return nil
@@ -47,7 +53,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "circlegate: verify: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%d contexts, %d txs verified, %d broken\n", contexts, txs, broken)
+	fmt.Fprintf(stdout, "%d contexts, %d txs and %d events of history verified, %d broken\n", contexts, txs, events, broken)
 	if broken > 0 {
 		return 1
 	}

@@ -105,3 +105,40 @@ func VerifyContext(ctx context.Context, st Store, c Context) error {
 	}
 	return nil
 }
+
+// VerifyHistory reads a context's event history up to c's EventSeq and checks that it
+// is whole: events of c's context with seqs following one another from the oldest
+// held to c.EventSeq. Events appended after c was read are not read, and history that
+// a running fleet trims meanwhile is skipped, so a store being written to verifies
+// too. It returns the number of events read.
+func VerifyHistory(ctx context.Context, st Store, c Context) (int, error) {
+	var next uint64 // the seq the next event must have; 0 until the first page
+	n := 0
+	for next <= c.EventSeq {
+		evs, oldest, err := st.Events(ctx, c.ID, next, 512)
+		if err != nil {
+			return n, fmt.Errorf("context %s: history: %w", c.ID, err)
+		}
+		if oldest == 0 && next == 0 {
+			return 0, nil // no history held
+		}
+		next = max(next, oldest) // trimmed meanwhile, or the first page
+		if len(evs) == 0 {
+			break
+		}
+		for _, e := range evs {
+			if e.Seq > c.EventSeq {
+				return n, nil
+			}
+			if e.Seq != next || e.ContextID != c.ID {
+				return n, fmt.Errorf("context %s: history has event %d of context %s where event %d was expected", c.ID, e.Seq, e.ContextID, next)
+			}
+			next++
+			n++
+		}
+	}
+	if next != c.EventSeq+1 {
+		return n, fmt.Errorf("context %s: history ends at event %d, head says eventSeq %d", c.ID, next-1, c.EventSeq)
+	}
+	return n, nil
+}

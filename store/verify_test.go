@@ -51,3 +51,29 @@ func TestVerifyContext(t *testing.T) {
 		t.Fatal("a tampered tx verified")
 	}
 }
+
+// TestVerifyHistory: a whole history verifies, with the events of commits (in their
+// tx records) and of member changes (in event records), and its count is the
+// events held; one that lost an event does not.
+func TestVerifyHistory(t *testing.T) {
+	s, c := newPebbleContext(t, store.HistoryConfig{MaxEvents: 8}, "ctx", time.Now())
+	if n, err := store.VerifyHistory(t.Context(), s, c); err != nil || n != 1 {
+		t.Fatalf("a new context's history: %d events, %v", n, err)
+	}
+	c = commitAt(t, s, c, time.Now(), "E", "E") // 2, 3
+	c = updateMembers(t, s, c, "m")             // 4
+	c = commitAt(t, s, c, time.Now(), "E")      // 5
+	if n, err := store.VerifyHistory(t.Context(), s, c); err != nil || n != 5 {
+		t.Fatalf("intact history: %d events, %v; want 5", n, err)
+	}
+	for range 4 {
+		c = commitAt(t, s, c, time.Now(), "E") // 6..9: history holds 2..9
+	}
+	if n, err := store.VerifyHistory(t.Context(), s, c); err != nil || n != 8 {
+		t.Fatalf("trimmed history: %d events, %v; want 8", n, err)
+	}
+	store.DeleteEventRecord(s, "ctx", 4)
+	if _, err := store.VerifyHistory(t.Context(), s, c); err == nil {
+		t.Error("a history missing event 4 verified")
+	}
+}
