@@ -308,6 +308,21 @@ func closeIter(it *pebble.Iterator) error {
 	return nil
 }
 
+// openHistory opens a cursor on a context's history from its oldest event held (nil
+// when history is empty). It reads the head and opens the cursor's iterators under
+// the context's lock, so both see the same commits: a commit that ends meanwhile
+// may delete event records behind a FirstEvent a head read without the lock would
+// not show yet, and the cursor would find those events missing.
+func (p *Pebble) openHistory(contextID string) (head, *eventCursor, error) {
+	defer p.locks.lock(contextLockName(contextID))()
+	h, err := p.loadHead(contextID)
+	if err != nil || h.FirstEvent > h.EventSeq {
+		return h, nil, err
+	}
+	cur, err := p.openEvents(&h, h.FirstEvent)
+	return h, cur, err
+}
+
 // Events returns up to limit events with seq >= from, starting no earlier than the
 // oldest unexpired event held, and that event's seq (0 if history is empty).
 func (p *Pebble) Events(ctx context.Context, contextID string, from uint64, limit int) ([]Event, uint64, error) {
@@ -318,12 +333,8 @@ func (p *Pebble) Events(ctx context.Context, contextID string, from uint64, limi
 		return nil, 0, err
 	}
 	defer p.exit()
-	h, err := p.readHead(contextID)
-	if err != nil || h.FirstEvent > h.EventSeq {
-		return nil, 0, err
-	}
-	cur, err := p.openEvents(&h, h.FirstEvent)
-	if err != nil {
+	h, cur, err := p.openHistory(contextID)
+	if err != nil || cur == nil {
 		return nil, 0, err
 	}
 	cutoff := time.Now().Add(-p.hist.MaxAge)

@@ -186,6 +186,59 @@ func TestPebbleCommitForeignRootHash(t *testing.T) {
 	}
 }
 
+// TestPebbleHistoryWhileCommitting: reads of history beside commits and member
+// changes of the same context, which delete the event records history leaves
+// behind, always see a whole history.
+func TestPebbleHistoryWhileCommitting(t *testing.T) {
+	s, c := newPebbleContext(t, store.HistoryConfig{MaxEvents: 8}, "ctx", time.Now())
+	stop := make(chan struct{})
+	var reads, failures atomic.Int64
+	var first atomic.Value
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				evs, oldest, err := s.Events(t.Context(), "ctx", 0, 100)
+				for i := range evs {
+					if err == nil && evs[i].Seq != oldest+uint64(i) {
+						err = fmt.Errorf("events %v from oldest %d", storetestSeqs(evs), oldest)
+					}
+				}
+				reads.Add(1)
+				if err != nil {
+					failures.Add(1)
+					first.CompareAndSwap(nil, err.Error())
+				}
+			}
+		})
+	}
+	for i := range 300 {
+		if i%3 == 0 {
+			c = updateMembers(t, s, c, fmt.Sprint("m", i))
+		} else {
+			c = commitAt(t, s, c, time.Now(), "E")
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if n := failures.Load(); n > 0 {
+		t.Errorf("%d of %d reads beside commits failed, the first with: %v", n, reads.Load(), first.Load())
+	}
+}
+
+func storetestSeqs(evs []store.Event) []uint64 {
+	seqs := make([]uint64, len(evs))
+	for i, e := range evs {
+		seqs[i] = e.Seq
+	}
+	return seqs
+}
+
 func updateMembers(t *testing.T, s store.Store, c store.Context, member string) store.Context {
 	t.Helper()
 	got, _, err := s.UpdateMembers(t.Context(), c.Tenant, c.ID, []string{member}, nil, store.Event{Kind: "MembersChanged", Time: time.Now()})
