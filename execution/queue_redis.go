@@ -429,9 +429,11 @@ type sweptJob struct {
 }
 
 // sweep reads the records of jobs waited on for a while. A finished one is handed
-// to its waiter. A missing one, of a job Redis took within the record TTL, was lost
-// by Redis (a restart without its latest writes, a failover): its waiter gets
-// errJobLost now instead of waiting for the job's deadline.
+// to its waiter. A missing one, of a job Redis took less than half the record TTL
+// ago (so the record has not expired), was lost by Redis (a restart without its
+// latest writes, a failover, or eviction, which docs/operations.md rules out with
+// noeviction): its waiter gets errJobLost now instead of waiting for the job's
+// deadline.
 func (q *RedisQueue) sweep(ctx context.Context, ws []sweptJob) {
 	for from := 0; from < len(ws); from += 500 {
 		page := ws[from:min(from+500, len(ws))]
@@ -444,7 +446,7 @@ func (q *RedisQueue) sweep(ctx context.Context, ws []sweptJob) {
 		if err != nil {
 			return
 		}
-		lostAfter := time.Now().Add(-q.cfg.RecordTTL).UnixNano()
+		lostAfter := time.Now().Add(-q.cfg.RecordTTL / 2).UnixNano() // well before the record's own expiry
 		for i, v := range vals {
 			s, _ := v.(string)
 			if s == "" {
@@ -460,9 +462,10 @@ func (q *RedisQueue) sweep(ctx context.Context, ws []sweptJob) {
 	}
 }
 
-// errJobLost is what a caller gets when Redis no longer holds a job it took. A job
-// whose record is gone has not committed on the same Redis (Redis keeps a prefix of
-// its writes), but on Redis Cluster its context may live on another master, so the
+// errJobLost is what a caller gets when Redis no longer holds a job it took. After
+// a restart or a failover, a job whose record is gone has not committed on the same
+// Redis (what survives is a prefix of its writes), but on Redis Cluster its context
+// may live on another master, and an evicted record's job may still run, so the
 // message does not promise that it did not run.
 var errJobLost = errs.E(errs.Overloaded,
 	"job lost: Redis no longer holds it (restarted without its latest writes?); it may not have run: read the context, or call again with the same idempotencyKey")

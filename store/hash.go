@@ -119,8 +119,8 @@ func VerifyHistory(ctx context.Context, st Store, c Context) (int, error) {
 		if err != nil {
 			return n, fmt.Errorf("context %s: history: %w", c.ID, err)
 		}
-		if oldest == 0 && next == 0 {
-			return 0, nil // no history held
+		if oldest == 0 {
+			return n, nil // no history held (any more: it expired meanwhile)
 		}
 		next = max(next, oldest) // trimmed meanwhile, or the first page
 		if len(evs) == 0 {
