@@ -320,13 +320,28 @@ func TestSlowSubscriber(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The gateway's socket send buffer (up to 4 MiB here) fills first, then the
-	// session's queue (32 KiB): comment until the slow session is closed.
+	// session's queue (32 KiB): comment until the slow session is closed. Each comment
+	// waits until the member has its events, so that the member, whose queue is as
+	// small, is never the one that falls behind (on a loaded CI machine a burst of
+	// comments could outrun its reader too).
 	comments := 0
 	for ; comments < 1500; comments++ {
 		if err := f.owner.Call(ctxT(t), "mutate", map[string]any{"contextId": f.ctx.ContextID, "method": "create_comment",
 			"args": map[string]any{"postId": 1, "body": body}}, nil); err != nil {
 			t.Fatal(err)
 		}
+		testutil.CheckFor(t, 10*time.Second, func() error {
+			if got, want := received.Load(), int64(2+2*(comments+1)); got < want {
+				closed := "open"
+				select {
+				case <-f.member.Done():
+					closed = fmt.Sprintf("closed (%v)", f.member.Err())
+				default:
+				}
+				return fmt.Errorf("the reading subscriber (session %s) has %d events after %d comments, want %d", closed, got, comments+1, want)
+			}
+			return nil
+		})
 		if comments%50 == 49 {
 			if v, _ := f.metric(`circlegate_ws_disconnects_total{reason="slow"}`); v == 1 {
 				break
