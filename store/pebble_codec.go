@@ -65,6 +65,24 @@ func encodeTxHead(tx *Tx, th txHead) []byte {
 	return appendTxBody(b, tx, true)
 }
 
+// eventSeqAfter returns the context's eventSeq after the tx of record v, when the
+// record tells it: a version 3 record's first field (read without decoding the
+// rest), the last event's seq of an older record with events.
+func eventSeqAfter(v []byte) (uint64, bool, error) {
+	if len(v) > 0 && v[0] == codecVersion3 {
+		n, k := binary.Uvarint(v[1:])
+		if k <= 0 {
+			return 0, false, errCorrupt
+		}
+		return n, true, nil
+	}
+	tx, err := decodeTx(v)
+	if err != nil || len(tx.Events) == 0 {
+		return 0, false, err
+	}
+	return tx.Events[len(tx.Events)-1].Seq, true, nil
+}
+
 // appendTxBody appends what follows the version byte in a version 2 record, and
 // what follows the head in a version 3 record (rootHash: mark the events whose
 // RootHash is the tx's Hash).

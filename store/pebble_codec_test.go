@@ -71,6 +71,35 @@ func TestCodecTxHead(t *testing.T) {
 	}
 }
 
+// TestCodecEventSeqAfter: the eventSeq after a tx comes from a version 3 record's
+// head, from an older record's last event, from nowhere for an older record without
+// events, and a truncated version 3 record is corrupt.
+func TestCodecEventSeqAfter(t *testing.T) {
+	hx := hexSample() // events 6 and 7
+	empty := hx
+	empty.Events = nil
+	for _, tc := range []struct {
+		name  string
+		rec   []byte
+		want  uint64
+		found bool
+	}{
+		{"version 3", encodeTxHead(&empty, txHead{EventSeq: 41}), 41, true},
+		{"version 2 with events", encodeTx(&hx), 7, true},
+		{"version 1 with events", encodeTxV1(&hx), 7, true},
+		{"version 2 without events", encodeTx(&empty), 0, false},
+	} {
+		if got, found, err := eventSeqAfter(tc.rec); err != nil || got != tc.want || found != tc.found {
+			t.Errorf("%s: %d, %v, %v; want %d, %v", tc.name, got, found, err, tc.want, tc.found)
+		}
+	}
+	for _, rec := range [][]byte{{codecVersion3}, {codecVersion3, 0x80}, {codecVersion2, 1}} {
+		if _, _, err := eventSeqAfter(rec); err == nil {
+			t.Errorf("eventSeqAfter(%x) decoded", rec)
+		}
+	}
+}
+
 // hexSample is a tx as a worker commits it: hex ids, hashes and caller key, one
 // StateMutation event sharing the tx's id, seq and time, and an app event that
 // shares none of them.

@@ -10,8 +10,9 @@ import (
 	"github.com/circlegate/circlegate/errs"
 )
 
-// Commit applies c.Tx in one synced batch: state writes, its events (trimming
-// history), the idempotency record and the tx record, which carries the new head.
+// Commit applies c.Tx in one synced batch: state writes, the idempotency record and
+// the tx record, which carries the tx's events and the new head (history is trimmed
+// by moving the head's oldest event).
 func (p *Pebble) Commit(ctx context.Context, c Commit) error {
 	return p.CommitMany(ctx, []Commit{c})[0]
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"time"
 
@@ -234,23 +233,6 @@ func (c *eventCursor) probe(from, to uint64) (seq, after uint64, found bool, err
 		}
 	}
 	return 0, 0, false, c.txs.Error()
-}
-
-// eventSeqAfter returns the context's eventSeq after the tx of record v, when the
-// record tells it.
-func eventSeqAfter(v []byte) (uint64, bool, error) {
-	if len(v) > 0 && v[0] == codecVersion3 {
-		n, k := binary.Uvarint(v[1:])
-		if k <= 0 {
-			return 0, false, errCorrupt
-		}
-		return n, true, nil
-	}
-	tx, err := decodeTx(v)
-	if err != nil || len(tx.Events) == 0 {
-		return 0, false, err
-	}
-	return tx.Events[len(tx.Events)-1].Seq, true, nil
 }
 
 // next returns the next event, or false past the last one. An event found in
