@@ -95,6 +95,23 @@ func TestPebbleHistoryInTxLog(t *testing.T) {
 	wantEvents(t, s, c.ID, 0, 100, seqs(61, 64))
 }
 
+// TestPebbleHistoryDropsLegacyRecords: the event records a data dir written before
+// tx records held their events keeps go once history moves past them, many at once
+// in one range deletion, and history still reads whole.
+func TestPebbleHistoryDropsLegacyRecords(t *testing.T) {
+	s, c := newPebbleContext(t, store.HistoryConfig{MaxEvents: 100}, "ctx", time.Now())
+	c = commitAt(t, s, c, time.Now(), slices.Repeat([]string{"E"}, 149)...) // events 1..150, history 51..150
+	store.WriteLegacyHistory(s, "ctx")
+	if got := store.StoredEventSeqs(s, "ctx"); !slices.Equal(got, seqs(51, 150)) {
+		t.Fatalf("legacy layout: event records %d..., %d of them; want 51..150", got[0], len(got))
+	}
+	c = commitAt(t, s, c, time.Now(), slices.Repeat([]string{"E"}, 100)...) // 151..250, past 192
+	if got := store.StoredEventSeqs(s, "ctx"); len(got) != 0 {
+		t.Errorf("event records %v left behind history", got)
+	}
+	wantEvents(t, s, c.ID, 0, 1000, seqs(151, 250))
+}
+
 // TestPebbleHistoryMerge reads every stretch of a history made of txs with none to
 // three events and member changes between them: as written, then from a data dir in
 // the layout before tx records held their events' root hashes (every event also in
@@ -206,7 +223,7 @@ func TestPebbleHistoryWhileCommitting(t *testing.T) {
 				evs, oldest, err := s.Events(t.Context(), "ctx", 0, 100)
 				for i := range evs {
 					if err == nil && evs[i].Seq != oldest+uint64(i) {
-						err = fmt.Errorf("events %v from oldest %d", storetestSeqs(evs), oldest)
+						err = fmt.Errorf("events %v from oldest %d", storetest.EventSeqs(evs), oldest)
 					}
 				}
 				reads.Add(1)
@@ -231,14 +248,6 @@ func TestPebbleHistoryWhileCommitting(t *testing.T) {
 	}
 }
 
-func storetestSeqs(evs []store.Event) []uint64 {
-	seqs := make([]uint64, len(evs))
-	for i, e := range evs {
-		seqs[i] = e.Seq
-	}
-	return seqs
-}
-
 func updateMembers(t *testing.T, s store.Store, c store.Context, member string) store.Context {
 	t.Helper()
 	got, _, err := s.UpdateMembers(t.Context(), c.Tenant, c.ID, []string{member}, nil, store.Event{Kind: "MembersChanged", Time: time.Now()})
@@ -253,11 +262,7 @@ func updateMembers(t *testing.T, s store.Store, c store.Context, member string) 
 func wantEvents(t *testing.T, s store.Store, id string, from uint64, limit int, want []uint64) {
 	t.Helper()
 	evs, _, err := s.Events(t.Context(), id, from, limit)
-	var got []uint64
-	for _, e := range evs {
-		got = append(got, e.Seq)
-	}
-	if err != nil || !slices.Equal(got, want) {
+	if got := storetest.EventSeqs(evs); err != nil || !slices.Equal(got, want) {
 		t.Errorf("Events(%d, %d) = %v, %v; want %v", from, limit, got, err, want)
 	}
 }

@@ -212,8 +212,8 @@ func SameEvents(t *testing.T, what string, got, want []store.Event) {
 	}
 }
 
-// eventSeqs returns the seqs of evs.
-func eventSeqs(evs []store.Event) []uint64 {
+// EventSeqs returns the seqs of evs.
+func EventSeqs(evs []store.Event) []uint64 {
 	seqs := make([]uint64, len(evs))
 	for i, e := range evs {
 		seqs[i] = e.Seq

@@ -47,7 +47,7 @@ func testEvents(t *testing.T, open Opener) {
 		if err != nil || oldest != 1 {
 			t.Errorf("Events(%d, %d): oldest %d, err %v", tc.from, tc.limit, oldest, err)
 		}
-		if got := eventSeqs(evs); !slices.Equal(got, tc.want) && len(got)+len(tc.want) > 0 {
+		if got := EventSeqs(evs); !slices.Equal(got, tc.want) && len(got)+len(tc.want) > 0 {
 			t.Errorf("Events(%d, %d) seqs %v, want %v", tc.from, tc.limit, got, tc.want)
 		}
 	}
@@ -86,13 +86,13 @@ func wantHistory(t *testing.T, s store.Store, id string, lo, hi uint64) {
 		if err != nil || oldest != lo {
 			t.Errorf("Events(%d): oldest %d, err %v; want oldest %d", from, oldest, err, lo)
 		}
-		if got := eventSeqs(evs); !slices.Equal(got, seqRange(lo, hi)) {
+		if got := EventSeqs(evs); !slices.Equal(got, seqRange(lo, hi)) {
 			t.Errorf("Events(%d) seqs %v, want %d..%d", from, got, lo, hi)
 		}
 	}
 	evs, oldest, err := s.Events(t.Context(), id, hi, 100)
-	if err != nil || oldest != lo || !slices.Equal(eventSeqs(evs), []uint64{hi}) {
-		t.Errorf("Events(%d) = %v, oldest %d, err %v", hi, eventSeqs(evs), oldest, err)
+	if err != nil || oldest != lo || !slices.Equal(EventSeqs(evs), []uint64{hi}) {
+		t.Errorf("Events(%d) = %v, oldest %d, err %v", hi, EventSeqs(evs), oldest, err)
 	}
 }
 
@@ -107,7 +107,7 @@ func testHistoryMaxAge(t *testing.T, open Opener) {
 		t.Fatalf("CreateContext: %v", err)
 	}
 	if evs, oldest, err := s.Events(t.Context(), id, 0, 100); err != nil || len(evs) != 0 || oldest != 0 {
-		t.Errorf("all expired: Events = %v, oldest %d, err %v; want none", eventSeqs(evs), oldest, err)
+		t.Errorf("all expired: Events = %v, oldest %d, err %v; want none", EventSeqs(evs), oldest, err)
 	}
 	old := NextTx(c, now.Add(-2*time.Hour), nil, "Old1", "Old2")
 	commitTx(t, s, c, old)
