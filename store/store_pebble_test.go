@@ -165,7 +165,7 @@ func TestPebbleHeadInTxRecord(t *testing.T) {
 	if seq, ok := store.HotSeq(s, "ctx"); !ok || seq != 2 {
 		t.Errorf("after a member change the head record is at seq %d (%v), want 2", seq, ok)
 	}
-	reopen := func() *store.Pebble {
+	reopen := func() {
 		t.Helper()
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
@@ -173,7 +173,6 @@ func TestPebbleHeadInTxRecord(t *testing.T) {
 		if s, err = store.OpenPebble(store.PebbleConfig{Dir: dir}); err != nil {
 			t.Fatal(err)
 		}
-		return s
 	}
 	check := func(what string, keys, bytes int64) {
 		t.Helper()
@@ -185,24 +184,24 @@ func TestPebbleHeadInTxRecord(t *testing.T) {
 			t.Errorf("%s: StateSize = %d, %d, %v; want %d, %d", what, k, b, err, keys, bytes)
 		}
 	}
-	s = reopen()
+	reopen()
 	check("after a member change", 3, 9)
 	commit(s, "d", "4444")
-	s = reopen()
+	reopen()
 	check("after a commit that followed a member change", 4, 14)
 
 	store.WriteOldCommitHead(s, "ctx", true)
-	s = reopen()
+	reopen()
 	check("with a version 2 last tx and its head record", 4, 14)
 	commit(s, "e", "55555")
-	s = reopen()
+	reopen()
 	check("after a commit on an old-format head", 5, 20)
 	if err := store.VerifyContext(t.Context(), s, c); err != nil {
 		t.Errorf("VerifyContext: %v", err)
 	}
 
 	store.WriteOldCommitHead(s, "ctx", false)
-	s = reopen()
+	reopen()
 	if _, err := s.GetContext(t.Context(), "t", "ctx"); errs.KindOf(err) != errs.Internal {
 		t.Errorf("GetContext with a last tx newer than any head = %v, want an internal error", err)
 	}
