@@ -1,0 +1,154 @@
+// Command rpcfloor measures the floor that the paced scenarios (whoami, query) stand
+// on: a JSON-RPC server over WebSocket with everything but the sockets, the frames
+// and the envelope taken away. It speaks just enough of the gateway's protocol for
+// cgbench to drive it as if it were the gateway: /health, a WebSocket endpoint at
+// any path, fetch_nonce and authenticate (the signature is not checked), whoami,
+// canned answers to app.install, context.create and query, and the Go runtime's
+// metrics. Each connection has
+// one goroutine that reads a frame with gorilla/websocket, decodes the request's id
+// and method with encoding/json and writes the answer: the least any Go gateway
+// built on these libraries does per call.
+//
+// cgbench starts it as the gateway, with the config file it writes:
+//
+//	go build -o bin/rpcfloor ./bench/cmd/rpcfloor
+//	go run ./bench/cmd/cgbench -gateway bin/rpcfloor -scenarios whoami,query
+//
+// If this server cannot answer the paced load within a latency target on this
+// machine, beside the same load generator, no gateway on it can.
+package main
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "rpcfloor:", err)
+		os.Exit(1)
+	}
+}
+
+// run takes the gateway's command line, serve --config FILE, or just an address.
+func run(args []string) error {
+	var addr string
+	switch {
+	case len(args) == 3 && args[0] == "serve" && args[1] == "--config":
+		var err error
+		if addr, err = listenAddr(args[2]); err != nil {
+			return err
+		}
+	case len(args) == 1:
+		addr = args[0]
+	default:
+		return errors.New("usage: rpcfloor serve --config FILE | rpcfloor ADDR")
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.Handler()) // cgbench reads the Go runtime's allocation and GC counts
+	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		conn, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		serve(conn)
+	})
+	return http.ListenAndServe(addr, mux)
+}
+
+// listenAddr reads the top-level listen = "..." line of a gateway config.
+func listenAddr(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), "=")
+		if ok && strings.TrimSpace(k) == "listen" {
+			return strconv.Unquote(strings.TrimSpace(v))
+		}
+		if strings.HasPrefix(strings.TrimSpace(sc.Text()), "[") {
+			break // past the top level
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return "", err
+	}
+	return "", fmt.Errorf("%s: no listen address", path)
+}
+
+type request struct {
+	ID     json.RawMessage `json:"id"`
+	Method string          `json:"method"`
+	Params struct {
+		PubKey string `json:"pubkey"`
+	} `json:"params"`
+}
+
+// serve answers conn's requests in order until it closes.
+func serve(conn *websocket.Conn) {
+	defer conn.Close()
+	var pubkey string
+	var out []byte
+	for {
+		_, msg, err := conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		var req request
+		if err := json.Unmarshal(msg, &req); err != nil {
+			return
+		}
+		if req.Params.PubKey != "" {
+			pubkey = req.Params.PubKey
+		}
+		out = append(out[:0], `{"jsonrpc":"2.0","id":`...)
+		out = append(out, req.ID...)
+		out = append(out, `,"result":`...)
+		out = append(out, result(req.Method, pubkey)...)
+		out = append(out, '}')
+		if err := conn.WriteMessage(websocket.TextMessage, out); err != nil {
+			return
+		}
+	}
+}
+
+// result is the canned answer to method, sized like the gateway's.
+func result(method, pubkey string) string {
+	switch method {
+	case "fetch_nonce":
+		return `{"nonce":"` + randomHex(32) + `"}`
+	case "authenticate":
+		return `{"authenticated":true,"token":"","expiresAt":0,"role":"owner"}`
+	case "whoami":
+		return `{"pubkey":"` + pubkey + `","role":"owner","tenant":"` + pubkey + `"}`
+	case "app.install":
+		return `{"appId":"` + randomHex(32) + `"}`
+	case "context.create":
+		return `{"contextId":"` + randomHex(32) + `","seq":0,"rootHash":"` + randomHex(32) + `"}`
+	case "query":
+		return `{"output":{"value":0}}`
+	}
+	return `null`
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
