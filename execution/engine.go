@@ -132,6 +132,13 @@ type Engine struct {
 	closed bool
 
 	compiled, instantiated, discarded atomic.Int64
+
+	// Pools grow in the background (enginePool); Close cancels bg and waits.
+	bg        context.Context
+	bgCancel  context.CancelFunc
+	bgMu      sync.Mutex
+	bgDone    bool
+	bgRunning sync.WaitGroup
 }
 
 // NewEngine starts a wazero runtime with the host ABI and WASI.
@@ -159,6 +166,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig, log *slog.Logger) (*Engine
 		cfg: cfg, log: log.With("component", "engine"), rt: wazero.NewRuntimeWithConfig(ctx, rc), cache: cache,
 		apps: map[string]*engineApp{}, dying: map[string]*engineApp{}, pools: map[enginePoolKey]*enginePool{},
 	}
+	e.bg, e.bgCancel = context.WithCancel(context.WithoutCancel(ctx))
 	if err := e.instantiateHost(ctx); err != nil {
 		_ = e.Close(ctx)
 		return nil, err
@@ -268,6 +276,11 @@ func (e *Engine) Close(ctx context.Context) error {
 	e.closed = true
 	e.apps, e.pools = map[string]*engineApp{}, map[enginePoolKey]*enginePool{}
 	e.mu.Unlock()
+	e.bgMu.Lock()
+	e.bgDone = true
+	e.bgMu.Unlock()
+	e.bgCancel() // a start in the background stops at its guest's next check
+	e.bgRunning.Wait()
 	err := e.rt.Close(ctx)
 	if e.cache != nil {
 		if cerr := e.cache.Close(ctx); err == nil {

@@ -3,6 +3,7 @@ package execution
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/circlegate/circlegate/errs"
 )
@@ -10,20 +11,28 @@ import (
 type enginePoolKey struct{ tenant, appID string }
 
 // enginePool holds the instances of one (tenant, app). Instances are never shared
-// between tenants: a guest may keep globals between calls. At most PoolSize
-// instances live at once (slots); a call that finds none free waits for one rather
-// than instantiating more, since a Go guest costs milliseconds and megabytes to start
-// and execution is CPU-bound anyway.
+// between tenants: a guest may keep globals between calls. At most PoolSize calls
+// hold or wait for an instance at once (slots), and at most PoolSize instances
+// live. A Go guest costs milliseconds and megabytes to start (25 ms on this
+// project's VM, where its first page faults are slow), so a call that finds every
+// instance busy does not start one itself: it waits for the first instance
+// released, while one more starts in the background if the pool may still grow.
+// Only a call that finds no instance at all starts one and waits for it.
 type enginePool struct {
-	app     *engineApp
-	slots   chan struct{} // one token per live instance
-	mu      sync.Mutex
-	idle    []*engineInstance
-	evicted bool
+	app   *engineApp
+	size  int
+	slots chan struct{} // one token per call that holds or waits for an instance
+
+	mu       sync.Mutex
+	idle     []*engineInstance
+	live     int                    // instances idle, in use or starting
+	starting bool                   // a start in the background runs
+	waiters  []chan *engineInstance // calls waiting for an instance, in arrival order
+	evicted  bool
 }
 
 func newEnginePool(a *engineApp, size int) *enginePool {
-	return &enginePool{app: a, slots: make(chan struct{}, size)}
+	return &enginePool{app: a, size: size, slots: make(chan struct{}, size)}
 }
 
 // pool returns the pool of the call's (tenant, app), compiling the app if needed. It
@@ -74,9 +83,9 @@ func (e *Engine) appInUse(appID string) bool {
 	return false
 }
 
-// acquire waits for a free slot, then takes an idle instance or starts a new one. An
-// idle instance whose memory already exceeds this call's memory_pages is closed
-// instead.
+// acquire waits for a free slot, then takes an idle instance, waits for a busy one
+// (see enginePool), or starts one. An instance whose memory already exceeds this
+// call's memory_pages is closed instead.
 func (e *Engine) acquire(ctx context.Context, p *enginePool, c *Call, lim *Limits) (*engineInstance, error) {
 	select {
 	case p.slots <- struct{}{}:
@@ -84,39 +93,172 @@ func (e *Engine) acquire(ctx context.Context, p *enginePool, c *Call, lim *Limit
 		return nil, errs.Wrap(errs.Overloaded, ctx.Err(), "no instance of app %s became free before the call's deadline", c.AppID)
 	}
 	for {
-		p.mu.Lock()
-		n := len(p.idle)
-		if n == 0 {
-			p.mu.Unlock()
-			in, err := e.instantiate(ctx, p, c, lim)
-			if err != nil {
-				<-p.slots
-			}
-			return in, err
+		in, wait, err := e.take(ctx, p, c, lim)
+		if err != nil {
+			<-p.slots
+			return nil, err
 		}
-		in := p.idle[n-1]
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
-		p.mu.Unlock()
+		if in == nil {
+			select {
+			case in = <-wait:
+			case <-ctx.Done():
+				p.leave(wait)
+				<-p.slots
+				return nil, errs.Wrap(errs.Overloaded, ctx.Err(), "no instance of app %s became free before the call's deadline", c.AppID)
+			}
+			if in == nil {
+				continue // woken to look again: an instance was lost
+			}
+		}
 		if in.memPages() <= lim.MemoryPages {
 			return in, nil
 		}
 		in.close()
+		p.lost()
 	}
 }
 
-// release returns a healthy instance to its pool, or closes it when the pool is
-// gone, and frees its slot.
-func (e *Engine) release(p *enginePool, in *engineInstance) {
-	defer func() { <-p.slots }()
+// take returns an idle instance, or a channel to wait on for one (starting one more
+// in the background when the pool may grow), or an instance it started itself when
+// the pool has none at all (or was evicted).
+func (e *Engine) take(ctx context.Context, p *enginePool, c *Call, lim *Limits) (*engineInstance, chan *engineInstance, error) {
 	p.mu.Lock()
-	if !p.evicted {
-		p.idle = append(p.idle, in)
+	if n := len(p.idle); n > 0 {
+		in := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
+		return in, nil, nil
+	}
+	if p.live == 0 || p.evicted {
+		p.live++
+		p.mu.Unlock()
+		in, err := e.instantiate(ctx, p, c, lim)
+		if err != nil {
+			p.lost()
+			return nil, nil, err
+		}
+		return in, nil, nil
+	}
+	if p.live < p.size && !p.starting {
+		call, limits := *c, *lim
+		if e.background(func() { e.grow(p, call, limits) }) {
+			p.live++
+			p.starting = true
+		}
+	}
+	wait := make(chan *engineInstance, 1)
+	p.waiters = append(p.waiters, wait)
+	p.mu.Unlock()
+	return nil, wait, nil
+}
+
+// grow starts one more instance of p in the background, with the limits of the
+// call that asked for it, and hands it to the first waiting call.
+func (e *Engine) grow(p *enginePool, c Call, lim Limits) {
+	c.Deadline = time.Time{} // the call that asked may be long gone: only the timeout applies
+	in, err := e.instantiate(e.bg, p, &c, &lim)
+	p.mu.Lock()
+	p.starting = false
+	p.mu.Unlock()
+	if err != nil {
+		e.log.Debug("instance failed to start", "tenant", c.Tenant, "app_id", c.AppID, "err", err)
+		p.lost()
 		return
 	}
+	p.put(in)
+}
+
+// background runs f on a goroutine of its own that Close waits for, unless the
+// engine is closing.
+func (e *Engine) background(f func()) bool {
+	e.bgMu.Lock()
+	defer e.bgMu.Unlock()
+	if e.bgDone {
+		return false
+	}
+	e.bgRunning.Add(1)
+	go func() {
+		defer e.bgRunning.Done()
+		f()
+	}()
+	return true
+}
+
+// put hands a healthy instance to the first waiting call, or makes it idle, or
+// closes it when the pool is gone.
+func (p *enginePool) put(in *engineInstance) {
+	p.mu.Lock()
+	if p.evicted {
+		p.live--
+		p.mu.Unlock()
+		in.close()
+		return
+	}
+	if len(p.waiters) > 0 {
+		wait := p.waiters[0]
+		p.waiters = p.waiters[1:]
+		p.mu.Unlock()
+		wait <- in
+		return
+	}
+	p.idle = append(p.idle, in)
 	p.mu.Unlock()
-	in.close()
+}
+
+// lost counts an instance gone (closed, or failed to start) and wakes the first
+// waiting call, which may now have to start one itself.
+func (p *enginePool) lost() {
+	p.mu.Lock()
+	p.live--
+	var wait chan *engineInstance
+	if len(p.waiters) > 0 {
+		wait = p.waiters[0]
+		p.waiters = p.waiters[1:]
+	}
+	p.mu.Unlock()
+	if wait != nil {
+		wait <- nil
+	}
+}
+
+// leave takes a call that gave up off the waiting list; what was handed to it
+// meanwhile goes to the next.
+func (p *enginePool) leave(wait chan *engineInstance) {
+	p.mu.Lock()
+	for i, w := range p.waiters {
+		if w == wait {
+			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+			p.mu.Unlock()
+			return
+		}
+	}
+	p.mu.Unlock()
+	if in := <-wait; in != nil { // put or lost chose this call before it left
+		p.put(in)
+	} else {
+		p.wake()
+	}
+}
+
+// wake passes a wake-up (see lost) on to the first waiting call.
+func (p *enginePool) wake() {
+	p.mu.Lock()
+	var wait chan *engineInstance
+	if len(p.waiters) > 0 {
+		wait = p.waiters[0]
+		p.waiters = p.waiters[1:]
+	}
+	p.mu.Unlock()
+	if wait != nil {
+		wait <- nil
+	}
+}
+
+// release returns a healthy instance to its pool (see put) and frees its slot.
+func (e *Engine) release(p *enginePool, in *engineInstance) {
+	defer func() { <-p.slots }()
+	p.put(in)
 }
 
 // discard closes the instance of a failed call and frees its slot.
@@ -124,16 +266,23 @@ func (e *Engine) discard(p *enginePool, in *engineInstance, c *Call, err error) 
 	defer func() { <-p.slots }()
 	e.discarded.Add(1)
 	in.close()
+	p.lost()
 	e.log.Debug("instance discarded", "tenant", c.Tenant, "app_id", c.AppID, "method", c.Method, "err", err)
 }
 
+// evict closes the idle instances (the busy ones close when released) and wakes
+// the waiting calls, which then start their own.
 func (p *enginePool) evict() {
 	p.mu.Lock()
-	idle := p.idle
-	p.idle, p.evicted = nil, true
+	idle, waiters := p.idle, p.waiters
+	p.idle, p.waiters, p.evicted = nil, nil, true
+	p.live -= len(idle)
 	p.mu.Unlock()
 	for _, in := range idle {
 		in.close()
+	}
+	for _, w := range waiters {
+		w <- nil
 	}
 }
 
