@@ -49,6 +49,14 @@ func (a *engineApp) evict() {
 // ref counts an instance or a call that uses the app.
 func (a *engineApp) ref() { a.refs.Add(1) }
 
+// fits refuses limits under which no instance of the app can start.
+func (a *engineApp) fits(lim *Limits) error {
+	if a.minMem > lim.MemoryPages {
+		return errs.E(errs.Execution, "the module needs %d pages of memory at start, over memory_pages (%d)", a.minMem, lim.MemoryPages)
+	}
+	return nil
+}
+
 // unref undoes ref, closing an evicted app with its last user.
 func (a *engineApp) unref() {
 	a.refs.Add(-1)

@@ -65,8 +65,8 @@ type hostCtxKey struct{}
 // instantiate starts a new instance of the pool's app: WASI with deterministic clocks
 // and randomness, no files, no args, no env; then the reactor's _initialize.
 func (e *Engine) instantiate(ctx context.Context, p *enginePool, c *Call, lim *Limits) (*engineInstance, error) {
-	if p.app.minMem > lim.MemoryPages {
-		return nil, errs.E(errs.Execution, "the module needs %d pages of memory at start, over memory_pages (%d)", p.app.minMem, lim.MemoryPages)
+	if err := p.app.fits(lim); err != nil {
+		return nil, err
 	}
 	in := &engineInstance{app: p.app, fns: map[string]api.Function{}}
 	p.app.ref()

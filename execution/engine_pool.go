@@ -27,6 +27,7 @@ type enginePool struct {
 	idle     []*engineInstance
 	live     int                    // instances idle, in use or starting
 	starting bool                   // a start in the background runs
+	stalled  bool                   // the last start in the background failed: none until an instance comes back
 	waiters  []chan *engineInstance // calls waiting for an instance, in arrival order
 	evicted  bool
 }
@@ -87,6 +88,9 @@ func (e *Engine) appInUse(appID string) bool {
 // (see enginePool), or starts one. An instance whose memory already exceeds this
 // call's memory_pages is closed instead.
 func (e *Engine) acquire(ctx context.Context, p *enginePool, c *Call, lim *Limits) (*engineInstance, error) {
+	if err := p.app.fits(lim); err != nil {
+		return nil, err // no instance would do: fail before waiting for one
+	}
 	select {
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -109,6 +113,11 @@ func (e *Engine) acquire(ctx context.Context, p *enginePool, c *Call, lim *Limit
 			if in == nil {
 				continue // woken to look again: an instance was lost
 			}
+		}
+		if ctx.Err() != nil { // the call gave up as the instance came: keep it for the next
+			p.put(in)
+			<-p.slots
+			return nil, errs.Wrap(errs.Overloaded, ctx.Err(), "no instance of app %s became free before the call's deadline", c.AppID)
 		}
 		if in.memPages() <= lim.MemoryPages {
 			return in, nil
@@ -140,11 +149,14 @@ func (e *Engine) take(ctx context.Context, p *enginePool, c *Call, lim *Limits) 
 		}
 		return in, nil, nil
 	}
-	if p.live < p.size && !p.starting {
+	if p.live < p.size && !p.starting && !p.stalled {
 		call, limits := *c, *lim
+		p.app.ref() // the call that asks may return, and the app be evicted, before the start
 		if e.background(func() { e.grow(p, call, limits) }) {
 			p.live++
 			p.starting = true
+		} else {
+			p.app.unref()
 		}
 	}
 	wait := make(chan *engineInstance, 1)
@@ -156,10 +168,16 @@ func (e *Engine) take(ctx context.Context, p *enginePool, c *Call, lim *Limits) 
 // grow starts one more instance of p in the background, with the limits of the
 // call that asked for it, and hands it to the first waiting call.
 func (e *Engine) grow(p *enginePool, c Call, lim Limits) {
+	defer p.app.unref()
 	c.Deadline = time.Time{} // the call that asked may be long gone: only the timeout applies
-	in, err := e.instantiate(e.bg, p, &c, &lim)
+	var in *engineInstance
+	err := growHook()
+	if err == nil {
+		in, err = e.instantiate(e.bg, p, &c, &lim)
+	}
 	p.mu.Lock()
 	p.starting = false
+	p.stalled = err != nil // a start that fails at once must not be retried at once
 	p.mu.Unlock()
 	if err != nil {
 		e.log.Debug("instance failed to start", "tenant", c.Tenant, "app_id", c.AppID, "err", err)
@@ -185,10 +203,15 @@ func (e *Engine) background(f func()) bool {
 	return true
 }
 
+// growHook runs before a start in the background; tests replace it to hold or fail
+// the start.
+var growHook = func() error { return nil }
+
 // put hands a healthy instance to the first waiting call, or makes it idle, or
 // closes it when the pool is gone.
 func (p *enginePool) put(in *engineInstance) {
 	p.mu.Lock()
+	p.stalled = false
 	if p.evicted {
 		p.live--
 		p.mu.Unlock()

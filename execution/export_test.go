@@ -1,15 +1,23 @@
 package execution
 
 // PoolState reports the pool of (tenant, appID): instances alive (idle, in use or
-// starting), idle, and whether one starts in the background.
-func (e *Engine) PoolState(tenant, appID string) (live, idle int, starting bool) {
+// starting), idle, whether one starts in the background, and calls waiting.
+func (e *Engine) PoolState(tenant, appID string) (live, idle int, starting bool, waiting int) {
 	e.mu.Lock()
 	p := e.pools[enginePoolKey{tenant, appID}]
 	e.mu.Unlock()
 	if p == nil {
-		return 0, 0, false
+		return 0, 0, false, 0
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.live, len(p.idle), p.starting
+	return p.live, len(p.idle), p.starting, len(p.waiters)
+}
+
+// SetGrowHook makes every start in the background run hook first, and fail with
+// its error, until the test ends.
+func SetGrowHook(t interface{ Cleanup(func()) }, hook func() error) {
+	old := growHook
+	growHook = hook
+	t.Cleanup(func() { growHook = old })
 }
