@@ -3,6 +3,7 @@ package execution
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/circlegate/circlegate/errs"
@@ -171,7 +172,10 @@ func (e *Engine) grow(p *enginePool, c Call, lim Limits) {
 	defer p.app.unref()
 	c.Deadline = time.Time{} // the call that asked may be long gone: only the timeout applies
 	var in *engineInstance
-	err := growHook()
+	var err error
+	if hook := growHook.Load(); hook != nil {
+		err = (*hook)()
+	}
 	if err == nil {
 		in, err = e.instantiate(e.bg, p, &c, &lim)
 	}
@@ -203,9 +207,9 @@ func (e *Engine) background(f func()) bool {
 	return true
 }
 
-// growHook runs before a start in the background; tests replace it to hold or fail
-// the start.
-var growHook = func() error { return nil }
+// growHook, if set, runs before a start in the background; tests set it to hold or
+// fail the start.
+var growHook atomic.Pointer[func() error]
 
 // put hands a healthy instance to the first waiting call, or makes it idle, or
 // closes it when the pool is gone.
@@ -218,9 +222,7 @@ func (p *enginePool) put(in *engineInstance) {
 		in.close()
 		return
 	}
-	if len(p.waiters) > 0 {
-		wait := p.waiters[0]
-		p.waiters = p.waiters[1:]
+	if wait := p.nextWaiter(); wait != nil {
 		p.mu.Unlock()
 		wait <- in
 		return
@@ -234,15 +236,8 @@ func (p *enginePool) put(in *engineInstance) {
 func (p *enginePool) lost() {
 	p.mu.Lock()
 	p.live--
-	var wait chan *engineInstance
-	if len(p.waiters) > 0 {
-		wait = p.waiters[0]
-		p.waiters = p.waiters[1:]
-	}
 	p.mu.Unlock()
-	if wait != nil {
-		wait <- nil
-	}
+	p.wake()
 }
 
 // leave takes a call that gave up off the waiting list; what was handed to it
@@ -257,25 +252,33 @@ func (p *enginePool) leave(wait chan *engineInstance) {
 		}
 	}
 	p.mu.Unlock()
-	if in := <-wait; in != nil { // put or lost chose this call before it left
+	if in := <-wait; in != nil { // put or wake chose this call before it left
 		p.put(in)
 	} else {
 		p.wake()
 	}
 }
 
-// wake passes a wake-up (see lost) on to the first waiting call.
+// wake wakes the first waiting call, if any, to look again (see lost).
 func (p *enginePool) wake() {
 	p.mu.Lock()
-	var wait chan *engineInstance
-	if len(p.waiters) > 0 {
-		wait = p.waiters[0]
-		p.waiters = p.waiters[1:]
-	}
+	wait := p.nextWaiter()
 	p.mu.Unlock()
 	if wait != nil {
 		wait <- nil
 	}
+}
+
+// nextWaiter takes the first waiting call off the queue, or returns nil. p.mu is
+// held.
+func (p *enginePool) nextWaiter() chan *engineInstance {
+	if len(p.waiters) == 0 {
+		return nil
+	}
+	wait := p.waiters[0]
+	p.waiters[0] = nil
+	p.waiters = p.waiters[1:]
+	return wait
 }
 
 // release returns a healthy instance to its pool (see put) and frees its slot.

@@ -17,7 +17,6 @@ func (e *Engine) PoolState(tenant, appID string) (live, idle int, starting bool,
 // SetGrowHook makes every start in the background run hook first, and fail with
 // its error, until the test ends.
 func SetGrowHook(t interface{ Cleanup(func()) }, hook func() error) {
-	old := growHook
-	growHook = hook
-	t.Cleanup(func() { growHook = old })
+	growHook.Store(&hook)
+	t.Cleanup(func() { growHook.Store(nil) })
 }
