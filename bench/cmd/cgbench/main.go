@@ -57,6 +57,7 @@ type env struct {
 	handshakeLoops     int
 	whoamiRate         float64       // requests per second, all sessions together
 	duration           time.Duration // of the handshake, whoami, mutate and query loads
+	warmup             time.Duration // of the paced loads (whoami, query), before the measured duration
 	appDir             string        // where counter.wasm is
 	mutateContexts     int           // contexts the mutate loops go round
 	mutateLoops        int           // concurrent mutate loops, one session each
@@ -175,12 +176,16 @@ func parseFlags(args []string, stderr io.Writer) (*env, []scenario, error) {
 	fs.IntVar(&e.fanoutSubscribers, "subscribers", fanoutSubscribers, "subscribers of the fan-out scenarios")
 	fs.DurationVar(&e.eventWriteInterval, "event-write-interval", 0, "the gateway's [sessions] event_write_interval in the fan-out scenarios (0: its default)")
 	fs.Float64Var(&e.whoamiRate, "rate", 10000, "whoami and query requests per second offered, all sessions together")
+	fs.DurationVar(&e.warmup, "warmup", 0, "whoami and query: offer the load this long before the measured duration, leaving its latencies out")
 	pin := fs.Bool("pin", false, "run the gateway on CPU 0 and the load generators on the other CPUs (needs taskset)")
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, err
 	}
 	if *quick {
 		e.duration = 3 * time.Second
+	}
+	if e.warmup < 0 {
+		return nil, nil, fmt.Errorf("-warmup %s: want 0 or more", e.warmup)
 	}
 	if e.mutateLoops < 1 {
 		return nil, nil, fmt.Errorf("-mutate-loops %d: want at least 1", e.mutateLoops)

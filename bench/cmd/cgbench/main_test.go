@@ -186,3 +186,35 @@ func TestMutateLoopsFlag(t *testing.T) {
 		t.Errorf("unknown scenario: %v, want the list of names", err)
 	}
 }
+
+// TestWarmupLeftOut: replies to requests scheduled in the warm-up count as answered
+// but keep no latency; the others keep both latencies.
+func TestWarmupLeftOut(t *testing.T) {
+	start := time.Now()
+	s := &whoamiSession{}
+	s.plan(start, start.Add(10*time.Millisecond), time.Millisecond) // requests 1 to 10
+	s.measure = start.Add(4 * time.Millisecond)                     // 1 to 4 are warm-up
+	for i := range s.scheduled {
+		s.sent[i] = s.scheduled[i].UnixNano()
+		s.reply([]byte(`{"jsonrpc":"2.0","id":`+strconv.Itoa(i+1)+`,"result":{}}`), s.scheduled[i].Add(time.Millisecond))
+	}
+	if s.got != 10 || s.t.failures() != 0 {
+		t.Fatalf("%d replies read, %d failures; want 10 and 0", s.got, s.t.failures())
+	}
+	if len(s.latency) != 6 || len(s.service) != 6 {
+		t.Fatalf("%d latencies and %d service times kept, want the 6 after the warm-up", len(s.latency), len(s.service))
+	}
+	if s.latency[0] != int64(time.Millisecond) {
+		t.Fatalf("first latency kept %v, want 1ms", time.Duration(s.latency[0]))
+	}
+}
+
+func TestWarmupFlag(t *testing.T) {
+	if _, _, err := parseFlags([]string{"-warmup", "-1s"}, io.Discard); err == nil {
+		t.Fatal("-warmup -1s: no error")
+	}
+	e, _, err := parseFlags([]string{"-warmup", "2s", "-scenarios", "query"}, io.Discard)
+	if err != nil || e.warmup != 2*time.Second {
+		t.Fatalf("-warmup 2s: %v, %v", e, err)
+	}
+}

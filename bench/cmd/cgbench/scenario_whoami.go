@@ -42,7 +42,7 @@ func runWhoami(ctx context.Context, e *env) (result, error) {
 // requests per second over whoamiSessions sessions for e.duration, and reports the
 // latency percentiles from the scheduled send times.
 func runPaced(ctx context.Context, e *env, gw *gateway, base job) (result, error) {
-	base.Sessions, base.Duration, base.Rate = whoamiSessions, e.duration, e.whoamiRate/whoamiSessions
+	base.Sessions, base.Duration, base.Warmup, base.Rate = whoamiSessions, e.warmup+e.duration, e.warmup, e.whoamiRate/whoamiSessions
 	ws, err := startWorkers(e, splitJob(base, whoamiWorkers))
 	if err != nil {
 		return result{}, err
@@ -70,6 +70,10 @@ func runPaced(ctx context.Context, e *env, gw *gateway, base job) (result, error
 	lat := func(q float64) string { return fmtNanos(quantile(sum.Latency, q)) }
 	svc := func(q float64) string { return fmtNanos(quantile(sum.Service, q)) }
 	wall := sum.Elapsed.Seconds()
+	warm := ""
+	if e.warmup > 0 {
+		warm = fmt.Sprintf(" after a %s warm-up (its latencies left out)", e.warmup)
+	}
 	over := ""
 	if len(base.Contexts) > 0 {
 		over = fmt.Sprintf(" on %d contexts", len(base.Contexts))
@@ -77,9 +81,9 @@ func runPaced(ctx context.Context, e *env, gw *gateway, base job) (result, error
 	return result{
 		Figure: "p99 " + lat(0.99),
 		Pass:   quantile(sum.Latency, 0.99) <= int64(time.Millisecond),
-		Notes: fmt.Sprintf("offered %.0f req/s over %d sessions%s, achieved %.0f req/s, %d errors; from scheduled send: p50 %s, p99 %s, p99.9 %s, max %s; "+
+		Notes: fmt.Sprintf("offered %.0f req/s over %d sessions%s%s, achieved %.0f req/s, %d errors; from scheduled send: p50 %s, p99 %s, p99.9 %s, max %s; "+
 			"from actual send: p50 %s, p99 %s, p99.9 %s; sends late by p99 %s, max %s; %s; %s (%s)",
-			e.whoamiRate, whoamiSessions, over, float64(sum.OK)/wall, sum.Errors, lat(0.5), lat(0.99), lat(0.999), lat(1),
+			e.whoamiRate, whoamiSessions, over, warm, float64(sum.OK)/wall, sum.Errors, lat(0.5), lat(0.99), lat(0.999), lat(1),
 			svc(0.5), svc(0.99), svc(0.999), fmtNanos(quantile(late, 0.99)), fmtNanos(quantile(late, 1)),
 			use.perOp(sum.OK), use.cores(wall), e.placement()),
 	}, nil
@@ -120,10 +124,11 @@ type whoamiSession struct {
 	conn      *websocket.Conn
 	sock      *rawSocket
 	scheduled []time.Time
-	sent      []int64 // unix nanoseconds
-	latency   []int64 // from scheduled send to reply, per reply
-	service   []int64 // from actual send to reply, per reply
-	got       int     // replies read
+	sent      []int64   // unix nanoseconds
+	measure   time.Time // requests scheduled before it are warm-up: no latency kept
+	latency   []int64   // from scheduled send to reply, per reply
+	service   []int64   // from actual send to reply, per reply
+	got       int       // replies read
 	t         tally
 	broken    bool // the connection failed
 }
@@ -263,6 +268,7 @@ func (l *whoamiLoad) run(ctx context.Context, start time.Time) report {
 		// Stagger the sessions of all workers evenly over one interval.
 		first := start.Add(interval * time.Duration(i*l.job.Workers+l.job.Index) / time.Duration(n))
 		s.plan(first, end, interval)
+		s.measure = start.Add(l.job.Warmup)
 	}
 	if err := l.drive(ctx, end.Add(callTimeout)); err != nil {
 		return report{Phase: "done", Errors: 1, FirstErr: err.Error()}
@@ -413,6 +419,9 @@ func (s *whoamiSession) reply(msg []byte, now time.Time) {
 		return
 	}
 	s.t.add(nil)
+	if s.scheduled[id-1].Before(s.measure) {
+		return
+	}
 	s.latency = append(s.latency, int64(now.Sub(s.scheduled[id-1])))
 	s.service = append(s.service, now.UnixNano()-s.sent[id-1])
 }

@@ -43,6 +43,9 @@ type job struct {
 	Loops int `json:"loops"`
 	// Duration is how long to apply load (handshake, whoami).
 	Duration time.Duration `json:"duration"`
+	// Warmup is the first part of Duration whose latencies are left out (whoami,
+	// query).
+	Warmup time.Duration `json:"warmup,omitempty"`
 	// Rate is the requests per second each session sends (whoami, query).
 	Rate float64 `json:"rate"`
 	// Key, when set, is the private key (hex) every session authenticates with: the
