@@ -95,7 +95,7 @@ func (e *Engine) acquire(ctx context.Context, p *enginePool, c *Call, lim *Limit
 	select {
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, errs.Wrap(errs.Overloaded, ctx.Err(), "no instance of app %s became free before the call's deadline", c.AppID)
+		return nil, noInstance(ctx, c)
 	}
 	for {
 		in, wait, err := e.take(ctx, p, c, lim)
@@ -109,7 +109,7 @@ func (e *Engine) acquire(ctx context.Context, p *enginePool, c *Call, lim *Limit
 			case <-ctx.Done():
 				p.leave(wait)
 				<-p.slots
-				return nil, errs.Wrap(errs.Overloaded, ctx.Err(), "no instance of app %s became free before the call's deadline", c.AppID)
+				return nil, noInstance(ctx, c)
 			}
 			if in == nil {
 				continue // woken to look again: an instance was lost
@@ -118,7 +118,7 @@ func (e *Engine) acquire(ctx context.Context, p *enginePool, c *Call, lim *Limit
 		if ctx.Err() != nil { // the call gave up as the instance came: keep it for the next
 			p.put(in)
 			<-p.slots
-			return nil, errs.Wrap(errs.Overloaded, ctx.Err(), "no instance of app %s became free before the call's deadline", c.AppID)
+			return nil, noInstance(ctx, c)
 		}
 		if in.memPages() <= lim.MemoryPages {
 			return in, nil
@@ -126,6 +126,11 @@ func (e *Engine) acquire(ctx context.Context, p *enginePool, c *Call, lim *Limit
 		in.close()
 		p.lost()
 	}
+}
+
+// noInstance is the error of a call whose context ended before it had an instance.
+func noInstance(ctx context.Context, c *Call) error {
+	return errs.Wrap(errs.Overloaded, ctx.Err(), "no instance of app %s became free before the call's deadline", c.AppID)
 }
 
 // take returns an idle instance, or a channel to wait on for one (starting one more

@@ -37,15 +37,23 @@ func busy(t *testing.T, e *execution.Engine, a app, method string) <-chan error 
 	return done
 }
 
+// holdStarts holds every start in the background until the function it returns is
+// called, or the test ends (before its engine closes, which waits for the starts).
+func holdStarts(t *testing.T) (release func()) {
+	started := make(chan struct{})
+	execution.SetGrowHook(t, func() error { <-started; return nil })
+	var once sync.Once
+	release = func() { once.Do(func() { close(started) }) }
+	t.Cleanup(release)
+	return release
+}
+
 // TestPoolGrowsBesideCallers: a call that finds every instance busy takes the first
 // one released instead of waiting for a new one to start, and the new one starts
 // in the background and joins the pool.
 func TestPoolGrowsBesideCallers(t *testing.T) {
 	e := newEngine(t, execution.EngineConfig{PoolSize: 2, Limits: execution.Limits{Timeout: time.Minute}})
-	started := make(chan struct{})
-	var release sync.Once
-	execution.SetGrowHook(t, func() error { <-started; return nil })
-	t.Cleanup(func() { release.Do(func() { close(started) }) })
+	release := holdStarts(t)
 	a := example(t, "pool.wat")
 	mustRun(t, e, call(a, "get", "", nil), nil) // the first instance starts in the call
 	held := busy(t, e, a, "hold")
@@ -56,7 +64,7 @@ func TestPoolGrowsBesideCallers(t *testing.T) {
 	if live, _, starting, _ := e.PoolState("tenant-a", a.id); !starting || live != 2 {
 		t.Fatalf("after the get: %d instances alive, starting %v; want the second still starting", live, starting)
 	}
-	release.Do(func() { close(started) })
+	release()
 	waitFor(t, "second instance", func() bool { live, idle, _, _ := e.PoolState("tenant-a", a.id); return live == 2 && idle == 2 })
 	if s := e.Stats(); s.Instantiated != 2 || s.Discarded != 0 {
 		t.Fatalf("stats %+v, want 2 instances started, none discarded", s)
@@ -67,8 +75,7 @@ func TestPoolGrowsBesideCallers(t *testing.T) {
 // instance started for it joins the pool.
 func TestPoolWaiterGivesUp(t *testing.T) {
 	e := newEngine(t, execution.EngineConfig{PoolSize: 2, Limits: execution.Limits{Timeout: time.Minute}})
-	started := make(chan struct{})
-	execution.SetGrowHook(t, func() error { <-started; return nil })
+	release := holdStarts(t)
 	a := example(t, "pool.wat")
 	mustRun(t, e, call(a, "get", "", nil), nil)
 	held := busy(t, e, a, "hold")
@@ -83,7 +90,7 @@ func TestPoolWaiterGivesUp(t *testing.T) {
 	if _, idle, starting, waiting := e.PoolState("tenant-a", a.id); waiting != 0 || !starting || idle != 0 {
 		t.Fatalf("after the get gave up: %d waiting, starting %v, %d idle; want none waiting, the start going on, hold's instance busy", waiting, starting, idle)
 	}
-	close(started)
+	release()
 	if err := <-held; err != nil {
 		t.Fatal(err)
 	}
