@@ -16,6 +16,11 @@
 //
 // If this server cannot answer the paced load within a latency target on this
 // machine, beside the same load generator, no gateway on it can.
+//
+// RPCFLOOR_QUERY_WORK (a Go duration, such as 8us) makes each query spin that long
+// on its connection's goroutine before it answers: the floor of a server that also
+// does a query's own work (reading the context, running the guest), measured in the
+// gateway as CPU per query beyond the envelope's.
 package main
 
 import (
@@ -29,12 +34,18 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 func main() {
+	var err error
+	if queryWork, err = parseQueryWork(os.Getenv("RPCFLOOR_QUERY_WORK")); err != nil {
+		fmt.Fprintln(os.Stderr, "rpcfloor:", err)
+		os.Exit(2)
+	}
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "rpcfloor:", err)
 		os.Exit(1)
@@ -117,6 +128,9 @@ func serve(conn *websocket.Conn) {
 		if req.Params.PubKey != "" {
 			pubkey = req.Params.PubKey
 		}
+		if req.Method == "query" {
+			spin(queryWork)
+		}
 		out = append(out[:0], `{"jsonrpc":"2.0","id":`...)
 		out = append(out, req.ID...)
 		out = append(out, `,"result":`...)
@@ -125,6 +139,30 @@ func serve(conn *websocket.Conn) {
 		if err := conn.WriteMessage(websocket.TextMessage, out); err != nil {
 			return
 		}
+	}
+}
+
+// queryWork is how long each query spins before it answers (RPCFLOOR_QUERY_WORK).
+var queryWork time.Duration
+
+// parseQueryWork reads RPCFLOOR_QUERY_WORK: empty is none.
+func parseQueryWork(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("RPCFLOOR_QUERY_WORK=%q is not a duration of 0 or more", v)
+	}
+	return d, nil
+}
+
+// spin keeps the CPU busy for d without giving up the goroutine's processor.
+func spin(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	for start := time.Now(); time.Since(start) < d; {
 	}
 }
 

@@ -91,3 +91,22 @@ func TestSession(t *testing.T) {
 		t.Fatalf("query output %v", out)
 	}
 }
+
+func TestQueryWork(t *testing.T) {
+	for v, want := range map[string]time.Duration{"": 0, "8us": 8 * time.Microsecond, "0s": 0} {
+		if d, err := parseQueryWork(v); err != nil || d != want {
+			t.Errorf("parseQueryWork(%q) = %v, %v; want %v", v, d, err, want)
+		}
+	}
+	for _, v := range []string{"8", "-1us", "fast"} {
+		if _, err := parseQueryWork(v); err == nil {
+			t.Errorf("parseQueryWork(%q) accepted", v)
+		}
+	}
+	const d = 200 * time.Microsecond
+	start := time.Now()
+	spin(d)
+	if took := time.Since(start); took < d {
+		t.Errorf("spin(%v) returned after %v", d, took)
+	}
+}
