@@ -157,7 +157,7 @@ func parseQueryWork(v string) (time.Duration, error) {
 	return d, nil
 }
 
-// spin keeps the CPU busy for d without giving up the goroutine's processor.
+// spin keeps the CPU busy for d, as a query's own work would, without blocking.
 func spin(d time.Duration) {
 	if d <= 0 {
 		return
