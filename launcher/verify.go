@@ -12,10 +12,11 @@ import (
 )
 
 // runVerify checks the hash chain and the event history of every context in a data
-// dir: `circlegate verify --data DIR`. The gateway must not be running on that dir (Pebble locks it). With
-// --redis it checks a fleet's contexts in Redis, which may be running: a context
-// committed to while it is read is reported broken only if its log really breaks
-// (VerifyContext reads the head first, then a log that can only have grown).
+// dir: `circlegate verify --data DIR`. The gateway must not be running on that dir
+// (Pebble locks it). With --redis it checks a fleet's contexts in Redis, which may
+// be running: a context committed to while it is read is reported broken only if
+// its log really breaks (VerifyContext reads the head first, then a log that can
+// only have grown).
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
