@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -123,7 +124,7 @@ func analyze(r io.Reader, roles []role, skip time.Duration) (*analysis, error) {
 			g = &goState{role: "other"}
 			gs[id] = g
 		}
-		if from == trace.GoRunning {
+		if from == trace.GoRunning || from == trace.GoNotExist { // a new goroutine's stack is where it starts
 			if r := roleOf(st.Stack, roles); r != "" {
 				g.role = r
 			}
@@ -137,6 +138,8 @@ func analyze(r io.Reader, roles []role, skip time.Duration) (*analysis, error) {
 			g.proc = ev.Proc()
 		case to == trace.GoWaiting || to == trace.GoSyscall:
 			g.at = frames(st.Stack, 2)
+		case to == trace.GoRunnable && from == trace.GoNotExist:
+			g.at = "created"
 		case to == trace.GoRunnable && from == trace.GoSyscall:
 			g.at = "after a syscall that lost its P"
 		case to == trace.GoRunnable && from == trace.GoWaiting:
@@ -224,7 +227,7 @@ func summarize(m map[string][]time.Duration) []summary {
 		n := len(ds)
 		out = append(out, summary{k, n, sum / time.Duration(n), ds[n/2], ds[n*9/10], ds[n*99/100], ds[n-1]})
 	}
-	slices.SortFunc(out, func(x, y summary) int { return y.n - x.n })
+	slices.SortFunc(out, func(x, y summary) int { return cmp.Or(y.n-x.n, strings.Compare(x.key, y.key)) })
 	return out
 }
 
@@ -258,15 +261,20 @@ func (a *analysis) report(w io.Writer, rows int, longRole string, long int) {
 			waits = append(waits, s)
 		}
 	}
-	slices.SortFunc(waits, func(x, y stretch) int { return int(y.end-y.start) - int(x.end-x.start) })
+	if len(waits) == 0 {
+		fmt.Fprintf(w, "\nno goroutine of role %s waited for a processor\n", longRole)
+		return
+	}
+	slices.SortFunc(waits, func(x, y stretch) int { return cmp.Compare(y.end-y.start, x.end-x.start) })
+	top := min(len(waits), 100)
 	inMark := 0
-	for _, s := range waits[:min(len(waits), 100)] {
+	for _, s := range waits[:top] {
 		if a.inMark(s) {
 			inMark++
 		}
 	}
-	fmt.Fprintf(w, "\nthe %d longest waits of %s for a processor (%d of the longest 100 overlap a GC mark phase):\n",
-		min(long, len(waits)), longRole, inMark)
+	fmt.Fprintf(w, "\nthe %d longest waits of %s for a processor (%d of the longest %d overlap a GC mark phase):\n",
+		min(long, len(waits)), longRole, inMark, top)
 	for _, s := range waits[:min(long, len(waits))] {
 		fmt.Fprintf(w, "  %s at +%s (goroutine %d, %s, GC mark: %v)\n", round(time.Duration(s.end-s.start)),
 			round(time.Duration(s.start-a.first)), s.g, s.at, a.inMark(s))

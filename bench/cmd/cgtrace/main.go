@@ -43,6 +43,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if *rows < 0 || *n < 0 {
+		fmt.Fprintln(stderr, "cgtrace: -rows and -n cannot be negative")
+		return 2
+	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(stderr, "usage: cgtrace [flags] TRACE")
 		return 2

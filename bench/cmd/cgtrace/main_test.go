@@ -16,7 +16,8 @@ func traceSleeper(done chan struct{}, wake <-chan struct{}) {
 	close(done)
 }
 
-// recordTrace traces a goroutine that blocks for 30 ms on a channel and returns the trace.
+// recordTrace traces a goroutine that blocks for about 30 ms on a channel and returns
+// the trace.
 func recordTrace(t *testing.T) []byte {
 	t.Helper()
 	var buf bytes.Buffer
@@ -44,20 +45,20 @@ func TestAnalyzeFindsABlockedRole(t *testing.T) {
 			continue
 		}
 		for _, d := range ds {
-			if d >= 30*time.Millisecond {
+			if d >= 20*time.Millisecond {
 				found = true
 			}
 		}
 	}
 	if !found {
-		t.Errorf("no blocked stretch of 30 ms or more on a channel for role sleeper: %v", a.blocked)
+		t.Errorf("no blocked stretch of 20 ms or more on a channel for role sleeper: %v", a.blocked)
 	}
 	if len(a.running["sleeper"]) == 0 {
 		t.Errorf("role sleeper never ran: %v", a.running)
 	}
 	var out bytes.Buffer
 	a.report(&out, 5, "sleeper", 1)
-	for _, want := range []string{"blocked, by role and where", "sleeper", "longest waits of sleeper"} {
+	for _, want := range []string{"blocked, by role and where", "sleeper created", "longest waits of sleeper", "(goroutine "} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
@@ -93,6 +94,8 @@ func TestRun(t *testing.T) {
 		{[]string{good, good}, 2},
 		{[]string{"-roles", "sleeper", good}, 2},
 		{[]string{"-roles", "=x", good}, 2},
+		{[]string{"-n", "-1", good}, 2},
+		{[]string{"-rows", "-1", good}, 2},
 		{[]string{filepath.Join(dir, "missing")}, 1},
 		{[]string{bad}, 1},
 	} {
