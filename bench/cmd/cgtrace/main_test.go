@@ -63,6 +63,11 @@ func TestAnalyzeFindsABlockedRole(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
 	}
+	out.Reset()
+	a.report(&out, 5, "nobody", 1)
+	if !strings.Contains(out.String(), "no goroutine of role nobody waited") {
+		t.Errorf("report for a role that never waited:\n%s", out.String())
+	}
 }
 
 func TestAnalyzeSkips(t *testing.T) {
