@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/circlegate/circlegate/rpc"
@@ -52,23 +53,36 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rpc.WriteHTTPError(w, err)
 		return
 	}
+	a := h.admit(t.PubKey, peer.Principal())
 	conn, err := h.upgrade.Upgrade(w, r, nil)
 	if err != nil {
+		h.forget(a)
 		h.release(t.PubKey)
 		return
+	}
+	if hook := upgradedHook.Load(); hook != nil {
+		(*hook)()
 	}
 	if h.cfg.RequestRate > 0 {
 		peer.Limiter = rate.NewLimiter(rate.Limit(h.cfg.RequestRate), h.cfg.RequestBurst)
 	}
 	s := h.newSession(conn, peer)
-	if !h.add(s) {
+	reason, ok := h.add(s, a)
+	if !ok {
 		h.release(t.PubKey)
 		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(DisconnectShutdown.Code, DisconnectShutdown.Reason), time.Now().Add(time.Second))
 		_ = conn.Close()
 		return
 	}
 	s.start()
+	if reason != nil { // its tenant was removed or its token revoked during the upgrade
+		s.close(*reason)
+	}
 }
+
+// upgradedHook, if set, runs between a session's upgrade and add; tests set it to
+// close a tenant or revoke a token in that window.
+var upgradedHook atomic.Pointer[func()]
 
 func tokenOf(r *http.Request) string {
 	if tok := r.URL.Query().Get("token"); tok != "" {

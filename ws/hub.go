@@ -42,6 +42,7 @@ type Hub struct {
 
 	mu        sync.Mutex
 	sessions  map[uint64]*session
+	admitting map[*admission]struct{} // sessions upgraded but not yet added
 	streams   map[string]*stream
 	perTenant map[string]int
 	reserved  int
@@ -60,7 +61,8 @@ func NewHub(cfg Config, srv *rpc.Server, auth *tenant.Auth, log *slog.Logger, re
 	}
 	h := &Hub{
 		cfg: cfg, rpc: srv, auth: auth, log: log,
-		sessions: make(map[uint64]*session), streams: make(map[string]*stream), perTenant: make(map[string]int),
+		sessions: make(map[uint64]*session), admitting: make(map[*admission]struct{}),
+		streams: make(map[string]*stream), perTenant: make(map[string]int),
 	}
 	m, err := newMetrics(reg, func() float64 { return float64(h.served.Load()) })
 	if err != nil {
@@ -122,18 +124,63 @@ func (h *Hub) release(pk string) {
 	h.mu.Unlock()
 }
 
-// add registers a session admitted by reserve; it fails once Shutdown has begun.
-func (h *Hub) add(s *session) bool {
+// An admission is a session from just before its upgrade until add. The client may
+// take the session as open as soon as the upgrade is answered, but CloseTenant and
+// CloseRevoked do not find it among the sessions yet: they mark its admission
+// instead, and the session closes as soon as it is added.
+type admission struct {
+	pk     string
+	pr     *tenant.Principal // the upgrade's token, if it carried one
+	reason *Disconnect       // set by a closure that found the session admitting
+	s      *session          // set by add
+}
+
+// admit records the admission of a session of tenant pk authenticated as pr (nil
+// without a token).
+func (h *Hub) admit(pk string, pr *tenant.Principal) *admission {
+	a := &admission{pk: pk, pr: pr}
+	h.mu.Lock()
+	h.admitting[a] = struct{}{}
+	h.mu.Unlock()
+	return a
+}
+
+// forget ends an admission whose upgrade failed.
+func (h *Hub) forget(a *admission) {
+	h.mu.Lock()
+	delete(h.admitting, a)
+	h.mu.Unlock()
+}
+
+// add registers a session admitted by reserve and admit, and returns the reason to
+// close it for if a closure marked its admission. It fails once Shutdown has begun.
+func (h *Hub) add(s *session, a *admission) (*Disconnect, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	delete(h.admitting, a)
 	if h.closed {
-		return false
+		return nil, false
 	}
+	a.s = s
 	h.sessions[s.id] = s
 	h.wg.Add(1)
 	h.metrics.sessions.Inc()
 	h.metrics.connections.Inc()
-	return true
+	return a.reason, true
+}
+
+// mark closes a's session with d, or, while it is still admitting, marks it so
+// that add does.
+func (h *Hub) mark(a *admission, d Disconnect) {
+	h.mu.Lock()
+	s := a.s
+	if s == nil {
+		a.reason = &d
+	}
+	h.mu.Unlock()
+	if s != nil {
+		s.close(d)
+	}
 }
 
 // wake starts the reader of parked session id, if it is still open.
@@ -179,6 +226,11 @@ func (h *Hub) CloseTenant(pk string, d Disconnect) int {
 			streams = append(streams, st)
 		}
 	}
+	for a := range h.admitting {
+		if a.pk == pk {
+			a.reason = &d
+		}
+	}
 	h.mu.Unlock()
 	for _, st := range streams {
 		st.close(d)
@@ -199,8 +251,18 @@ func (h *Hub) CloseRevoked() int {
 	for _, st := range h.streams {
 		streams = append(streams, st)
 	}
+	var admitting []*admission
+	for a := range h.admitting {
+		admitting = append(admitting, a)
+	}
 	h.mu.Unlock()
 	n := 0
+	for _, a := range admitting {
+		if d, ok := h.invalid(a.pr); ok {
+			h.mark(a, d)
+			n++
+		}
+	}
 	for _, s := range sessions {
 		if d, ok := h.invalid(s.peer.Principal()); ok {
 			s.close(d)

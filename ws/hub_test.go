@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/circlegate/circlegate/rpc"
 	"github.com/circlegate/circlegate/tenant"
+	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 	"github.com/gorilla/websocket"
 )
 
@@ -329,4 +331,68 @@ func TestReaderIdleNegativeKeepsReader(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond)
 	parked(t, hub, false)
+}
+
+// duringUpgrade runs f once, between the next session's upgrade and its add.
+func duringUpgrade(t *testing.T, f func()) {
+	t.Helper()
+	var once sync.Once
+	hook := func() { once.Do(f) }
+	upgradedHook.Store(&hook)
+	t.Cleanup(func() { upgradedHook.Store(nil) })
+}
+
+// wantClose reads from conn until it is closed, and fails unless with code.
+func wantClose(t *testing.T, conn *websocket.Conn, code int) {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, _, err := conn.ReadMessage()
+		if ce, ok := err.(*websocket.CloseError); ok && ce.Code == code {
+			return
+		}
+		if err != nil {
+			t.Fatalf("read ended with %v, want close %d", err, code)
+		}
+	}
+}
+
+// TestCloseTenantDuringUpgrade: a session whose upgrade is answered as its tenant is
+// removed closes too, though CloseTenant ran before the hub had added it.
+func TestCloseTenantDuringUpgrade(t *testing.T) {
+	hub, url := newTestHub(t, Config{})
+	duringUpgrade(t, func() { hub.CloseTenant("t", DisconnectTenantRemoved) })
+	wantClose(t, dial(t, url), 4503)
+}
+
+// TestCloseRevokedDuringUpgrade: likewise for a session whose token is revoked as
+// its upgrade is answered.
+func TestCloseRevokedDuringUpgrade(t *testing.T) {
+	hub, url := newTestHub(t, Config{})
+	auth, err := tenant.NewAuth(tenant.AuthConfig{}, tenant.NewTokens(bytes.Repeat([]byte{7}, 32), time.Now), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth.OnRevoke(func() { hub.CloseRevoked() })
+	hub.auth = auth // before any session
+	priv, err := secp256k1.GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := tenant.PubKeyHex(priv.PubKey())
+	tn := &tenant.Tenant{PubKey: "t"}
+	n, err := auth.FetchNonce(t.Context(), tn, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tok, err := auth.Authenticate(t.Context(), tn, pub, tenant.SignPersonal(priv, []byte(n.Value)), n.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	duringUpgrade(t, func() {
+		if err := auth.RevokeKeys(context.Background(), "t", pub); err != nil {
+			t.Error(err)
+		}
+	})
+	wantClose(t, dial(t, url+"?token="+tok), 4502)
 }
