@@ -21,6 +21,16 @@
 // on its connection's goroutine before it answers: the floor of a server that also
 // does a query's own work (reading the context, running the guest), measured in the
 // gateway as CPU per query beyond the envelope's.
+//
+// With a [redis] url in its config it is also the floor of a fleet (fleet.go):
+// `rpcfloor serve` queues each mutate on Redis Streams and `rpcfloor worker`
+// commits it, so that cgbench's fleet-mutate runs on it:
+//
+//	go run ./bench/cmd/cgbench -gateway bin/rpcfloor -scenarios fleet-mutate
+//
+// RPCFLOOR_FLEET_RECORDS=N (and RPCFLOOR_FLEET_RECORD_BYTES, 500 by default) makes
+// each commit also write N records of that size, each a new key with a TTL: the
+// price, on this machine, of what a fleet keeps per mutation.
 package main
 
 import (
@@ -46,6 +56,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "rpcfloor:", err)
 		os.Exit(2)
 	}
+	if extraRecords, extraValue, err = parseRecords(os.Getenv("RPCFLOOR_FLEET_RECORDS"), os.Getenv("RPCFLOOR_FLEET_RECORD_BYTES")); err != nil {
+		fmt.Fprintln(os.Stderr, "rpcfloor:", err)
+		os.Exit(2)
+	}
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "rpcfloor:", err)
 		os.Exit(1)
@@ -55,16 +69,28 @@ func main() {
 // run takes the gateway's command line, serve --config FILE, or just an address.
 func run(args []string) error {
 	var addr string
+	var fleet *fleetGateway
 	switch {
 	case len(args) == 3 && args[0] == "serve" && args[1] == "--config":
 		var err error
 		if addr, err = listenAddr(args[2]); err != nil {
 			return err
 		}
+		url, err := configValue(args[2], "redis", "url")
+		if err != nil {
+			return err
+		}
+		if url != "" {
+			if fleet, err = startFleetGateway(url); err != nil {
+				return err
+			}
+		}
+	case len(args) > 0 && args[0] == "worker":
+		return runWorker(args[1:])
 	case len(args) == 1:
 		addr = args[0]
 	default:
-		return errors.New("usage: rpcfloor serve --config FILE | rpcfloor ADDR")
+		return errors.New("usage: rpcfloor serve --config FILE | rpcfloor worker --config FILE [--concurrency N] | rpcfloor ADDR")
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.Handler()) // cgbench reads the Go runtime's allocation and GC counts
@@ -75,7 +101,7 @@ func run(args []string) error {
 		if err != nil {
 			return
 		}
-		serve(conn)
+		serve(conn, fleet)
 	})
 	return http.ListenAndServe(addr, mux)
 }
@@ -107,12 +133,14 @@ type request struct {
 	ID     json.RawMessage `json:"id"`
 	Method string          `json:"method"`
 	Params struct {
-		PubKey string `json:"pubkey"`
+		PubKey    string `json:"pubkey"`
+		ContextID string `json:"contextId"`
 	} `json:"params"`
 }
 
-// serve answers conn's requests in order until it closes.
-func serve(conn *websocket.Conn) {
+// serve answers conn's requests in order until it closes. With a fleet, mutate and
+// query go through Redis (fleet.go).
+func serve(conn *websocket.Conn, fleet *fleetGateway) {
 	defer conn.Close()
 	var pubkey string
 	var out []byte
@@ -133,13 +161,45 @@ func serve(conn *websocket.Conn) {
 		}
 		out = append(out[:0], `{"jsonrpc":"2.0","id":`...)
 		out = append(out, req.ID...)
-		out = append(out, `,"result":`...)
-		out = append(out, result(req.Method, pubkey)...)
+		switch {
+		case fleet != nil && (req.Method == "mutate" || req.Method == "query"):
+			out = fleetResult(out, fleet, req.Method, req.Params.ContextID)
+		default:
+			out = append(out, `,"result":`...)
+			out = append(out, result(req.Method, pubkey)...)
+		}
 		out = append(out, '}')
 		if err := conn.WriteMessage(websocket.TextMessage, out); err != nil {
 			return
 		}
 	}
+}
+
+// fleetResult appends the result (or error) member of a mutate or query answer
+// that goes through Redis.
+func fleetResult(out []byte, fleet *fleetGateway, method, contextID string) []byte {
+	var v int64
+	var err error
+	if method == "mutate" {
+		v, err = fleet.mutate(contextID)
+	} else {
+		v, err = fleet.get(contextID)
+	}
+	if err != nil {
+		msg, _ := json.Marshal(err.Error())
+		out = append(out, `,"error":{"code":-32006,"message":`...)
+		out = append(out, msg...)
+		return append(out, '}')
+	}
+	out = append(out, `,"result":{`...)
+	if method == "mutate" {
+		out = append(out, `"seq":`...)
+		out = strconv.AppendInt(out, v, 10)
+		out = append(out, ',')
+	}
+	out = append(out, `"output":{"value":`...)
+	out = strconv.AppendInt(out, v, 10)
+	return append(out, "}}"...)
 }
 
 // queryWork is how long each query spins before it answers (RPCFLOOR_QUERY_WORK).

@@ -2,14 +2,19 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/circlegate/circlegate/internal/redistest"
 )
 
 // TestListenAddr reads the listen address the way cgbench writes its config.
@@ -33,63 +38,189 @@ func TestListenAddr(t *testing.T) {
 
 // TestSession runs the calls cgbench makes and checks each answer's id and shape.
 func TestSession(t *testing.T) {
+	addr := freeAddr(t)
+	go func() { _ = run([]string{addr}) }()
+	waitHealthy(t, addr)
+	conn := dial(t, addr)
+	if n, _ := call(t, conn, 1, "fetch_nonce", map[string]string{"pubkey": "02abc"})["nonce"].(string); len(n) != 64 {
+		t.Fatalf("nonce %q", n)
+	}
+	if ok, _ := call(t, conn, 2, "authenticate", map[string]string{"pubkey": "02abc"})["authenticated"].(bool); !ok {
+		t.Fatal("not authenticated")
+	}
+	if pk := call(t, conn, 3, "whoami", nil)["pubkey"]; pk != "02abc" {
+		t.Fatalf("whoami pubkey %v, want the one fetch_nonce named", pk)
+	}
+	if v := outputValue(t, call(t, conn, 4, "query", map[string]string{"contextId": "c", "method": "get"})); v != 0 {
+		t.Fatalf("query value %v, want 0", v)
+	}
+}
+
+// TestFleet runs the fleet floor on a real redis-server: a gateway and two worker
+// processes' worth of workers, four clients incrementing two counters. Every
+// increment is answered with a distinct new value, query reads the sum, and no job
+// is left in the stream or pending.
+func TestFleet(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{AppendOnly: true})
+	addr := freeAddr(t)
+	conf := filepath.Join(t.TempDir(), "circlegate.toml")
+	text := fmt.Sprintf("listen = %q\n\n[execution]\nworkers = 0\n\n[redis]\nurl = %q\n", addr, srv.URL())
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = run([]string{"serve", "--config", conf}) }()
+	for range 2 {
+		go func() { _ = run([]string{"worker", "--config", conf, "--concurrency", "2"}) }()
+	}
+	waitHealthy(t, addr)
+	const clients, each = 4, 50
+	seen := map[string]map[float64]bool{"a": {}, "b": {}}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for c := range clients {
+		conn := dial(t, addr)
+		wg.Go(func() {
+			for i := range each {
+				ctx := []string{"a", "b"}[(c+i)%2]
+				res := call(t, conn, i+1, "mutate", map[string]string{"contextId": ctx, "method": "increment"})
+				v := outputValue(t, res)
+				if v < 0 {
+					return
+				}
+				if res["seq"] != v {
+					t.Errorf("mutate: seq %v, output value %v", res["seq"], v)
+				}
+				mu.Lock()
+				if seen[ctx][v] {
+					t.Errorf("counter %s: value %v answered twice", ctx, v)
+				}
+				seen[ctx][v] = true
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	conn := dial(t, addr)
+	for i, ctx := range []string{"a", "b"} {
+		if v := outputValue(t, call(t, conn, i+1, "query", map[string]string{"contextId": ctx, "method": "get"})); v != clients*each/2 {
+			t.Errorf("counter %s: %v, want %d", ctx, v, clients*each/2)
+		}
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	if n, err := rdb.XLen(t.Context(), floorStream).Result(); err != nil || n != 0 {
+		t.Errorf("XLEN %s = %d, %v; want 0 (acknowledged jobs are deleted)", floorStream, n, err)
+	}
+	if p, err := rdb.XPending(t.Context(), floorStream, floorGroup).Result(); err != nil || p.Count != 0 {
+		t.Errorf("XPENDING %s %s = %+v, %v; want nothing pending", floorStream, floorGroup, p, err)
+	}
+	if p := srv.Info("pubsub_channels"); p != "1" {
+		t.Errorf("pubsub_channels %q, want 1 (the gateway's reply channel)", p)
+	}
+}
+
+func TestParseRecords(t *testing.T) {
+	if n, v, err := parseRecords("", ""); err != nil || n != 0 || len(v) != 500 {
+		t.Errorf("defaults: %d records of %d bytes, %v; want 0 of 500", n, len(v), err)
+	}
+	if n, v, err := parseRecords("3", "20"); err != nil || n != 3 || len(v) != 20 {
+		t.Errorf("3, 20: %d records of %d bytes, %v", n, len(v), err)
+	}
+	for _, bad := range [][2]string{{"-1", ""}, {"x", ""}, {"101", ""}, {"1", "-5"}, {"1", "big"}} {
+		if _, _, err := parseRecords(bad[0], bad[1]); err == nil {
+			t.Errorf("parseRecords(%q, %q) accepted", bad[0], bad[1])
+		}
+	}
+}
+
+func TestConfigValue(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "circlegate.toml")
+	text := "listen = \"127.0.0.1:1\"\n[execution]\nurl = \"no\"\n\n[redis]\nurl = \"redis://127.0.0.1:2/0\"\n"
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ section, key, want string }{
+		{"redis", "url", "redis://127.0.0.1:2/0"}, {"", "listen", "127.0.0.1:1"}, {"sessions", "url", ""},
+	} {
+		if v, err := configValue(conf, c.section, c.key); err != nil || v != c.want {
+			t.Errorf("[%s] %s = %q, %v; want %q", c.section, c.key, v, err, c.want)
+		}
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	go func() { _ = run([]string{addr}) }()
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitHealthy(t *testing.T, addr string) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		resp, err := http.Get("http://" + addr + "/health")
 		if err == nil {
 			resp.Body.Close()
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("not healthy: %v", err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+func dial(t *testing.T, addr string) *websocket.Conn {
+	t.Helper()
 	conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/02abc", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	call := func(id int, method string, params any) map[string]any {
-		t.Helper()
-		if err := conn.WriteJSON(map[string]any{"jsonrpc": "2.0", "id": id, "method": method, "params": params}); err != nil {
-			t.Fatal(err)
-		}
-		var resp struct {
-			ID     int            `json:"id"`
-			Result map[string]any `json:"result"`
-		}
-		_, msg, err := conn.ReadMessage()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal(msg, &resp); err != nil {
-			t.Fatalf("%s: %v in %s", method, err, msg)
-		}
-		if resp.ID != id {
-			t.Fatalf("%s: id %d, want %d", method, resp.ID, id)
-		}
-		return resp.Result
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// call sends one request and returns its result. A failed call or an error answer
+// fails the test and returns nil (it may run on a goroutine of the test's own).
+func call(t *testing.T, conn *websocket.Conn, id int, method string, params any) map[string]any {
+	if err := conn.WriteJSON(map[string]any{"jsonrpc": "2.0", "id": id, "method": method, "params": params}); err != nil {
+		t.Error(err)
+		return nil
 	}
-	if n, _ := call(1, "fetch_nonce", map[string]string{"pubkey": "02abc"})["nonce"].(string); len(n) != 64 {
-		t.Fatalf("nonce %q", n)
+	var resp struct {
+		ID     int             `json:"id"`
+		Result map[string]any  `json:"result"`
+		Error  json.RawMessage `json:"error"`
 	}
-	if ok, _ := call(2, "authenticate", map[string]string{"pubkey": "02abc"})["authenticated"].(bool); !ok {
-		t.Fatal("not authenticated")
+	_, msg, err := conn.ReadMessage()
+	if err != nil {
+		t.Error(err)
+		return nil
 	}
-	if pk := call(3, "whoami", nil)["pubkey"]; pk != "02abc" {
-		t.Fatalf("whoami pubkey %v, want the one fetch_nonce named", pk)
+	if err := json.Unmarshal(msg, &resp); err != nil {
+		t.Errorf("%s: %v in %s", method, err, msg)
+		return nil
 	}
-	if out, ok := call(4, "query", map[string]string{"contextId": "c", "method": "get"})["output"].(map[string]any); !ok || out["value"] != 0.0 {
-		t.Fatalf("query output %v", out)
+	if resp.ID != id || resp.Error != nil {
+		t.Errorf("%s: id %d (want %d), error %s", method, resp.ID, id, resp.Error)
+		return nil
 	}
+	return resp.Result
+}
+
+// outputValue is a result's output.value, or -1 (failing the test) when it has none.
+func outputValue(t *testing.T, res map[string]any) float64 {
+	out, ok := res["output"].(map[string]any)
+	v, isNum := out["value"].(float64)
+	if !ok || !isNum {
+		t.Errorf("result %v has no output value", res)
+		return -1
+	}
+	return v
 }
 
 func TestQueryWork(t *testing.T) {

@@ -1,0 +1,308 @@
+package main
+
+// The fleet floor: with a [redis] url in its config, rpcfloor runs mutate the way any
+// fleet of Go processes on Redis Streams must at least run it, so that cgbench's
+// fleet-mutate can be run on it (`rpcfloor serve` as the gateway, `rpcfloor worker`
+// as each worker process) and show what this machine allows a fleet to reach.
+//
+// Per mutation it does the least the fleet's contract needs: the gateway queues the
+// job durably (XADD, pipelined with the other jobs waiting), a worker reads it in a
+// batch (XREADGROUP), and one script per batch commits every job's state change
+// (HINCRBY), acknowledges the jobs (XACK, XDEL) and sends each accepting node its
+// results (one PUBLISH per node); the gateway answers the client when its result
+// arrives. Compared with the gateway, nothing is executed (no WASM), no state is read
+// before the commit, and nothing of a tx log, an event history, job records or
+// idempotency records is kept. query reads the counter with HGET.
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+const (
+	floorStream = "floor:jobs"
+	floorGroup  = "workers"
+	floorReply  = "floor:reply:"
+	floorBatch  = 256 // jobs per XADD pipeline and per XREADGROUP
+)
+
+// floorCommit commits a batch of increments, acknowledges the jobs and publishes the
+// results, one message per accepting node.
+// KEYS: 1 the job stream, then per job its counter. ARGV: 1 group, 2 reply channel
+// prefix, 3 extra records per job, 4 their value, then per job: entry id, node, job id.
+var floorCommit = redis.NewScript(`
+local ids, replies, nodes = {}, {}, {}
+for j = 2, #KEYS do
+  local a = 5 + (j - 2) * 3
+  local v = redis.call('HINCRBY', KEYS[j], 'count', 1)
+  ids[#ids + 1] = ARGV[a]
+  local node = ARGV[a + 1]
+  if not replies[node] then
+    replies[node] = {}
+    nodes[#nodes + 1] = node
+  end
+  local r = replies[node]
+  r[#r + 1] = ARGV[a + 2] .. ' ' .. v
+  for x = 1, tonumber(ARGV[3]) do
+    redis.call('SET', KEYS[j] .. ':x' .. x .. ':' .. ARGV[a + 2], ARGV[4], 'PX', 600000)
+  end
+end
+redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
+redis.call('XDEL', KEYS[1], unpack(ids))
+for _, node in ipairs(nodes) do
+  redis.call('PUBLISH', ARGV[2] .. node, table.concat(replies[node], '\n'))
+end
+return #ids
+`)
+
+// configValue reads key = "value" in section of a gateway config ("" is the top
+// level); it returns "" when there is none.
+func configValue(path, section, key string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	in := ""
+	for line := range strings.Lines(string(b)) {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]") {
+			in = strings.Trim(line, "[]")
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if ok && in == section && strings.TrimSpace(k) == key {
+			return strconv.Unquote(strings.TrimSpace(v))
+		}
+	}
+	return "", nil
+}
+
+func redisClient(url string) (*redis.Client, error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	opt.PoolSize = 32
+	rdb := redis.NewClient(opt)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = rdb.XGroupCreateMkStream(ctx, floorStream, floorGroup, "$").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		rdb.Close()
+		return nil, err
+	}
+	return rdb, nil
+}
+
+func newNode() string { return randomHex(8) }
+
+// fleetGateway queues mutations and hands their results back.
+type fleetGateway struct {
+	rdb    *redis.Client
+	node   string
+	submit chan *floorCall
+
+	mu      sync.Mutex
+	waiting map[string]*floorCall
+	next    uint64
+}
+
+type floorCall struct {
+	id, context string
+	value       int64
+	err         error
+	done        chan struct{}
+}
+
+func startFleetGateway(url string) (*fleetGateway, error) {
+	rdb, err := redisClient(url)
+	if err != nil {
+		return nil, err
+	}
+	g := &fleetGateway{rdb: rdb, node: newNode(), submit: make(chan *floorCall, 4096), waiting: map[string]*floorCall{}}
+	sub := rdb.Subscribe(context.Background(), floorReply+g.node)
+	if _, err := sub.Receive(context.Background()); err != nil {
+		return nil, err
+	}
+	go g.receive(sub)
+	go g.submitLoop()
+	return g, nil
+}
+
+// mutate queues one increment of contextID and waits for its new value.
+func (g *fleetGateway) mutate(contextID string) (int64, error) {
+	g.mu.Lock()
+	g.next++
+	c := &floorCall{id: strconv.FormatUint(g.next, 36), context: contextID, done: make(chan struct{})}
+	g.waiting[c.id] = c
+	g.mu.Unlock()
+	g.submit <- c
+	select {
+	case <-c.done:
+		return c.value, c.err
+	case <-time.After(10 * time.Second):
+		g.mu.Lock()
+		delete(g.waiting, c.id)
+		g.mu.Unlock()
+		return 0, errors.New("no result within 10 s")
+	}
+}
+
+// submitLoop queues whatever calls are waiting in one pipeline of XADDs.
+func (g *fleetGateway) submitLoop() {
+	ctx := context.Background()
+	batch := make([]*floorCall, 0, floorBatch)
+	for c := range g.submit {
+		batch = append(batch[:0], c)
+	drain:
+		for len(batch) < cap(batch) {
+			select {
+			case c := <-g.submit:
+				batch = append(batch, c)
+			default:
+				break drain
+			}
+		}
+		pipe := g.rdb.Pipeline()
+		for _, c := range batch {
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: floorStream, Values: []string{"i", c.id, "n", g.node, "c", c.context}})
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			for _, c := range batch {
+				g.finish(c.id, 0, err)
+			}
+		}
+	}
+}
+
+// receive hands the results published to this node to their calls.
+func (g *fleetGateway) receive(sub *redis.PubSub) {
+	for m := range sub.Channel(redis.WithChannelSize(4096)) {
+		for line := range strings.Lines(m.Payload) {
+			id, v, _ := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
+			n, err := strconv.ParseInt(v, 10, 64)
+			g.finish(id, n, err)
+		}
+	}
+}
+
+func (g *fleetGateway) finish(id string, value int64, err error) {
+	g.mu.Lock()
+	c := g.waiting[id]
+	delete(g.waiting, id)
+	g.mu.Unlock()
+	if c != nil {
+		c.value, c.err = value, err
+		close(c.done)
+	}
+}
+
+// get reads a counter.
+func (g *fleetGateway) get(contextID string) (int64, error) {
+	v, err := g.rdb.HGet(context.Background(), counterKey(contextID), "count").Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return v, err
+}
+
+func counterKey(contextID string) string { return "floor:c:" + contextID }
+
+// runWorker is `rpcfloor worker --config FILE [--concurrency N]`: N loops that each
+// read a batch of jobs and commit it with one script.
+func runWorker(args []string) error {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	conf := fs.String("config", "", "gateway config holding [redis] url")
+	concurrency := fs.Int("concurrency", 2, "batches in flight")
+	_ = fs.String("data", "", "ignored")
+	_ = fs.String("log-level", "", "ignored")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	url, err := configValue(*conf, "redis", "url")
+	if err != nil {
+		return err
+	}
+	if url == "" {
+		return fmt.Errorf("%s: no [redis] url", *conf)
+	}
+	rdb, err := redisClient(url)
+	if err != nil {
+		return err
+	}
+	node := newNode()
+	fmt.Fprintf(os.Stderr, "msg=\"worker running\" node=%s\n", node) // what cgbench waits for
+	errc := make(chan error, *concurrency)
+	for range *concurrency {
+		go func() { errc <- workLoop(rdb, node) }()
+	}
+	return <-errc
+}
+
+func workLoop(rdb *redis.Client, node string) error {
+	ctx := context.Background()
+	keys := make([]string, 0, floorBatch+1)
+	args := make([]any, 0, 2+3*floorBatch)
+	for {
+		res, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group: floorGroup, Consumer: node, Streams: []string{floorStream, ">"}, Count: floorBatch, Block: time.Second,
+		}).Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		keys = append(keys[:0], floorStream)
+		args = append(args[:0], floorGroup, floorReply, extraRecords, extraValue)
+		for _, s := range res {
+			for _, m := range s.Messages {
+				keys = append(keys, counterKey(str(m.Values["c"])))
+				args = append(args, m.ID, str(m.Values["n"]), str(m.Values["i"]))
+			}
+		}
+		if len(keys) == 1 {
+			continue
+		}
+		if err := floorCommit.Run(ctx, rdb, keys, args...).Err(); err != nil {
+			return err
+		}
+	}
+}
+
+// extraRecords and extraValue price what a fleet keeps per mutation: the commit also
+// writes extraRecords records of extraValue per job, each a new key with a TTL, as a
+// job or idempotency record is (RPCFLOOR_FLEET_RECORDS, RPCFLOOR_FLEET_RECORD_BYTES).
+var (
+	extraRecords int
+	extraValue   string
+)
+
+// parseRecords reads RPCFLOOR_FLEET_RECORDS (empty is 0) and
+// RPCFLOOR_FLEET_RECORD_BYTES (empty is 500).
+func parseRecords(records, bytes string) (int, string, error) {
+	n, size := 0, 500
+	var err error
+	if records != "" {
+		if n, err = strconv.Atoi(records); err != nil || n < 0 || n > 100 {
+			return 0, "", fmt.Errorf("RPCFLOOR_FLEET_RECORDS=%q is not a number from 0 to 100", records)
+		}
+	}
+	if bytes != "" {
+		if size, err = strconv.Atoi(bytes); err != nil || size < 0 || size > 1<<20 {
+			return 0, "", fmt.Errorf("RPCFLOOR_FLEET_RECORD_BYTES=%q is not a number from 0 to 1048576", bytes)
+		}
+	}
+	return n, strings.Repeat("r", size), nil
+}
+
+func str(v any) string { s, _ := v.(string); return s }
