@@ -15,6 +15,7 @@ package main
 // idempotency records is kept. query reads the counter with HGET.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -38,11 +39,12 @@ const (
 // floorCommit commits a batch of increments, acknowledges the jobs and publishes the
 // results, one message per accepting node.
 // KEYS: 1 the job stream, then per job its counter. ARGV: 1 group, 2 reply channel
-// prefix, 3 extra records per job, 4 their value, then per job: entry id, node, job id.
+// prefix, 3 extra records per job, 4 their value, 5 their kind (see parseRecords),
+// then per job: entry id, node, job id.
 var floorCommit = redis.NewScript(`
 local ids, replies, nodes = {}, {}, {}
 for j = 2, #KEYS do
-  local a = 5 + (j - 2) * 3
+  local a = 6 + (j - 2) * 3
   local v = redis.call('HINCRBY', KEYS[j], 'count', 1)
   ids[#ids + 1] = ARGV[a]
   local node = ARGV[a + 1]
@@ -53,7 +55,13 @@ for j = 2, #KEYS do
   local r = replies[node]
   r[#r + 1] = ARGV[a + 2] .. ' ' .. v
   for x = 1, tonumber(ARGV[3]) do
-    redis.call('SET', KEYS[j] .. ':x' .. x .. ':' .. ARGV[a + 2], ARGV[4], 'PX', 600000)
+    if ARGV[5] == 'key' then
+      redis.call('SET', KEYS[j] .. ':x' .. x .. ':' .. ARGV[a + 2], ARGV[4], 'PX', 600000)
+    elseif ARGV[5] == 'field' then
+      redis.call('HSET', 'floor:x' .. x, KEYS[j] .. ':' .. ARGV[a + 2], ARGV[4])
+    else
+      redis.call('HSET', KEYS[j], 'x' .. x, ARGV[4])
+    end
   end
 end
 redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
@@ -242,13 +250,14 @@ func runWorker(args []string) error {
 	node := newNode()
 	fmt.Fprintf(os.Stderr, "msg=\"worker running\" node=%s\n", node) // what cgbench waits for
 	errc := make(chan error, *concurrency)
+	rec := extra
 	for range *concurrency {
-		go func() { errc <- workLoop(rdb, node) }()
+		go func() { errc <- workLoop(rdb, node, rec) }()
 	}
 	return <-errc
 }
 
-func workLoop(rdb *redis.Client, node string) error {
+func workLoop(rdb *redis.Client, node string, rec records) error {
 	ctx := context.Background()
 	keys := make([]string, 0, floorBatch+1)
 	args := make([]any, 0, 2+3*floorBatch)
@@ -263,7 +272,7 @@ func workLoop(rdb *redis.Client, node string) error {
 			return err
 		}
 		keys = append(keys[:0], floorStream)
-		args = append(args[:0], floorGroup, floorReply, extraRecords, extraValue)
+		args = append(args[:0], floorGroup, floorReply, rec.n, rec.value, rec.kind)
 		for _, s := range res {
 			for _, m := range s.Messages {
 				keys = append(keys, counterKey(str(m.Values["c"])))
@@ -279,30 +288,41 @@ func workLoop(rdb *redis.Client, node string) error {
 	}
 }
 
-// extraRecords and extraValue price what a fleet keeps per mutation: the commit also
-// writes extraRecords records of extraValue per job, each a new key with a TTL, as a
-// job or idempotency record is (RPCFLOOR_FLEET_RECORDS, RPCFLOOR_FLEET_RECORD_BYTES).
-var (
-	extraRecords int
-	extraValue   string
-)
+// extra prices what a fleet keeps per mutation: the commit also writes n records of
+// value per job, as RPCFLOOR_FLEET_RECORDS, RPCFLOOR_FLEET_RECORD_BYTES and
+// RPCFLOOR_FLEET_RECORD_KIND say.
+var extra records
 
-// parseRecords reads RPCFLOOR_FLEET_RECORDS (empty is 0) and
-// RPCFLOOR_FLEET_RECORD_BYTES (empty is 500).
-func parseRecords(records, bytes string) (int, string, error) {
-	n, size := 0, 500
+type records struct {
+	n     int
+	value string
+	kind  string
+}
+
+// parseRecords reads RPCFLOOR_FLEET_RECORDS (empty is 0), RPCFLOOR_FLEET_RECORD_BYTES
+// (empty is 500) and RPCFLOOR_FLEET_RECORD_KIND (empty is key): key writes each
+// record as a new key with a TTL (SET PX, as a job or idempotency record), field as
+// a new field of a hash (HSET, as a tx log entry), overwrite as the same field of the
+// counter's hash each time (HSET, as a head or a state update).
+func parseRecords(n, bytes, kind string) (records, error) {
+	r := records{kind: cmp.Or(kind, "key")}
+	size := 500
 	var err error
-	if records != "" {
-		if n, err = strconv.Atoi(records); err != nil || n < 0 || n > 100 {
-			return 0, "", fmt.Errorf("RPCFLOOR_FLEET_RECORDS=%q is not a number from 0 to 100", records)
+	if n != "" {
+		if r.n, err = strconv.Atoi(n); err != nil || r.n < 0 || r.n > 100 {
+			return records{}, fmt.Errorf("RPCFLOOR_FLEET_RECORDS=%q is not a number from 0 to 100", n)
 		}
 	}
 	if bytes != "" {
 		if size, err = strconv.Atoi(bytes); err != nil || size < 0 || size > 1<<20 {
-			return 0, "", fmt.Errorf("RPCFLOOR_FLEET_RECORD_BYTES=%q is not a number from 0 to 1048576", bytes)
+			return records{}, fmt.Errorf("RPCFLOOR_FLEET_RECORD_BYTES=%q is not a number from 0 to 1048576", bytes)
 		}
 	}
-	return n, strings.Repeat("r", size), nil
+	if r.kind != "key" && r.kind != "field" && r.kind != "overwrite" {
+		return records{}, fmt.Errorf("RPCFLOOR_FLEET_RECORD_KIND=%q is not key, field or overwrite", kind)
+	}
+	r.value = strings.Repeat("r", size)
+	return r, nil
 }
 
 func str(v any) string { s, _ := v.(string); return s }

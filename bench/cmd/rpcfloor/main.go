@@ -28,9 +28,10 @@
 //
 //	go run ./bench/cmd/cgbench -gateway bin/rpcfloor -scenarios fleet-mutate
 //
-// RPCFLOOR_FLEET_RECORDS=N (and RPCFLOOR_FLEET_RECORD_BYTES, 500 by default) makes
-// each commit also write N records of that size, each a new key with a TTL: the
-// price, on this machine, of what a fleet keeps per mutation.
+// RPCFLOOR_FLEET_RECORDS=N (with RPCFLOOR_FLEET_RECORD_BYTES, 500 by default, and
+// RPCFLOOR_FLEET_RECORD_KIND: key, field or overwrite) makes each commit also write
+// N records of that size per job: the price, on this machine, of what a fleet keeps
+// and of each call its scripts make per mutation.
 package main
 
 import (
@@ -56,7 +57,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "rpcfloor:", err)
 		os.Exit(2)
 	}
-	if extraRecords, extraValue, err = parseRecords(os.Getenv("RPCFLOOR_FLEET_RECORDS"), os.Getenv("RPCFLOOR_FLEET_RECORD_BYTES")); err != nil {
+	if extra, err = parseRecords(os.Getenv("RPCFLOOR_FLEET_RECORDS"), os.Getenv("RPCFLOOR_FLEET_RECORD_BYTES"), os.Getenv("RPCFLOOR_FLEET_RECORD_KIND")); err != nil {
 		fmt.Fprintln(os.Stderr, "rpcfloor:", err)
 		os.Exit(2)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -56,11 +57,58 @@ func TestSession(t *testing.T) {
 	}
 }
 
+// quiet drops go-redis's log lines: the floors of earlier subtests keep redialling
+// their stopped servers until the test binary ends.
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
 // TestFleet runs the fleet floor on a real redis-server: a gateway and two worker
 // processes' worth of workers, four clients incrementing two counters. Every
 // increment is answered with a distinct new value, query reads the sum, and no job
-// is left in the stream or pending.
+// is left in the stream or pending. With records, each commit also wrote them.
 func TestFleet(t *testing.T) {
+	redis.SetLogger(quiet{})
+	defer func(r records) { extra = r }(extra)
+	const clients, each = 4, 50
+	for _, kind := range []string{"", "key", "field", "overwrite"} {
+		t.Run("records="+kind, func(t *testing.T) {
+			extra = records{}
+			if kind != "" {
+				extra = records{n: 2, value: "v", kind: kind}
+			}
+			srv := runFleet(t, clients, each)
+			if kind == "" {
+				return
+			}
+			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+			defer rdb.Close()
+			var n int64
+			var err error
+			switch kind {
+			case "key":
+				var keys []string
+				keys, err = rdb.Keys(t.Context(), counterKey("a")+":x2:*").Result()
+				n = int64(len(keys))
+			case "field":
+				n, err = rdb.HLen(t.Context(), "floor:x2").Result()
+			case "overwrite":
+				var v string
+				if v, err = rdb.HGet(t.Context(), counterKey("a"), "x2").Result(); v == "v" {
+					n = 1
+				}
+			}
+			want := map[string]int64{"key": clients * each / 2, "field": clients * each, "overwrite": 1}[kind]
+			if err != nil || n != want {
+				t.Errorf("records as %s: %d of the second record, %v; want %d", kind, n, err, want)
+			}
+		})
+	}
+}
+
+// runFleet starts the fleet floor on a new redis-server and runs clients × each
+// increments of two counters, checking every answer and what is left in Redis.
+func runFleet(t *testing.T, clients, each int) *redistest.Server {
 	srv := redistest.Start(t, redistest.Options{AppendOnly: true})
 	addr := freeAddr(t)
 	conf := filepath.Join(t.TempDir(), "circlegate.toml")
@@ -73,7 +121,6 @@ func TestFleet(t *testing.T) {
 		go func() { _ = run([]string{"worker", "--config", conf, "--concurrency", "2"}) }()
 	}
 	waitHealthy(t, addr)
-	const clients, each = 4, 50
 	seen := map[string]map[float64]bool{"a": {}, "b": {}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -102,7 +149,7 @@ func TestFleet(t *testing.T) {
 	wg.Wait()
 	conn := dial(t, addr)
 	for i, ctx := range []string{"a", "b"} {
-		if v := outputValue(t, call(t, conn, i+1, "query", map[string]string{"contextId": ctx, "method": "get"})); v != clients*each/2 {
+		if v := outputValue(t, call(t, conn, i+1, "query", map[string]string{"contextId": ctx, "method": "get"})); v != float64(clients*each/2) {
 			t.Errorf("counter %s: %v, want %d", ctx, v, clients*each/2)
 		}
 	}
@@ -117,18 +164,19 @@ func TestFleet(t *testing.T) {
 	if p := srv.Info("pubsub_channels"); p != "1" {
 		t.Errorf("pubsub_channels %q, want 1 (the gateway's reply channel)", p)
 	}
+	return srv
 }
 
 func TestParseRecords(t *testing.T) {
-	if n, v, err := parseRecords("", ""); err != nil || n != 0 || len(v) != 500 {
-		t.Errorf("defaults: %d records of %d bytes, %v; want 0 of 500", n, len(v), err)
+	if r, err := parseRecords("", "", ""); err != nil || r.n != 0 || len(r.value) != 500 || r.kind != "key" {
+		t.Errorf("defaults: %d records of %d bytes as %q, %v; want 0 of 500 as key", r.n, len(r.value), r.kind, err)
 	}
-	if n, v, err := parseRecords("3", "20"); err != nil || n != 3 || len(v) != 20 {
-		t.Errorf("3, 20: %d records of %d bytes, %v", n, len(v), err)
+	if r, err := parseRecords("3", "20", "overwrite"); err != nil || r.n != 3 || len(r.value) != 20 || r.kind != "overwrite" {
+		t.Errorf("3, 20, overwrite: %d records of %d bytes as %q, %v", r.n, len(r.value), r.kind, err)
 	}
-	for _, bad := range [][2]string{{"-1", ""}, {"x", ""}, {"101", ""}, {"1", "-5"}, {"1", "big"}} {
-		if _, _, err := parseRecords(bad[0], bad[1]); err == nil {
-			t.Errorf("parseRecords(%q, %q) accepted", bad[0], bad[1])
+	for _, bad := range [][3]string{{"-1", "", ""}, {"x", "", ""}, {"101", "", ""}, {"1", "-5", ""}, {"1", "big", ""}, {"1", "", "hash"}} {
+		if _, err := parseRecords(bad[0], bad[1], bad[2]); err == nil {
+			t.Errorf("parseRecords(%q, %q, %q) accepted", bad[0], bad[1], bad[2])
 		}
 	}
 }
