@@ -12,10 +12,10 @@ package main
 // results (one PUBLISH per node); the gateway answers the client when its result
 // arrives. Compared with the gateway, nothing is executed (no WASM), no state is read
 // before the commit, and nothing of a tx log, an event history, job records or
-// idempotency records is kept. query reads the counter with HGET.
+// idempotency records is kept, unless RPCFLOOR_FLEET_KEEP and RPCFLOOR_FLEET_WORK add
+// their price back. query reads the counter with HGET.
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -37,14 +37,17 @@ const (
 )
 
 // floorCommit commits a batch of increments, acknowledges the jobs and publishes the
-// results, one message per accepting node.
+// results, one message per accepting node. Each commit also writes what keep says
+// (RPCFLOOR_FLEET_KEEP): per group, count records of a kind and value.
 // KEYS: 1 the job stream, then per job its counter. ARGV: 1 group, 2 reply channel
-// prefix, 3 extra records per job, 4 their value, 5 their kind (see parseRecords),
-// then per job: entry id, node, job id.
+// prefix, 3 the number of keep groups G, then per group: kind, count, value, then per
+// job: entry id, node, job id.
 var floorCommit = redis.NewScript(`
+local groups = tonumber(ARGV[3])
+local first = 4 + 3 * groups
 local ids, replies, nodes = {}, {}, {}
 for j = 2, #KEYS do
-  local a = 6 + (j - 2) * 3
+  local a = first + (j - 2) * 3
   local v = redis.call('HINCRBY', KEYS[j], 'count', 1)
   ids[#ids + 1] = ARGV[a]
   local node = ARGV[a + 1]
@@ -54,13 +57,19 @@ for j = 2, #KEYS do
   end
   local r = replies[node]
   r[#r + 1] = ARGV[a + 2] .. ' ' .. v
-  for x = 1, tonumber(ARGV[3]) do
-    if ARGV[5] == 'key' then
-      redis.call('SET', KEYS[j] .. ':x' .. x .. ':' .. ARGV[a + 2], ARGV[4], 'PX', 600000)
-    elseif ARGV[5] == 'field' then
-      redis.call('HSET', 'floor:x' .. x, KEYS[j] .. ':' .. ARGV[a + 2], ARGV[4])
-    else
-      redis.call('HSET', KEYS[j], 'x' .. x, ARGV[4])
+  for g = 0, groups - 1 do
+    local kind, val = ARGV[4 + 3 * g], ARGV[6 + 3 * g]
+    for x = 1, tonumber(ARGV[5 + 3 * g]) do
+      local name = g .. '.' .. x
+      if kind == 'key' then
+        redis.call('SET', KEYS[j] .. ':k' .. name .. ':' .. ARGV[a + 2], val, 'PX', 600000)
+      elseif kind == 'field' then
+        redis.call('HSET', KEYS[j] .. ':f' .. name, v, val)
+      elseif kind == 'entry' then
+        redis.call('XADD', KEYS[j] .. ':e' .. name, 'MAXLEN', '=', 1000, '*', 'e', val)
+      else
+        redis.call('HSET', KEYS[j], 'o' .. name, val)
+      end
     end
   end
 end
@@ -250,14 +259,14 @@ func runWorker(args []string) error {
 	node := newNode()
 	fmt.Fprintf(os.Stderr, "msg=\"worker running\" node=%s\n", node) // what cgbench waits for
 	errc := make(chan error, *concurrency)
-	rec := extra
+	groups, spent := keep, work
 	for range *concurrency {
-		go func() { errc <- workLoop(rdb, node, rec) }()
+		go func() { errc <- workLoop(rdb, node, groups, spent) }()
 	}
 	return <-errc
 }
 
-func workLoop(rdb *redis.Client, node string, rec records) error {
+func workLoop(rdb *redis.Client, node string, groups []keepGroup, spent time.Duration) error {
 	ctx := context.Background()
 	keys := make([]string, 0, floorBatch+1)
 	args := make([]any, 0, 2+3*floorBatch)
@@ -272,9 +281,13 @@ func workLoop(rdb *redis.Client, node string, rec records) error {
 			return err
 		}
 		keys = append(keys[:0], floorStream)
-		args = append(args[:0], floorGroup, floorReply, rec.n, rec.value, rec.kind)
+		args = append(args[:0], floorGroup, floorReply, len(groups))
+		for _, g := range groups {
+			args = append(args, g.kind, g.count, g.value)
+		}
 		for _, s := range res {
 			for _, m := range s.Messages {
+				spin(spent)
 				keys = append(keys, counterKey(str(m.Values["c"])))
 				args = append(args, m.ID, str(m.Values["n"]), str(m.Values["i"]))
 			}
@@ -288,41 +301,56 @@ func workLoop(rdb *redis.Client, node string, rec records) error {
 	}
 }
 
-// extra prices what a fleet keeps per mutation: the commit also writes n records of
-// value per job, as RPCFLOOR_FLEET_RECORDS, RPCFLOOR_FLEET_RECORD_BYTES and
-// RPCFLOOR_FLEET_RECORD_KIND say.
-var extra records
+// keep is what each commit writes besides the counter (RPCFLOOR_FLEET_KEEP), and
+// work how long a worker spins per job before it commits (RPCFLOOR_FLEET_WORK): the
+// price, on this machine, of what a fleet keeps per mutation and of the work it
+// does.
+var (
+	keep []keepGroup
+	work time.Duration
+)
 
-type records struct {
-	n     int
-	value string
+// keepGroup is count records of value, written as kind:
+//
+//	key        a new key with a TTL (SET PX), as a job or idempotency record
+//	field      a new field of the context's hash of that group (HSET), as a tx log entry
+//	entry      a new entry of the context's stream of that group, capped at 1,000
+//	           (XADD MAXLEN =), as an event history
+//	overwrite  the same field of the counter's hash every time (HSET), as a head or a
+//	           state update
+type keepGroup struct {
 	kind  string
+	count int
+	value string
 }
 
-// parseRecords reads RPCFLOOR_FLEET_RECORDS (empty is 0), RPCFLOOR_FLEET_RECORD_BYTES
-// (empty is 500) and RPCFLOOR_FLEET_RECORD_KIND (empty is key): key writes each
-// record as a new key with a TTL (SET PX, as a job or idempotency record), field as
-// a new field of a hash (HSET, as a tx log entry), overwrite as the same field of the
-// counter's hash each time (HSET, as a head or a state update).
-func parseRecords(n, bytes, kind string) (records, error) {
-	r := records{kind: cmp.Or(kind, "key")}
-	size := 500
-	var err error
-	if n != "" {
-		if r.n, err = strconv.Atoi(n); err != nil || r.n < 0 || r.n > 100 {
-			return records{}, fmt.Errorf("RPCFLOOR_FLEET_RECORDS=%q is not a number from 0 to 100", n)
+// parseKeep reads RPCFLOOR_FLEET_KEEP: empty, or groups kind:count:bytes separated
+// by commas, such as key:2:500,overwrite:6:8.
+func parseKeep(v string) ([]keepGroup, error) {
+	if v == "" {
+		return nil, nil
+	}
+	var out []keepGroup
+	for g := range strings.SplitSeq(v, ",") {
+		parts := strings.Split(g, ":")
+		if len(parts) != 3 {
+			return nil, fmt.Errorf("RPCFLOOR_FLEET_KEEP: %q is not kind:count:bytes", g)
 		}
-	}
-	if bytes != "" {
-		if size, err = strconv.Atoi(bytes); err != nil || size < 0 || size > 1<<20 {
-			return records{}, fmt.Errorf("RPCFLOOR_FLEET_RECORD_BYTES=%q is not a number from 0 to 1048576", bytes)
+		kind := parts[0]
+		if kind != "key" && kind != "field" && kind != "entry" && kind != "overwrite" {
+			return nil, fmt.Errorf("RPCFLOOR_FLEET_KEEP: kind %q is not key, field, entry or overwrite", kind)
 		}
+		n, err := strconv.Atoi(parts[1])
+		if err != nil || n < 1 || n > 100 {
+			return nil, fmt.Errorf("RPCFLOOR_FLEET_KEEP: count %q is not a number from 1 to 100", parts[1])
+		}
+		size, err := strconv.Atoi(parts[2])
+		if err != nil || size < 1 || size > 1<<20 {
+			return nil, fmt.Errorf("RPCFLOOR_FLEET_KEEP: bytes %q is not a number from 1 to 1048576", parts[2])
+		}
+		out = append(out, keepGroup{kind: kind, count: n, value: strings.Repeat("r", size)})
 	}
-	if r.kind != "key" && r.kind != "field" && r.kind != "overwrite" {
-		return records{}, fmt.Errorf("RPCFLOOR_FLEET_RECORD_KIND=%q is not key, field or overwrite", kind)
-	}
-	r.value = strings.Repeat("r", size)
-	return r, nil
+	return out, nil
 }
 
 func str(v any) string { s, _ := v.(string); return s }

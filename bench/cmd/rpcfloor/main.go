@@ -28,10 +28,11 @@
 //
 //	go run ./bench/cmd/cgbench -gateway bin/rpcfloor -scenarios fleet-mutate
 //
-// RPCFLOOR_FLEET_RECORDS=N (with RPCFLOOR_FLEET_RECORD_BYTES, 500 by default, and
-// RPCFLOOR_FLEET_RECORD_KIND: key, field or overwrite) makes each commit also write
-// N records of that size per job: the price, on this machine, of what a fleet keeps
-// and of each call its scripts make per mutation.
+// RPCFLOOR_FLEET_KEEP (such as key:2:500,overwrite:6:8; see parseKeep) makes each
+// commit also write records of those kinds, numbers and sizes per job, and
+// RPCFLOOR_FLEET_WORK (a duration) makes a worker spin that long per job: the price,
+// on this machine, of what a fleet keeps per mutation, of each call its scripts make,
+// and of the work a worker does.
 package main
 
 import (
@@ -53,11 +54,14 @@ import (
 
 func main() {
 	var err error
-	if queryWork, err = parseQueryWork(os.Getenv("RPCFLOOR_QUERY_WORK")); err != nil {
+	if queryWork, err = parseWork("RPCFLOOR_QUERY_WORK", os.Getenv("RPCFLOOR_QUERY_WORK")); err != nil {
 		fmt.Fprintln(os.Stderr, "rpcfloor:", err)
 		os.Exit(2)
 	}
-	if extra, err = parseRecords(os.Getenv("RPCFLOOR_FLEET_RECORDS"), os.Getenv("RPCFLOOR_FLEET_RECORD_BYTES"), os.Getenv("RPCFLOOR_FLEET_RECORD_KIND")); err != nil {
+	if work, err = parseWork("RPCFLOOR_FLEET_WORK", os.Getenv("RPCFLOOR_FLEET_WORK")); err == nil {
+		keep, err = parseKeep(os.Getenv("RPCFLOOR_FLEET_KEEP"))
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "rpcfloor:", err)
 		os.Exit(2)
 	}
@@ -206,14 +210,15 @@ func fleetResult(out []byte, fleet *fleetGateway, method, contextID string) []by
 // queryWork is how long each query spins before it answers (RPCFLOOR_QUERY_WORK).
 var queryWork time.Duration
 
-// parseQueryWork reads RPCFLOOR_QUERY_WORK: empty is none.
-func parseQueryWork(v string) (time.Duration, error) {
+// parseWork reads a duration of work from the environment variable name: empty is
+// none.
+func parseWork(name, v string) (time.Duration, error) {
 	if v == "" {
 		return 0, nil
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 {
-		return 0, fmt.Errorf("RPCFLOOR_QUERY_WORK=%q is not a duration of 0 or more", v)
+		return 0, fmt.Errorf("%s=%q is not a duration of 0 or more", name, v)
 	}
 	return d, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -66,41 +67,50 @@ func (quiet) Printf(context.Context, string, ...any) {}
 // TestFleet runs the fleet floor on a real redis-server: a gateway and two worker
 // processes' worth of workers, four clients incrementing two counters. Every
 // increment is answered with a distinct new value, query reads the sum, and no job
-// is left in the stream or pending. With records, each commit also wrote them.
+// is left in the stream or pending. With records to keep, each commit also wrote
+// them.
 func TestFleet(t *testing.T) {
 	redis.SetLogger(quiet{})
-	defer func(r records) { extra = r }(extra)
+	defer func(k []keepGroup, w time.Duration) { keep, work = k, w }(keep, work)
 	const clients, each = 4, 50
-	for _, kind := range []string{"", "key", "field", "overwrite"} {
-		t.Run("records="+kind, func(t *testing.T) {
-			extra = records{}
-			if kind != "" {
-				extra = records{n: 2, value: "v", kind: kind}
+	perCounter := int64(clients * each / 2)
+	for _, c := range []struct {
+		keep  string
+		check func(ctx context.Context, rdb *redis.Client) (got, want int64, err error)
+	}{
+		{keep: ""},
+		{keep: "key:2:3", check: func(ctx context.Context, rdb *redis.Client) (int64, int64, error) {
+			keys, err := rdb.Keys(ctx, counterKey("a")+":k0.2:*").Result()
+			return int64(len(keys)), perCounter, err
+		}},
+		{keep: "field:2:3", check: func(ctx context.Context, rdb *redis.Client) (int64, int64, error) {
+			n, err := rdb.HLen(ctx, counterKey("a")+":f0.2").Result()
+			return n, perCounter, err
+		}},
+		{keep: "entry:1:3", check: func(ctx context.Context, rdb *redis.Client) (int64, int64, error) {
+			n, err := rdb.XLen(ctx, counterKey("a")+":e0.1").Result()
+			return n, perCounter, err
+		}},
+		{keep: "overwrite:1:3,key:1:4", check: func(ctx context.Context, rdb *redis.Client) (int64, int64, error) {
+			v, err := rdb.HGet(ctx, counterKey("a"), "o0.1").Result()
+			keys, kerr := rdb.Keys(ctx, counterKey("a")+":k1.1:*").Result()
+			return int64(len(v) + len(keys)), 3 + perCounter, cmp.Or(err, kerr)
+		}},
+	} {
+		t.Run("keep="+c.keep, func(t *testing.T) {
+			var err error
+			if keep, err = parseKeep(c.keep); err != nil {
+				t.Fatal(err)
 			}
+			work = time.Microsecond
 			srv := runFleet(t, clients, each)
-			if kind == "" {
+			if c.check == nil {
 				return
 			}
 			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 			defer rdb.Close()
-			var n int64
-			var err error
-			switch kind {
-			case "key":
-				var keys []string
-				keys, err = rdb.Keys(t.Context(), counterKey("a")+":x2:*").Result()
-				n = int64(len(keys))
-			case "field":
-				n, err = rdb.HLen(t.Context(), "floor:x2").Result()
-			case "overwrite":
-				var v string
-				if v, err = rdb.HGet(t.Context(), counterKey("a"), "x2").Result(); v == "v" {
-					n = 1
-				}
-			}
-			want := map[string]int64{"key": clients * each / 2, "field": clients * each, "overwrite": 1}[kind]
-			if err != nil || n != want {
-				t.Errorf("records as %s: %d of the second record, %v; want %d", kind, n, err, want)
+			if got, want, err := c.check(t.Context(), rdb); err != nil || got != want {
+				t.Errorf("%s: %d, %v; want %d", c.keep, got, err, want)
 			}
 		})
 	}
@@ -167,16 +177,18 @@ func runFleet(t *testing.T, clients, each int) *redistest.Server {
 	return srv
 }
 
-func TestParseRecords(t *testing.T) {
-	if r, err := parseRecords("", "", ""); err != nil || r.n != 0 || len(r.value) != 500 || r.kind != "key" {
-		t.Errorf("defaults: %d records of %d bytes as %q, %v; want 0 of 500 as key", r.n, len(r.value), r.kind, err)
+func TestParseKeep(t *testing.T) {
+	if g, err := parseKeep(""); err != nil || g != nil {
+		t.Errorf("empty: %v, %v; want nothing", g, err)
 	}
-	if r, err := parseRecords("3", "20", "overwrite"); err != nil || r.n != 3 || len(r.value) != 20 || r.kind != "overwrite" {
-		t.Errorf("3, 20, overwrite: %d records of %d bytes as %q, %v", r.n, len(r.value), r.kind, err)
+	g, err := parseKeep("key:2:500,overwrite:6:8")
+	if err != nil || len(g) != 2 || g[0].kind != "key" || g[0].count != 2 || len(g[0].value) != 500 ||
+		g[1].kind != "overwrite" || g[1].count != 6 || len(g[1].value) != 8 {
+		t.Errorf("key:2:500,overwrite:6:8: %+v, %v", g, err)
 	}
-	for _, bad := range [][3]string{{"-1", "", ""}, {"x", "", ""}, {"101", "", ""}, {"1", "-5", ""}, {"1", "big", ""}, {"1", "", "hash"}} {
-		if _, err := parseRecords(bad[0], bad[1], bad[2]); err == nil {
-			t.Errorf("parseRecords(%q, %q, %q) accepted", bad[0], bad[1], bad[2])
+	for _, bad := range []string{"key", "key:2", "hash:1:1", "key:0:1", "key:101:1", "key:x:1", "key:1:0", "key:1:big", "key:1:1,", "key:1:1:1"} {
+		if _, err := parseKeep(bad); err == nil {
+			t.Errorf("parseKeep(%q) accepted", bad)
 		}
 	}
 }
@@ -273,13 +285,13 @@ func outputValue(t *testing.T, res map[string]any) float64 {
 
 func TestQueryWork(t *testing.T) {
 	for v, want := range map[string]time.Duration{"": 0, "8us": 8 * time.Microsecond, "0s": 0} {
-		if d, err := parseQueryWork(v); err != nil || d != want {
-			t.Errorf("parseQueryWork(%q) = %v, %v; want %v", v, d, err, want)
+		if d, err := parseWork("X", v); err != nil || d != want {
+			t.Errorf("parseWork(%q) = %v, %v; want %v", v, d, err, want)
 		}
 	}
 	for _, v := range []string{"8", "-1us", "fast"} {
-		if _, err := parseQueryWork(v); err == nil {
-			t.Errorf("parseQueryWork(%q) accepted", v)
+		if _, err := parseWork("X", v); err == nil {
+			t.Errorf("parseWork(%q) accepted", v)
 		}
 	}
 	const d = 200 * time.Microsecond
