@@ -9,6 +9,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/circlegate/circlegate/internal/rawio"
 )
 
 // Events are written in sweeps. A session that gets an event while it wrote recently
@@ -179,12 +181,9 @@ func writevNonBlocking(rc syscall.RawConn, pieces [][]byte, iov []unix.Iovec) ([
 				v.SetLen(len(p))
 				iov = append(iov, v)
 			}
-			// A raw system call: a non-blocking write does not need the scheduler's
-			// hand-off around it.
-			r, _, errno := unix.RawSyscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(unsafe.SliceData(iov))), uintptr(len(iov)))
+			// A raw write (internal/rawio): no hand-off of the processor around it.
+			r, errno := rawio.Writev(fd, iov)
 			switch {
-			case errno == unix.EINTR:
-				continue
 			case errno == unix.EAGAIN:
 				return true
 			case errno != 0:

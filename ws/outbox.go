@@ -215,8 +215,17 @@ func (o *outbox) drain(wait bool) {
 }
 
 // writeBlocking writes pieces within the write timeout; o.wmu is held. On TCP they
-// leave with writev; on TLS they are joined first, so that they make few records.
+// leave with writev, first with a raw non-blocking one (what the socket takes at
+// once, usually everything, needs no deadline and no hand-off of the processor: see
+// writevNonBlocking); on TLS they are joined first, so that they make few records.
 func (o *outbox) writeBlocking(pieces [][]byte) error {
+	if o.raw != nil {
+		_, rest, err := writevNonBlocking(o.raw, pieces, nil)
+		if err != nil || len(rest) == 0 {
+			return err
+		}
+		pieces = rest
+	}
 	_ = o.net.SetWriteDeadline(time.Now().Add(o.hub.cfg.WriteTimeout))
 	defer o.net.SetWriteDeadline(time.Time{}) // the sweeps' writes have none
 	if o.raw != nil {

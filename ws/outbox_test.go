@@ -135,6 +135,58 @@ func TestWritevNonBlockingRest(t *testing.T) {
 	}
 }
 
+// TestWriteBlockingFinishesWhatTheSocketDidNotTake: a blocking write on TCP goes out
+// first as a raw non-blocking writev; what a full socket did not take follows within
+// the write timeout as the reader drains it, whole and in order.
+func TestWriteBlockingFinishesWhatTheSocketDidNotTake(t *testing.T) {
+	h, err := NewHub(Config{}, nil, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Shutdown(context.Background()) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	_ = sc.(*net.TCPConn).SetWriteBuffer(4096)
+	o := &outbox{}
+	o.init(h, 1, sc, func(Disconnect) {})
+	if o.raw == nil {
+		t.Fatal("no raw connection on TCP")
+	}
+	var pieces [][]byte
+	var want []byte
+	for i := range 2000 { // far more than the socket buffers hold
+		p := bytes.Repeat([]byte{byte(i)}, 1+i%1000)
+		pieces = append(pieces, p)
+		want = append(want, p...)
+	}
+	got := make(chan []byte)
+	go func() {
+		time.Sleep(50 * time.Millisecond) // let the socket fill first
+		b, _ := io.ReadAll(c)
+		got <- b
+	}()
+	if err := o.writeBlocking(pieces); err != nil {
+		t.Fatal(err)
+	}
+	sc.Close()
+	if b := <-got; !bytes.Equal(b, want) {
+		t.Fatalf("peer read %d bytes, want the %d bytes written, in order", len(b), len(want))
+	}
+}
+
 // pipeOutbox returns an outbox on one end of an in-memory connection, and the other
 // end, as the client.
 func pipeOutbox(t *testing.T) (*outbox, net.Conn) {

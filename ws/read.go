@@ -5,8 +5,10 @@ import (
 	"io"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/circlegate/circlegate/internal/rawio"
 	"github.com/circlegate/circlegate/tenant"
 	"golang.org/x/sys/unix"
 )
@@ -108,8 +110,14 @@ func (s *session) fill() (parked bool, err error) {
 		var n int
 		var rerr error
 		err := s.out.raw.Read(func(fd uintptr) bool {
-			n, rerr = unix.Read(int(fd), b)
-			return rerr != unix.EAGAIN
+			// A raw read (internal/rawio): no hand-off of the processor around it.
+			var errno syscall.Errno
+			n, errno = rawio.Read(fd, b)
+			rerr = nil
+			if errno != 0 {
+				rerr = errno
+			}
+			return errno != unix.EAGAIN
 		})
 		switch {
 		case err == nil && rerr == nil && n > 0:
