@@ -45,7 +45,7 @@ func Open(ctx context.Context, url string, poolSize int) (redis.UniversalClient,
 		return nil, fmt.Errorf("redis %s: a Redis Cluster has only database 0", opt.Addr)
 	}
 	c := redis.NewClusterClient(&redis.ClusterOptions{
-		Addrs: append([]string{opt.Addr}, extra...), Username: opt.Username, Password: opt.Password,
+		Addrs: append([]string{opt.Addr}, extra...), Username: opt.Username, Password: opt.Password, Dialer: opt.Dialer,
 		TLSConfig: opt.TLSConfig, PoolSize: opt.PoolSize, MaxRetries: opt.MaxRetries,
 		DialTimeout: opt.DialTimeout, ReadTimeout: opt.ReadTimeout, WriteTimeout: opt.WriteTimeout,
 		ContextTimeoutEnabled: true, DisableIdentity: true, Protocol: opt.Protocol,
@@ -112,6 +112,9 @@ func tune(o *redis.Options, poolSize int) {
 	}
 	if poolSize > 0 && o.PoolSize == 0 {
 		o.PoolSize = poolSize
+	}
+	if o.TLSConfig == nil && o.Dialer == nil {
+		o.Dialer = dialRaw(o.DialTimeout) // rawconn.go
 	}
 	o.ContextTimeoutEnabled = true
 	o.DisableIdentity = true
