@@ -137,7 +137,7 @@ func (o *outbox) flush(f *flusher) {
 // release hands the outbox back to the sweeps, write drains what came meanwhile. It
 // holds o.wmu from the write it finishes.
 func (o *outbox) finishWrite(batch, rest [][]byte, count int, then func()) {
-	err := o.writeBlocking(rest)
+	err := o.writeWithin(rest) // the socket was full a moment ago
 	o.wmu.Unlock()
 	if err != nil {
 		o.fail(DisconnectWriteError)

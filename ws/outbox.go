@@ -6,6 +6,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // outbox is the write side of one connection, WebSocket session or SSE stream: a
@@ -199,7 +201,7 @@ func (o *outbox) drain(wait bool) {
 			err = o.writeBlocking(batch)
 		} else {
 			var rest [][]byte
-			_, rest, err = writevNonBlocking(o.raw, batch, nil)
+			rest, err = o.writeAtOnce(batch)
 			if err == nil && len(rest) > 0 {
 				go o.finishWrite(batch, rest, count, o.write)
 				return
@@ -220,12 +222,32 @@ func (o *outbox) drain(wait bool) {
 // writevNonBlocking); on TLS they are joined first, so that they make few records.
 func (o *outbox) writeBlocking(pieces [][]byte) error {
 	if o.raw != nil {
-		_, rest, err := writevNonBlocking(o.raw, pieces, nil)
+		rest, err := o.writeAtOnce(pieces)
 		if err != nil || len(rest) == 0 {
 			return err
 		}
 		pieces = rest
 	}
+	return o.writeWithin(pieces)
+}
+
+// iovs holds writev vectors for writes outside the sweeps (which keep their own).
+var iovs = sync.Pool{New: func() any { v := make([]unix.Iovec, 0, 16); return &v }}
+
+// writeAtOnce writes what the socket takes of pieces at once with one raw writev loop
+// (writevNonBlocking) and returns the rest; o.raw is set.
+func (o *outbox) writeAtOnce(pieces [][]byte) ([][]byte, error) {
+	v := iovs.Get().(*[]unix.Iovec)
+	var rest [][]byte
+	var err error
+	*v, rest, err = writevNonBlocking(o.raw, pieces, *v)
+	iovs.Put(v)
+	return rest, err
+}
+
+// writeWithin writes pieces within the write timeout, waiting in the poller while
+// the socket is full; o.wmu is held.
+func (o *outbox) writeWithin(pieces [][]byte) error {
 	_ = o.net.SetWriteDeadline(time.Now().Add(o.hub.cfg.WriteTimeout))
 	defer o.net.SetWriteDeadline(time.Time{}) // the sweeps' writes have none
 	if o.raw != nil {

@@ -172,7 +172,7 @@ func TestWriteBlockingFinishesWhatTheSocketDidNotTake(t *testing.T) {
 		pieces = append(pieces, p)
 		want = append(want, p...)
 	}
-	got := make(chan []byte)
+	got := make(chan []byte, 1)
 	go func() {
 		time.Sleep(50 * time.Millisecond) // let the socket fill first
 		b, _ := io.ReadAll(c)

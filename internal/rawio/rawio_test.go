@@ -8,26 +8,40 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func socketPair(t *testing.T) (a, b uintptr) {
+// socketPair returns two connected non-blocking sockets with small buffers, and a
+// function that closes the first early (the cleanup then leaves it alone).
+func socketPair(t *testing.T) (a, b uintptr, closeA func()) {
 	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { unix.Close(fds[0]); unix.Close(fds[1]) })
-	return uintptr(fds[0]), uintptr(fds[1])
+	for _, fd := range fds {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closed := false
+	closeA = func() {
+		if !closed {
+			closed = true
+			unix.Close(fds[0])
+		}
+	}
+	t.Cleanup(func() { closeA(); unix.Close(fds[1]) })
+	return uintptr(fds[0]), uintptr(fds[1]), closeA
 }
 
 // TestReadWrite: an empty socket reads EAGAIN, a full one takes part of a write and
 // then EAGAIN, and what was written comes out whole and in order, through Write and
 // Writev.
 func TestReadWrite(t *testing.T) {
-	a, b := socketPair(t)
+	a, b, closeA := socketPair(t)
 	buf := make([]byte, 1<<16)
 	if n, errno := Read(b, buf); errno != unix.EAGAIN || n != 0 {
 		t.Fatalf("read of an empty socket: %d, %v; want EAGAIN", n, errno)
 	}
-	big := bytes.Repeat([]byte("abcdefgh"), 1<<17) // 1 MiB: more than the socket holds
+	big := bytes.Repeat([]byte("abcdefgh"), 1<<17) // 1 MiB: far more than the socket holds
 	n, errno := Write(a, big)
 	if errno != 0 || n <= 0 || n >= len(big) {
 		t.Fatalf("write of 1 MiB: %d, %v; want part of it", n, errno)
@@ -58,7 +72,7 @@ func TestReadWrite(t *testing.T) {
 	if m, errno := Read(b, buf); errno != 0 || string(buf[:m]) != "one two three" {
 		t.Fatalf("read after writev: %q, %v", buf[:m], errno)
 	}
-	unix.Close(int(a))
+	closeA()
 	if m, errno := Read(b, buf); errno != 0 || m != 0 {
 		t.Fatalf("read after the peer closed: %d, %v; want 0 (EOF)", m, errno)
 	}
@@ -71,7 +85,7 @@ func TestReadWrite(t *testing.T) {
 // socket only. Under the race detector this passes only because a Write happens
 // before the Read that follows it (race.go).
 func TestHappensBefore(t *testing.T) {
-	a, b := socketPair(t)
+	a, b, _ := socketPair(t)
 	var shared int
 	done := make(chan int)
 	go func() {

@@ -2,7 +2,6 @@ package redisx
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"os"
@@ -20,7 +19,8 @@ import (
 // waits in the runtime's poller, deadlines included, as a net.Conn does.
 type rawConn struct {
 	net.Conn
-	raw syscall.RawConn
+	raw     syscall.RawConn
+	network string // "tcp" or "unix", for errors
 }
 
 // keepAlive is go-redis's own default: probe after 30 s idle, give up after 3
@@ -50,51 +50,46 @@ func wrapRaw(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	return &rawConn{Conn: c, raw: raw}
+	network := "tcp"
+	if a := c.LocalAddr(); a != nil {
+		network = a.Network()
+	}
+	return &rawConn{Conn: c, raw: raw, network: network}
 }
 
-// SyscallConn is for go-redis's pool, which checks a connection it takes for a close
-// by the server: it calls Read with a function that peeks at the socket through a
-// system call the scheduler hands off around, which would wake the monitor again, on
-// every command. The peekConn it gets peeks with a raw call instead.
+// SyscallConn is for go-redis's pool, which checks each connection it takes for a
+// close by the server with a function that peeks at the socket through an ordinary
+// system call: one per command, each waking the monitor again. The peekConn it gets
+// spares that call when the socket is idle.
 func (c *rawConn) SyscallConn() (syscall.RawConn, error) { return peekConn{c.raw}, nil }
 
-// peekConn is a syscall.RawConn whose Read does not run the function it is given
-// but what that function does in go-redis's health check (internal/pool's
-// checkSyscallConn): a non-blocking MSG_PEEK of one byte. It returns nil when the
-// socket has nothing to read (healthy), io.EOF when the server closed it, and
-// errUnread when there is data nobody asked for (after which go-redis drops the
-// connection too, as it does with RESP2). Write and Control are the socket's own.
+// peekConn is the socket's syscall.RawConn, but its Read first peeks at the socket
+// with a raw non-blocking MSG_PEEK of one byte. When there is nothing to read (a
+// healthy idle connection, the case of every command) it returns nil without running
+// the function it was given: go-redis v9's checks (internal/pool's checkSyscallConn,
+// behind its health check and its checkForData) only peek the same way and would
+// find the same. Otherwise (data, a close, an error) the function runs as usual and
+// go-redis classifies the socket itself. go-redis reads and writes through
+// net.Conn, never through this Read; TestRawConnServerClose checks the health check.
 type peekConn struct{ syscall.RawConn }
 
-// errUnread is peekConn's answer for a connection holding unrequested data.
-var errUnread = errors.New("redisx: unrequested data on an idle connection")
-
-func (p peekConn) Read(func(fd uintptr) bool) error {
-	var peekErr error
+func (p peekConn) Read(f func(fd uintptr) bool) error {
+	idle := false
 	err := p.RawConn.Control(func(fd uintptr) {
 		var b [1]byte
 		for {
-			n, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			_, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
 				unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
-			switch {
-			case errno == unix.EINTR:
-				continue
-			case errno == unix.EAGAIN:
-			case errno != 0:
-				peekErr = os.NewSyscallError("recvfrom", errno)
-			case n == 0:
-				peekErr = io.EOF
-			default:
-				peekErr = errUnread
+			if errno != unix.EINTR {
+				idle = errno == unix.EAGAIN
+				return
 			}
-			return
 		}
 	})
-	if err != nil {
+	if err != nil || idle {
 		return err
 	}
-	return peekErr
+	return p.RawConn.Read(f)
 }
 
 func (c *rawConn) Read(b []byte) (int, error) {
@@ -125,10 +120,13 @@ func (c *rawConn) Write(b []byte) (int, error) {
 		for done < len(b) {
 			n, e := rawio.Write(fd, b[done:])
 			switch {
-			case e == unix.EAGAIN || (e == 0 && n == 0):
+			case e == unix.EAGAIN:
 				return false // wait until the socket can take more
 			case e != 0:
 				errno = e
+				return true
+			case n == 0:
+				errno = unix.EIO // a write that takes nothing: as net.Conn's, an error
 				return true
 			}
 			done += n
@@ -144,8 +142,12 @@ func (c *rawConn) Write(b []byte) (int, error) {
 	return done, nil
 }
 
-// opError wraps err as net.Conn's methods do; a passed deadline stays a net.Error
-// whose Timeout is true, which go-redis looks for.
+// opError wraps err as net.Conn's methods do, unless the poller's wait made it a
+// *net.OpError already; a passed deadline stays a net.Error whose Timeout is true,
+// which go-redis looks for.
 func (c *rawConn) opError(op string, err error) error {
-	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+	if _, ok := err.(*net.OpError); ok {
+		return err
+	}
+	return &net.OpError{Op: op, Net: c.network, Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 }

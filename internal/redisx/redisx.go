@@ -113,15 +113,18 @@ func tune(o *redis.Options, poolSize int) {
 	if poolSize > 0 && o.PoolSize == 0 {
 		o.PoolSize = poolSize
 	}
-	if o.TLSConfig == nil && o.Dialer == nil {
-		o.Dialer = dialRaw(o.DialTimeout) // rawconn.go
-	}
 	o.ContextTimeoutEnabled = true
 	o.DisableIdentity = true
 	if o.Protocol == 0 {
 		// RESP2: the fleet needs nothing of RESP3 (push notifications, client-side
 		// caching), and with RESP3 every reply is checked for pending pushes.
 		o.Protocol = 2
+	}
+	if o.TLSConfig == nil && o.Dialer == nil && o.Protocol == 2 {
+		// Raw socket calls (rawconn.go). Not with TLS, whose records need the tls
+		// package's reads, nor with RESP3, whose push frames go-redis looks for
+		// through the connection's socket in ways peekConn was not checked against.
+		o.Dialer = dialRaw(o.DialTimeout)
 	}
 }
 
