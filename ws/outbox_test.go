@@ -90,30 +90,9 @@ func TestArenaFramesStayApart(t *testing.T) {
 // TestWritevNonBlockingRest checks that a sweep's write that the socket cannot take
 // whole returns exactly the bytes it did not write, cut inside a piece.
 func TestWritevNonBlockingRest(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	sc, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
-	_ = sc.(*net.TCPConn).SetWriteBuffer(4096)
+	c, sc := tcpPair(t)
 	rc, _ := sc.(*net.TCPConn).SyscallConn()
-	var pieces [][]byte
-	var want []byte
-	for i := range 3000 { // far more than the socket buffers hold, more than IOV_MAX pieces
-		p := bytes.Repeat([]byte{byte(i)}, 1+i%1000)
-		pieces = append(pieces, p)
-		want = append(want, p...)
-	}
+	pieces, want := bigBatch(3000) // more than IOV_MAX pieces
 	_, rest, err := writevNonBlocking(rc, pieces, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -144,34 +123,13 @@ func TestWriteBlockingFinishesWhatTheSocketDidNotTake(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = h.Shutdown(context.Background()) })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	sc, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
-	_ = sc.(*net.TCPConn).SetWriteBuffer(4096)
+	c, sc := tcpPair(t)
 	o := &outbox{}
 	o.init(h, 1, sc, func(Disconnect) {})
 	if o.raw == nil {
 		t.Fatal("no raw connection on TCP")
 	}
-	var pieces [][]byte
-	var want []byte
-	for i := range 2000 { // far more than the socket buffers hold
-		p := bytes.Repeat([]byte{byte(i)}, 1+i%1000)
-		pieces = append(pieces, p)
-		want = append(want, p...)
-	}
+	pieces, want := bigBatch(2000)
 	got := make(chan []byte, 1)
 	go func() {
 		time.Sleep(50 * time.Millisecond) // let the socket fill first
@@ -185,6 +143,40 @@ func TestWriteBlockingFinishesWhatTheSocketDidNotTake(t *testing.T) {
 	if b := <-got; !bytes.Equal(b, want) {
 		t.Fatalf("peer read %d bytes, want the %d bytes written, in order", len(b), len(want))
 	}
+}
+
+// tcpPair returns a connected loopback client and server, the server's send buffer
+// small, so that a large write fills the socket.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	_ = server.(*net.TCPConn).SetWriteBuffer(4096)
+	return client, server
+}
+
+// bigBatch returns n pieces of 1 to 1,000 bytes, far more than a socket holds, and
+// their bytes in order.
+func bigBatch(n int) (pieces [][]byte, all []byte) {
+	for i := range n {
+		p := bytes.Repeat([]byte{byte(i)}, 1+i%1000)
+		pieces = append(pieces, p)
+		all = append(all, p...)
+	}
+	return pieces, all
 }
 
 // pipeOutbox returns an outbox on one end of an in-memory connection, and the other

@@ -22,46 +22,41 @@ import (
 
 // Read reads into b (not empty) from fd with read(2).
 func Read(fd uintptr, b []byte) (int, syscall.Errno) {
-	for {
-		n, _, errno := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
-		if errno == unix.EINTR {
-			continue
-		}
-		if errno != 0 {
-			return 0, errno
-		}
-		read(b[:n])
-		return int(n), 0
+	n, errno := call(unix.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	if errno != 0 {
+		return 0, errno
 	}
+	read(b[:n])
+	return int(n), 0
 }
 
 // Write writes b (not empty) to fd with write(2) and returns how much it took.
 func Write(fd uintptr, b []byte) (int, syscall.Errno) {
 	wrote(b)
-	for {
-		n, _, errno := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
-		if errno == unix.EINTR {
-			continue
-		}
-		if errno != 0 {
-			return 0, errno
-		}
-		return int(n), 0
+	n, errno := call(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	if errno != 0 {
+		return 0, errno
 	}
+	return int(n), 0
 }
 
 // Writev writes the buffers of iov (not empty) to fd with writev(2) and returns how
 // much it took.
 func Writev(fd uintptr, iov []unix.Iovec) (int, syscall.Errno) {
 	wrotev(iov)
+	n, errno := call(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(unsafe.SliceData(iov))), uintptr(len(iov)))
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), 0
+}
+
+// call makes a raw system call, again while it is interrupted.
+func call(trap, a1, a2, a3 uintptr) (uintptr, syscall.Errno) {
 	for {
-		n, _, errno := unix.RawSyscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(unsafe.SliceData(iov))), uintptr(len(iov)))
-		if errno == unix.EINTR {
-			continue
+		r, _, errno := unix.RawSyscall(trap, a1, a2, a3)
+		if errno != unix.EINTR {
+			return r, errno
 		}
-		if errno != 0 {
-			return 0, errno
-		}
-		return int(n), 0
 	}
 }
