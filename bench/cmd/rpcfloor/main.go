@@ -36,7 +36,6 @@
 package main
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -45,7 +44,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -113,25 +111,11 @@ func run(args []string) error {
 
 // listenAddr reads the top-level listen = "..." line of a gateway config.
 func listenAddr(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
+	addr, err := configValue(path, "", "listen")
+	if err == nil && addr == "" {
+		err = fmt.Errorf("%s: no listen address", path)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), "=")
-		if ok && strings.TrimSpace(k) == "listen" {
-			return strconv.Unquote(strings.TrimSpace(v))
-		}
-		if strings.HasPrefix(strings.TrimSpace(sc.Text()), "[") {
-			break // past the top level
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return "", err
-	}
-	return "", fmt.Errorf("%s: no listen address", path)
+	return addr, err
 }
 
 type request struct {
