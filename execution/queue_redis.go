@@ -260,7 +260,7 @@ func (q *RedisQueue) Submit(ctx context.Context, job *Job) (json.RawMessage, err
 		return nil, errJobExpired
 	}
 	job.Node = q.cfg.Node
-	jb, err := json.Marshal(job)
+	jb, err := encodeJob(job)
 	if err != nil {
 		return nil, errs.Wrap(errs.Internal, err, "encode job")
 	}

@@ -1,9 +1,7 @@
 package execution
 
 import (
-	"cmp"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/circlegate/circlegate/errs"
@@ -32,62 +30,16 @@ type errorJSON struct {
 	Param   string `json:"param,omitempty"`
 }
 
-func encodeRecord(r *JobRecord) []byte {
+// toJSON returns r as a record is stored and replied.
+func (r *JobRecord) toJSON() recordJSON {
 	j := recordJSON{
 		ID: r.ID, Kind: r.Kind, Tenant: r.Tenant, Caller: r.Caller, ContextID: r.ContextID, Status: r.Status,
-		Result: r.Result, AcceptedAt: r.AcceptedAt.UnixMilli(), Attempts: r.Attempts,
+		Result: r.Result, AcceptedAt: r.AcceptedAt.UnixMilli(), Attempts: r.Attempts, Err: errorOf(r.Err),
 	}
 	if !r.FinishedAt.IsZero() {
 		j.FinishedAt = r.FinishedAt.UnixMilli()
 	}
-	if r.Err != nil {
-		j.Err = &errorJSON{Kind: errs.Internal.String(), Message: "internal error"}
-		var e *errs.Error
-		if errors.As(r.Err, &e) && e.Kind != errs.Internal {
-			j.Err = &errorJSON{Kind: e.Kind.String(), Message: e.Message, Param: e.Param}
-		}
-	}
-	b, err := json.Marshal(j)
-	if err != nil { // Result is JSON a handler produced; anything else is a bug
-		panic("execution: encode job record: " + err.Error())
-	}
-	return b
-}
-
-func decodeRecord(b []byte) (JobRecord, error) {
-	var j recordJSON
-	if err := json.Unmarshal(b, &j); err != nil {
-		return JobRecord{}, err
-	}
-	return j.record(), nil
-}
-
-// decodeRecords decodes a reply: a JSON array of records, in one pass. On an error
-// it decodes each record on its own, so that one bad record costs only itself.
-func decodeRecords(b []byte) ([]JobRecord, error) {
-	var js []recordJSON
-	if err := json.Unmarshal(b, &js); err == nil {
-		out := make([]JobRecord, len(js))
-		for i := range js {
-			out[i] = js[i].record()
-		}
-		return out, nil
-	}
-	var raws []json.RawMessage
-	if err := json.Unmarshal(b, &raws); err != nil {
-		return nil, err
-	}
-	var out []JobRecord
-	var first error
-	for _, raw := range raws {
-		r, err := decodeRecord(raw)
-		if err != nil {
-			first = cmp.Or(first, err)
-			continue
-		}
-		out = append(out, r)
-	}
-	return out, first
+	return j
 }
 
 func (j *recordJSON) record() JobRecord {

@@ -2,7 +2,6 @@ package execution
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strconv"
 	"sync"
@@ -132,8 +131,8 @@ func str(v any) string { s, _ := v.(string); return s }
 // accept takes a delivered job into a local lane, unless this process holds it
 // already. A job that does not decode goes to the dead letters at once.
 func (r *runner) accept(ctx context.Context, entry, jobID, node, raw string, attempt int) {
-	var job Job
-	if err := json.Unmarshal([]byte(raw), &job); err != nil || job.ID == "" {
+	job, err := decodeJob([]byte(raw))
+	if err != nil || job.ID == "" {
 		r.deadLetter(ctx, entry, jobID, node, raw, attempt, "the job does not decode")
 		return
 	}
@@ -363,8 +362,7 @@ func (r *runner) reclaim(ctx context.Context) {
 // gateway that waits for it.
 func (r *runner) deadLetter(ctx context.Context, entry, jobID, node, raw string, deliveries int, reason string) {
 	q := r.q
-	var job Job
-	_ = json.Unmarshal([]byte(raw), &job)
+	job, _ := decodeJob([]byte(raw))
 	job.ID = jobID
 	rec := newRecord(&job)
 	rec.Status, rec.Attempts, rec.FinishedAt = JobDead, deliveries, time.Now().UTC()

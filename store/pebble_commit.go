@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -146,10 +145,7 @@ func (p *Pebble) commitBatch(b *pebble.Batch, h *head, c *Commit) ([]byte, error
 	}
 	var idem []byte
 	if c.IdempotencyKey != "" {
-		var err error
-		if idem, err = json.Marshal(c.Idempotency); err != nil {
-			return nil, errs.Wrap(errs.Internal, err, "store: encode record")
-		}
+		idem = encodeIdempotency(&c.Idempotency)
 		_ = b.Set(idemKey(h.ID, c.IdempotencyKey), idem, nil)
 	}
 	return idem, nil

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
@@ -85,7 +84,7 @@ func (r *Redis) commitArgs(keys []string, args []any, c *Commit) ([]string, []an
 	var idem []byte
 	var ttl int64
 	if c.IdempotencyKey != "" {
-		idem, _ = json.Marshal(c.Idempotency)
+		idem = encodeIdempotency(&c.Idempotency)
 		ttl = max(c.IdempotencyTTL.Milliseconds(), 0)
 	}
 	at := len(args)
