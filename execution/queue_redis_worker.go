@@ -214,7 +214,7 @@ func (r *runner) ack(ctx context.Context, batch []ackItem) {
 	keys := make([]string, 0, len(batch)+1)
 	args := make([]any, 0, 3+3*len(batch))
 	keys = append(keys, q.keys.stream)
-	args = append(args, q.keys.group, q.cfg.Node, q.cfg.RecordTTL.Milliseconds(), q.keys.replyPrefix)
+	args = append(args, q.keys.group, q.cfg.RecordTTL.Milliseconds(), q.keys.replyPrefix)
 	now := time.Now().UTC()
 	entries := make([]string, len(batch))
 	for i, it := range batch {
