@@ -19,7 +19,7 @@ import (
 )
 
 // The fleet scenarios run circlegate as a fleet on this machine: a redis-server
-// (appendonly yes, appendfsync everysec: what docs/operations.md recommends), one
+// (appendonly yes, appendfsync everysec, rdbcompression no: what docs/operations.md recommends), one
 // gateway that only accepts (`serve --workers 0`, load generators connect to it) and
 // fleetWorkers worker processes (`circlegate worker`).
 
@@ -83,7 +83,7 @@ func (f *fleet) startRedis(ctx context.Context) error {
 	}
 	port := addr[strings.LastIndexByte(addr, ':')+1:]
 	f.redis = childCommand("", "redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", f.dir,
-		"--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--daemonize", "no",
+		"--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--rdbcompression", "no", "--daemonize", "no",
 		"--logfile", filepath.Join(f.dir, "redis.log"))
 	if err := f.redis.Start(); err != nil {
 		return fmt.Errorf("start redis-server: %w", err)
@@ -248,7 +248,7 @@ func runFleetMutate(ctx context.Context, e *env) (result, error) {
 	return result{
 		Figure: fmt.Sprintf("%.0f mutations/s, p50 %s, p99 %s", rate, lat(0.5), lat(0.99)),
 		Pass:   rate >= 12000,
-		Notes: fmt.Sprintf("%s increment: %d durable mutations in %.1f s through 1 gateway (accept only) and %d worker processes on Redis (appendfsync everysec), %d closed loops over %d contexts, %d errors; latency p99.9 %s, max %s; counters sum to %d; CPU per mutation: gateway %.0f µs, workers %.0f µs, redis %.0f µs, load generators %.0f µs; cores: gateway %.2f, workers %.2f, redis %.2f, load generators %.2f, other processes %.2f%s",
+		Notes: fmt.Sprintf("%s increment: %d durable mutations in %.1f s through 1 gateway (accept only) and %d worker processes on Redis (appendfsync everysec, rdbcompression no), %d closed loops over %d contexts, %d errors; latency p99.9 %s, max %s; counters sum to %d; CPU per mutation: gateway %.0f µs, workers %.0f µs, redis %.0f µs, load generators %.0f µs; cores: gateway %.2f, workers %.2f, redis %.2f, load generators %.2f, other processes %.2f%s",
 			e.fleetApp, sum.OK, wall, fleetWorkers, e.fleetLoops, len(contexts), sum.Errors, lat(0.999), lat(1), counted,
 			per(use.gateway), per(w1-w0), per(r1-r0), per(use.load),
 			use.gateway/wall, (w1-w0)/wall, (r1-r0)/wall, use.load/wall, max(0, use.other-(w1-w0)-(r1-r0))/wall, busy(use, w1-w0+r1-r0, wall)),
