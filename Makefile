@@ -59,8 +59,9 @@ bench: build apps
 	@echo "The floor of fleet-mutate: bench/cmd/rpcfloor as the fleet's gateway and workers (docs/benchmarks.md)"
 	$(GO) run ./bench/cmd/cgbench -gateway bin/rpcfloor -scenarios fleet-mutate
 	$(GO) test -run '^$$' -bench . -benchmem ./rpc/ ./tenant/
-	$(GO) test -run '^$$' -bench 'Noop|FleetMutate' -benchmem ./execution/
+	$(GO) test -run '^$$' -bench 'Noop|FleetMutate|JobJSON|RecordJSON' -benchmem ./execution/
 	$(GO) test -run '^$$' -bench CommitCounter -benchtime 50000x ./store/
+	$(GO) test -run '^$$' -bench RedisCommitMany -benchtime 2000x ./store/
 	$(GO) test -run '^$$' -bench Events -benchmem ./store/
 	$(GO) test -run '^$$' -bench Fanout -benchtime 500000x ./ws/
 	$(GO) test -run '^$$' -bench Verify -benchmem ./webhooks/

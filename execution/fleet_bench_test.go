@@ -2,7 +2,6 @@ package execution_test
 
 import (
 	"context"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -66,7 +65,7 @@ func benchFleet(b *testing.B, appName string) {
 	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	redis0, self0 := redisCPU(b, srv), selfCPU()
+	redis0, self0 := srv.CPU(b), selfCPU()
 	b.ResetTimer()
 	start := time.Now()
 	for g := range 256 {
@@ -81,25 +80,12 @@ func benchFleet(b *testing.B, appName string) {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "mutations/s")
-	b.ReportMetric((redisCPU(b, srv)-redis0).Seconds()*1e6/float64(b.N), "redis-µs/op")
+	b.ReportMetric((srv.CPU(b)-redis0).Seconds()*1e6/float64(b.N), "redis-µs/op")
 	b.ReportMetric((selfCPU()-self0).Seconds()*1e6/float64(b.N), "process-µs/op")
 	if testing.Verbose() {
 		info, _ := rdb.Info(context.Background(), "commandstats").Result()
 		b.Log(info)
 	}
-}
-
-// redisCPU returns the CPU time redis-server has used (INFO used_cpu_sys + _user).
-func redisCPU(b *testing.B, srv *redistest.Server) time.Duration {
-	var total float64
-	for _, f := range []string{"used_cpu_sys", "used_cpu_user"} {
-		v, err := strconv.ParseFloat(srv.Info(f), 64)
-		if err != nil {
-			b.Fatalf("INFO %s: %v", f, err)
-		}
-		total += v
-	}
-	return time.Duration(total * float64(time.Second))
 }
 
 // selfCPU returns the CPU time this process has used.

@@ -30,7 +30,7 @@ func BenchmarkRedisCommitMany(b *testing.B) {
 	heads := storetest.CreateContexts(b, s, "t", ids...)
 	result := []byte(strings.Repeat("r", 250))
 	next := 0
-	cpu0 := redisCPU(b, srv)
+	cpu0 := srv.CPU(b)
 	b.ResetTimer()
 	for b.Loop() {
 		cs := make([]store.Commit, round)
@@ -51,18 +51,5 @@ func BenchmarkRedisCommitMany(b *testing.B) {
 		next += round
 	}
 	b.StopTimer()
-	b.ReportMetric((redisCPU(b, srv)-cpu0)*1e6/float64(b.N*round), "redis-µs/commit")
-}
-
-// redisCPU returns the CPU seconds the server has used (user and system).
-func redisCPU(b *testing.B, srv *redistest.Server) float64 {
-	var t float64
-	for _, f := range []string{"used_cpu_user", "used_cpu_sys"} {
-		v, err := strconv.ParseFloat(srv.Info(f), 64)
-		if err != nil {
-			b.Fatalf("INFO %s: %v", f, err)
-		}
-		t += v
-	}
-	return t
+	b.ReportMetric(float64((srv.CPU(b)-cpu0).Microseconds())/float64(b.N*round), "redis-µs/commit")
 }

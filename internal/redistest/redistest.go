@@ -188,6 +188,20 @@ func encode(args []string) []byte {
 // Info returns one field of INFO (e.g. "aof_enabled"), or "" if absent.
 func (s *Server) Info(field string) string { return s.field(field, "INFO") }
 
+// CPU returns the CPU time the server has used, user and system (INFO's used_cpu_*).
+func (s *Server) CPU(t testing.TB) time.Duration {
+	t.Helper()
+	var total float64
+	for _, f := range []string{"used_cpu_sys", "used_cpu_user"} {
+		v, err := strconv.ParseFloat(s.Info(f), 64)
+		if err != nil {
+			t.Fatalf("redistest: INFO %s: %v", f, err)
+		}
+		total += v
+	}
+	return time.Duration(total * float64(time.Second))
+}
+
 // field returns the value of "field:value" in the bulk reply of a command whose
 // reply is such lines (INFO, CLUSTER INFO), or "" if absent.
 func (s *Server) field(field string, args ...string) string {
