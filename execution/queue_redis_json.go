@@ -14,10 +14,10 @@ import (
 // the gateway and decoded at a worker, and its record encoded twice and decoded once,
 // and encoding/json's reflection made these about 14 µs of a mutation's CPU. The
 // format is unchanged: the encoders write exactly what json.Marshal writes (they call
-// it for any string that is not plain ASCII, and for the whole value when something
-// else is unusual), and the decoders read what the encoders write and hand any other
-// input to encoding/json, so they accept the same inputs and decode them to the same
-// values. TestJobJSONMatchesEncodingJSON and FuzzDecodeJob hold them to that.
+// it for any string it would escape, and for the whole value when something else is
+// unusual), and the decoders read what the encoders write and hand any other input to
+// encoding/json, so they accept the same inputs and decode them to the same values.
+// The tests in queue_redis_json_test.go compare both directions with encoding/json.
 
 // encodeJob returns json.Marshal(j), byte for byte.
 func encodeJob(j *Job) ([]byte, error) {
@@ -28,9 +28,10 @@ func encodeJob(j *Job) ([]byte, error) {
 	return json.Marshal(j)
 }
 
-// appendJob appends j as json.Marshal writes it, or reports false when j has
-// something only json.Marshal writes exactly (a script, args that are not plain
-// JSON, a time outside years 0 to 9999).
+// appendJob appends j as json.Marshal writes it, or reports false, with b's contents
+// then unspecified, when j has something only json.Marshal writes exactly (a script,
+// args that are not plain JSON, a time Time.MarshalJSON refuses: a year outside 0 to
+// 9999, a zone offset of 24 hours or more).
 func appendJob(b []byte, j *Job) ([]byte, bool) {
 	if len(j.Script) > 0 || (len(j.Args) > 0 && (!plainJSON(j.Args) || !json.Valid(j.Args))) {
 		return b, false
@@ -85,15 +86,14 @@ func appendString(b []byte, s string) []byte {
 	return append(b, q...)
 }
 
-// appendTime appends t as json.Marshal writes it (Time.MarshalJSON), or reports false
-// where that fails.
+// appendTime appends t as json.Marshal writes it (Time.MarshalJSON), or returns b
+// unchanged and false where that fails.
 func appendTime(b []byte, t time.Time) ([]byte, bool) {
-	b = append(b, '"')
-	b, err := t.AppendText(b)
+	out, err := t.AppendText(append(b, '"'))
 	if err != nil {
 		return b, false
 	}
-	return append(b, '"'), true
+	return append(out, '"'), true
 }
 
 // encodeRecord returns the stored and replied form of r: json.Marshal of its

@@ -78,21 +78,66 @@ func TestRecordJSONMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
-// FuzzEncodeJob: any job's encoding is json.Marshal's.
+// FuzzEncodeJob: any job's encoding is json.Marshal's, and decodes as json.Unmarshal
+// decodes it.
 func FuzzEncodeJob(f *testing.F) {
-	f.Add("71512fce", "increment", `{"by":1}`, "key", int64(1795432725845548596), false)
-	f.Add("a\"b", "<m>", `[1, 2]`, "\u2028", int64(-62135596800000000), true)
-	f.Fuzz(func(t *testing.T, id, method, args, key string, ns int64, owner bool) {
-		j := fleetJob()
-		j.ID, j.Method, j.IdempotencyKey, j.CallerOwner = id, method, key, owner
+	f.Add("71512fce", "mutate", "t", "c", "increment", `{"by":1}`, "k", "key", "node", int64(1795432725845548596), int64(10), 0, true)
+	f.Add("a\"b", "<m>", "t\xff", "", "\u2028", `[1, 2]`, "", "", "", int64(-62135596800000000), int64(0), 86400, false)
+	f.Fuzz(func(t *testing.T, id, kind, tenant, ctx, method, args, caller, key, node string, ns, deadline int64, offset int, owner bool) {
+		j := &Job{ID: id, Kind: JobKind(kind), Tenant: tenant, ContextID: ctx, Method: method, Caller: caller,
+			CallerOwner: owner, IdempotencyKey: key, Node: node,
+			Time: time.Unix(0, ns).In(time.FixedZone("z", offset%200000)), Deadline: time.Unix(deadline, ns)}
 		if args != "" {
 			j.Args = json.RawMessage(args)
 		}
-		j.Time = time.Unix(0, ns).UTC()
 		want, wantErr := json.Marshal(j)
 		got, err := encodeJob(j)
 		if string(got) != string(want) || (err == nil) != (wantErr == nil) {
 			t.Fatalf("encodeJob = %s, %v; json.Marshal = %s, %v", got, err, want, wantErr)
+		}
+		if err != nil {
+			return
+		}
+		var std Job
+		_ = json.Unmarshal(want, &std)
+		if dec, err := decodeJob(want); err != nil || !reflect.DeepEqual(dec, std) {
+			t.Fatalf("decodeJob = %+v, %v; json.Unmarshal = %+v", dec, err, std)
+		}
+	})
+}
+
+// FuzzEncodeRecord: any record's encoding is json.Marshal's of its recordJSON, and
+// decodes as json.Unmarshal decodes it.
+func FuzzEncodeRecord(f *testing.F) {
+	f.Add("id", "mutate", "t", "c", "ctx", "done", `{"a":1}`, "invalid params", "msg", "p", int64(1), int64(2), 3, true)
+	f.Add("i\u2028", "m<", "t\xff", "", "", "", ``, "", "", "", int64(-62135596800000), int64(0), 0, false)
+	f.Fuzz(func(t *testing.T, id, kind, tenant, caller, ctx, status, result, ekind, emsg, eparam string, accepted, finished int64, attempts int, failed bool) {
+		r := JobRecord{ID: id, Kind: JobKind(kind), Tenant: tenant, Caller: caller, ContextID: ctx, Status: status,
+			AcceptedAt: time.Unix(0, accepted), Attempts: attempts}
+		if finished != 0 {
+			r.FinishedAt = time.Unix(0, finished)
+		}
+		if result != "" {
+			if !json.Valid([]byte(result)) {
+				return // a result is a handler's JSON
+			}
+			r.Result = json.RawMessage(result)
+		}
+		if failed {
+			k, _ := errs.ParseKind(ekind)
+			r.Err = &errs.Error{Kind: k, Message: emsg, Param: eparam}
+		}
+		want, err := json.Marshal(r.toJSON())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := encodeRecord(&r); string(got) != string(want) {
+			t.Fatalf("encodeRecord = %s\njson.Marshal = %s", got, want)
+		}
+		var std recordJSON
+		_ = json.Unmarshal(want, &std)
+		if dec, err := decodeRecord(want); err != nil || !reflect.DeepEqual(dec, std.record()) {
+			t.Fatalf("decodeRecord = %+v, %v; json.Unmarshal = %+v", dec, err, std.record())
 		}
 	})
 }

@@ -7,7 +7,9 @@
 -- Returns the number of jobs acknowledged here.
 -- XACK one id at a time says which ids were still pending. (One XCLAIM ... JUSTID
 -- for the batch would say it too, but Redis writes an XCLAIM per id to the
--- append-only file, about 210 bytes per job, against 60 for an XACK.)
+-- append-only file, about 210 bytes per job, against 60 for an XACK.) When Redis
+-- lost the stream or the group, XACK finds nothing pending and the script returns 0:
+-- those jobs' entries are gone, and their gateways learn it from their sweeps.
 local at = {}
 local pending = {}
 for i = 2, #KEYS do
