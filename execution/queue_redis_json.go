@@ -36,31 +36,20 @@ func appendJob(b []byte, j *Job) ([]byte, bool) {
 	if len(j.Script) > 0 || (len(j.Args) > 0 && (!plainJSON(j.Args) || !json.Valid(j.Args))) {
 		return b, false
 	}
-	b = append(b, `{"id":`...)
-	b = appendString(b, j.ID)
-	b = append(b, `,"kind":`...)
-	b = appendString(b, string(j.Kind))
-	b = append(b, `,"tenant":`...)
-	b = appendString(b, j.Tenant)
-	if j.ContextID != "" {
-		b = append(b, `,"contextId":`...)
-		b = appendString(b, j.ContextID)
-	}
-	b = append(b, `,"method":`...)
-	b = appendString(b, j.Method)
+	b = appendField(b, `{"id":`, j.ID)
+	b = appendField(b, `,"kind":`, string(j.Kind))
+	b = appendField(b, `,"tenant":`, j.Tenant)
+	b = appendFieldIf(b, `,"contextId":`, j.ContextID)
+	b = appendField(b, `,"method":`, j.Method)
 	if len(j.Args) > 0 {
 		b = append(b, `,"args":`...)
 		b = append(b, j.Args...)
 	}
-	b = append(b, `,"caller":`...)
-	b = appendString(b, j.Caller)
+	b = appendField(b, `,"caller":`, j.Caller)
 	if j.CallerOwner {
 		b = append(b, `,"callerOwner":true`...)
 	}
-	if j.IdempotencyKey != "" {
-		b = append(b, `,"idempotencyKey":`...)
-		b = appendString(b, j.IdempotencyKey)
-	}
+	b = appendFieldIf(b, `,"idempotencyKey":`, j.IdempotencyKey)
 	var ok bool
 	b = append(b, `,"time":`...)
 	if b, ok = appendTime(b, j.Time); !ok {
@@ -70,11 +59,20 @@ func appendJob(b []byte, j *Job) ([]byte, bool) {
 	if b, ok = appendTime(b, j.Deadline); !ok {
 		return b, false
 	}
-	if j.Node != "" {
-		b = append(b, `,"node":`...)
-		b = appendString(b, j.Node)
-	}
+	b = appendFieldIf(b, `,"node":`, j.Node)
 	return append(b, '}'), true
+}
+
+// appendField appends key (the bytes before a value: a comma or brace, the quoted
+// name, the colon) and s as json.Marshal writes it.
+func appendField(b []byte, key, s string) []byte { return appendString(append(b, key...), s) }
+
+// appendFieldIf appends key and s unless s is empty (omitempty).
+func appendFieldIf(b []byte, key, s string) []byte {
+	if s == "" {
+		return b
+	}
+	return appendField(b, key, s)
 }
 
 // appendString appends s as json.Marshal writes it.
@@ -117,33 +115,20 @@ func appendRecord(b []byte, r *JobRecord) ([]byte, bool) {
 	if len(r.Result) > 0 && (!plainJSON(r.Result) || !json.Valid(r.Result)) {
 		return b, false
 	}
-	b = append(b, `{"id":`...)
-	b = appendString(b, r.ID)
-	b = append(b, `,"kind":`...)
-	b = appendString(b, string(r.Kind))
-	b = append(b, `,"tenant":`...)
-	b = appendString(b, r.Tenant)
-	b = append(b, `,"caller":`...)
-	b = appendString(b, r.Caller)
-	if r.ContextID != "" {
-		b = append(b, `,"contextId":`...)
-		b = appendString(b, r.ContextID)
-	}
-	b = append(b, `,"status":`...)
-	b = appendString(b, r.Status)
+	b = appendField(b, `{"id":`, r.ID)
+	b = appendField(b, `,"kind":`, string(r.Kind))
+	b = appendField(b, `,"tenant":`, r.Tenant)
+	b = appendField(b, `,"caller":`, r.Caller)
+	b = appendFieldIf(b, `,"contextId":`, r.ContextID)
+	b = appendField(b, `,"status":`, r.Status)
 	if len(r.Result) > 0 {
 		b = append(b, `,"result":`...)
 		b = append(b, r.Result...)
 	}
 	if e := errorOf(r.Err); e != nil {
-		b = append(b, `,"error":{"kind":`...)
-		b = appendString(b, e.Kind)
-		b = append(b, `,"message":`...)
-		b = appendString(b, e.Message)
-		if e.Param != "" {
-			b = append(b, `,"param":`...)
-			b = appendString(b, e.Param)
-		}
+		b = appendField(b, `,"error":{"kind":`, e.Kind)
+		b = appendField(b, `,"message":`, e.Message)
+		b = appendFieldIf(b, `,"param":`, e.Param)
 		b = append(b, '}')
 	}
 	b = append(b, `,"acceptedAt":`...)
