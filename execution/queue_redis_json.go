@@ -356,9 +356,7 @@ func (d *decoder) job(j *Job) bool {
 		case "id":
 			j.ID, ok = d.str()
 		case "kind":
-			var s string
-			s, ok = d.str()
-			j.Kind = JobKind(s)
+			j.Kind, ok = d.kind()
 		case "tenant":
 			j.Tenant, ok = d.str()
 		case "contextId":
@@ -385,6 +383,11 @@ func (d *decoder) job(j *Job) bool {
 	return ok && d.end()
 }
 
+func (d *decoder) kind() (JobKind, bool) {
+	s, ok := d.str()
+	return JobKind(s), ok
+}
+
 func (d *decoder) boolean() (bool, bool) {
 	for _, w := range [...]string{"true", "false"} {
 		if len(d.b)-d.i >= len(w) && string(d.b[d.i:d.i+len(w)]) == w {
@@ -403,9 +406,7 @@ func (d *decoder) record(j *recordJSON) bool {
 		case "id":
 			j.ID, ok = d.str()
 		case "kind":
-			var s string
-			s, ok = d.str()
-			j.Kind = JobKind(s)
+			j.Kind, ok = d.kind()
 		case "tenant":
 			j.Tenant, ok = d.str()
 		case "caller":
