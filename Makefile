@@ -49,13 +49,16 @@ fuzz:
 	  done; \
 	done
 
-## bench: the load scenarios (prints a table), the floors of the fan-out, the paced calls and the fleet, and the Go micro-benchmarks.
+## bench: the load scenarios (prints a table), the floors of the fan-out, the paced calls, mutate and the fleet, and the Go micro-benchmarks.
 bench: build apps
 	$(GO) run ./bench/cmd/cgbench -gateway $(BIN) -app-dir bin/apps
 	$(GO) run ./bench/cmd/loopfloor
 	$(GO) build -o bin/rpcfloor ./bench/cmd/rpcfloor
 	@echo "The floor of whoami and query: bench/cmd/rpcfloor in the gateway's place (docs/benchmarks.md)"
 	$(GO) run ./bench/cmd/cgbench -gateway bin/rpcfloor -scenarios whoami,query
+	@echo "The floor of mutate: bench/cmd/rpcfloor with Pebble, without then with the counter's guest (docs/benchmarks.md)"
+	RPCFLOOR_MUTATE_ROUNDS=1 $(GO) run ./bench/cmd/cgbench -gateway bin/rpcfloor -scenarios mutate
+	RPCFLOOR_MUTATE_ROUNDS=1 RPCFLOOR_MUTATE_GUEST=1 $(GO) run ./bench/cmd/cgbench -gateway bin/rpcfloor -scenarios mutate
 	@echo "The floor of fleet-mutate: bench/cmd/rpcfloor as the fleet's gateway and workers (docs/benchmarks.md)"
 	$(GO) run ./bench/cmd/cgbench -gateway bin/rpcfloor -scenarios fleet-mutate
 	$(GO) test -run '^$$' -bench . -benchmem ./rpc/ ./tenant/

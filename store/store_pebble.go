@@ -115,6 +115,20 @@ func OpenPebble(cfg PebbleConfig) (*Pebble, error) {
 		state: newStateCache(cfg.StateCacheBytes)}, nil
 }
 
+// OpenPebbleDB opens (or creates) a bare Pebble database in cfg.Dir with the options
+// OpenPebble gives its own: the block cache, memtables in huge pages, logs filled
+// ahead. It is for measuring what the storage alone costs (rpcfloor's durable
+// mutate floor), not a Store; the caller closes it.
+func OpenPebbleDB(cfg PebbleConfig) (*pebble.DB, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cache := pebble.NewCache(cfg.CacheBytes + memTableStopWrites*cfg.MemTableBytes)
+	defer cache.Unref()
+	return pebble.Open(cfg.Dir, pebbleOptions(cfg, cache))
+}
+
 // memTableStopWrites is how many memtables Pebble holds before it stalls writes.
 const memTableStopWrites = 4
 

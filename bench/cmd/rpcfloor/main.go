@@ -22,6 +22,17 @@
 // does a query's own work (reading the context, running the guest), measured in the
 // gateway as CPU per query beyond the envelope's.
 //
+// With a data dir and no [redis] url in its config (as cgbench writes it) it is also
+// the floor of the embedded mode's mutate (durable.go): each mutate increments a
+// counter in Pebble, opened with the gateway's options, with a tx record, synced
+// before the answer. RPCFLOOR_MUTATE_ROUNDS=1 commits them in rounds as the
+// gateway's worker does, RPCFLOOR_MUTATE_GUEST=1 runs the installed app's increment
+// on the gateway's engine for each, RPCFLOOR_MUTATE_WORK (a duration) spins that
+// long per mutation, and RPCFLOOR_MUTATE_WASM (a file) runs that module instead of
+// the one installed (cgbench's processes inherit its environment):
+//
+//	RPCFLOOR_MUTATE_ROUNDS=1 RPCFLOOR_MUTATE_GUEST=1 go run ./bench/cmd/cgbench -gateway bin/rpcfloor -scenarios mutate
+//
 // With a [redis] url in its config it is also the floor of a fleet (fleet.go):
 // `rpcfloor serve` queues each mutate on Redis Streams and `rpcfloor worker`
 // commits it, so that cgbench's fleet-mutate runs on it:
@@ -43,6 +54,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -56,6 +68,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "rpcfloor:", err)
 		os.Exit(2)
 	}
+	if mutateWork, err = parseWork("RPCFLOOR_MUTATE_WORK", os.Getenv("RPCFLOOR_MUTATE_WORK")); err != nil {
+		fmt.Fprintln(os.Stderr, "rpcfloor:", err)
+		os.Exit(2)
+	}
+	mutateRounds = os.Getenv("RPCFLOOR_MUTATE_ROUNDS") == "1"
+	mutateGuest = os.Getenv("RPCFLOOR_MUTATE_GUEST") == "1"
 	if work, err = parseWork("RPCFLOOR_FLEET_WORK", os.Getenv("RPCFLOOR_FLEET_WORK")); err == nil {
 		keep, err = parseKeep(os.Getenv("RPCFLOOR_FLEET_KEEP"))
 	}
@@ -72,7 +90,7 @@ func main() {
 // run takes the gateway's command line, serve --config FILE, or just an address.
 func run(args []string) error {
 	var addr string
-	var fleet *fleetGateway
+	var counters counterStore
 	switch {
 	case len(args) == 3 && args[0] == "serve" && args[1] == "--config":
 		var err error
@@ -83,8 +101,17 @@ func run(args []string) error {
 		if err != nil {
 			return err
 		}
-		if url != "" {
-			if fleet, err = startFleetGateway(url); err != nil {
+		dir, err := configValue(args[2], "", "data")
+		if err != nil {
+			return err
+		}
+		switch {
+		case url != "":
+			if counters, err = startFleetGateway(url); err != nil {
+				return err
+			}
+		case dir != "":
+			if counters, err = openDurable(dir, filepath.Join(dir, "rpcfloor-cache")); err != nil {
 				return err
 			}
 		}
@@ -104,7 +131,7 @@ func run(args []string) error {
 		if err != nil {
 			return
 		}
-		serve(conn, fleet)
+		serve(conn, counters)
 	})
 	return http.ListenAndServe(addr, mux)
 }
@@ -124,12 +151,20 @@ type request struct {
 	Params struct {
 		PubKey    string `json:"pubkey"`
 		ContextID string `json:"contextId"`
+		Wasm      []byte `json:"wasm"` // app.install's module (base64 in JSON)
 	} `json:"params"`
 }
 
-// serve answers conn's requests in order until it closes. With a fleet, mutate and
-// query go through Redis (fleet.go).
-func serve(conn *websocket.Conn, fleet *fleetGateway) {
+// counterStore keeps the counters that mutate increments and query reads: Redis in
+// a fleet (fleet.go), Pebble in the embedded mode (durable.go).
+type counterStore interface {
+	mutate(contextID string) (int64, error)
+	get(contextID string) (int64, error)
+}
+
+// serve answers conn's requests in order until it closes. With a counter store,
+// mutate and query go through it; without one, they get canned answers.
+func serve(conn *websocket.Conn, counters counterStore) {
 	defer conn.Close()
 	var pubkey string
 	var out []byte
@@ -148,11 +183,14 @@ func serve(conn *websocket.Conn, fleet *fleetGateway) {
 		if req.Method == "query" {
 			spin(queryWork)
 		}
+		if g, ok := counters.(guestRunner); ok && req.Method == "app.install" {
+			g.install(req.Params.Wasm)
+		}
 		out = append(out[:0], `{"jsonrpc":"2.0","id":`...)
 		out = append(out, req.ID...)
 		switch {
-		case fleet != nil && (req.Method == "mutate" || req.Method == "query"):
-			out = fleetResult(out, fleet, req.Method, req.Params.ContextID)
+		case counters != nil && (req.Method == "mutate" || req.Method == "query"):
+			out = counterResult(out, counters, req.Method, req.Params.ContextID)
 		default:
 			out = append(out, `,"result":`...)
 			out = append(out, result(req.Method, pubkey)...)
@@ -164,15 +202,15 @@ func serve(conn *websocket.Conn, fleet *fleetGateway) {
 	}
 }
 
-// fleetResult appends the result (or error) member of a mutate or query answer
-// that goes through Redis.
-func fleetResult(out []byte, fleet *fleetGateway, method, contextID string) []byte {
+// counterResult appends the result (or error) member of a mutate or query answer
+// that goes through a counter store.
+func counterResult(out []byte, counters counterStore, method, contextID string) []byte {
 	var v int64
 	var err error
 	if method == "mutate" {
-		v, err = fleet.mutate(contextID)
+		v, err = counters.mutate(contextID)
 	} else {
-		v, err = fleet.get(contextID)
+		v, err = counters.get(contextID)
 	}
 	if err != nil {
 		msg, _ := json.Marshal(err.Error())
