@@ -61,6 +61,7 @@ bench: build apps
 	RPCFLOOR_MUTATE_ROUNDS=1 RPCFLOOR_MUTATE_GUEST=1 $(GO) run ./bench/cmd/cgbench -gateway bin/rpcfloor -scenarios mutate
 	@echo "The floor of fleet-mutate: bench/cmd/rpcfloor as the fleet's gateway and workers (docs/benchmarks.md)"
 	$(GO) run ./bench/cmd/cgbench -gateway bin/rpcfloor -scenarios fleet-mutate
+	RPCFLOOR_FLEET_GUEST=1 RPCFLOOR_FLEET_KEEP=key:1:300,field:1:250,overwrite:1:100,overwrite:3:8 $(GO) run ./bench/cmd/cgbench -gateway bin/rpcfloor -scenarios fleet-mutate
 	$(GO) test -run '^$$' -bench . -benchmem ./rpc/ ./tenant/
 	$(GO) test -run '^$$' -bench 'Noop|FleetMutate|JobJSON|RecordJSON' -benchmem ./execution/
 	$(GO) test -run '^$$' -bench CommitCounter -benchtime 50000x ./store/

@@ -12,8 +12,9 @@ package main
 // results (one PUBLISH per node); the gateway answers the client when its result
 // arrives. Compared with the gateway, nothing is executed (no WASM), no state is read
 // before the commit, and nothing of a tx log, an event history, job records or
-// idempotency records is kept, unless RPCFLOOR_FLEET_KEEP and RPCFLOOR_FLEET_WORK add
-// their price back. query reads the counter with HGET.
+// idempotency records is kept, unless RPCFLOOR_FLEET_KEEP, RPCFLOOR_FLEET_WORK and
+// RPCFLOOR_FLEET_GUEST (fleet_guest.go) add their price back. query reads the counter
+// with HGET.
 
 import (
 	"context"
@@ -21,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -240,7 +242,7 @@ func runWorker(args []string) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	conf := fs.String("config", "", "gateway config holding [redis] url")
 	concurrency := fs.Int("concurrency", 2, "batches in flight")
-	_ = fs.String("data", "", "ignored")
+	data := fs.String("data", "", "data dir (the compiled modules' cache, with RPCFLOOR_FLEET_GUEST)")
 	_ = fs.String("log-level", "", "ignored")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -258,17 +260,24 @@ func runWorker(args []string) error {
 	}
 	node := newNode()
 	fmt.Fprintf(os.Stderr, "msg=\"worker running\" node=%s\n", node) // what cgbench waits for
+	var guest *floorGuest
+	if fleetGuest {
+		if guest, err = newFloorGuest(rdb, filepath.Join(*data, "rpcfloor-cache")); err != nil {
+			return err
+		}
+	}
 	errc := make(chan error, *concurrency)
 	groups, spent := keep, work
 	for range *concurrency {
-		go func() { errc <- workLoop(rdb, node, groups, spent) }()
+		go func() { errc <- workLoop(rdb, node, groups, spent, guest) }()
 	}
 	return <-errc
 }
 
-func workLoop(rdb *redis.Client, node string, groups []keepGroup, spent time.Duration) error {
+func workLoop(rdb *redis.Client, node string, groups []keepGroup, spent time.Duration, guest *floorGuest) error {
 	ctx := context.Background()
 	keys := make([]string, 0, floorBatch+1)
+	contexts := make([]string, 0, floorBatch)
 	args := make([]any, 0, 2+3*floorBatch)
 	for {
 		res, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
@@ -285,15 +294,22 @@ func workLoop(rdb *redis.Client, node string, groups []keepGroup, spent time.Dur
 		for _, g := range groups {
 			args = append(args, g.kind, g.count, g.value)
 		}
+		contexts = contexts[:0]
 		for _, s := range res {
 			for _, m := range s.Messages {
 				spin(spent)
+				contexts = append(contexts, str(m.Values["c"]))
 				keys = append(keys, counterKey(str(m.Values["c"])))
 				args = append(args, m.ID, str(m.Values["n"]), str(m.Values["i"]))
 			}
 		}
 		if len(keys) == 1 {
 			continue
+		}
+		if guest != nil {
+			if err := guest.run(ctx, contexts); err != nil {
+				return err
+			}
 		}
 		if err := floorCommit.Run(ctx, rdb, keys, args...).Err(); err != nil {
 			return err

@@ -43,7 +43,8 @@
 // commit also write records of those kinds, numbers and sizes per job, and
 // RPCFLOOR_FLEET_WORK (a duration) makes a worker spin that long per job: the price,
 // on this machine, of what a fleet keeps per mutation, of each call its scripts make,
-// and of the work a worker does.
+// and of the work a worker does. RPCFLOOR_FLEET_GUEST=1 makes the workers read each
+// job's counter and run the installed app's increment on it (fleet_guest.go).
 package main
 
 import (
@@ -74,6 +75,7 @@ func main() {
 	}
 	mutateRounds = os.Getenv("RPCFLOOR_MUTATE_ROUNDS") == "1"
 	mutateGuest = os.Getenv("RPCFLOOR_MUTATE_GUEST") == "1"
+	fleetGuest = os.Getenv("RPCFLOOR_FLEET_GUEST") == "1"
 	if work, err = parseWork("RPCFLOOR_FLEET_WORK", os.Getenv("RPCFLOOR_FLEET_WORK")); err == nil {
 		keep, err = parseKeep(os.Getenv("RPCFLOOR_FLEET_KEEP"))
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/circlegate/circlegate/internal/redistest"
+	"github.com/circlegate/circlegate/internal/testapps"
 )
 
 // TestListenAddr reads the listen address the way cgbench writes its config.
@@ -71,14 +73,16 @@ func (quiet) Printf(context.Context, string, ...any) {}
 // them.
 func TestFleet(t *testing.T) {
 	redis.SetLogger(quiet{})
-	defer func(k []keepGroup, w time.Duration) { keep, work = k, w }(keep, work)
+	defer func(k []keepGroup, w time.Duration, g bool) { keep, work, fleetGuest = k, w, g }(keep, work, fleetGuest)
 	const clients, each = 4, 50
 	perCounter := int64(clients * each / 2)
 	for _, c := range []struct {
 		keep  string
+		guest bool // RPCFLOOR_FLEET_GUEST
 		check func(ctx context.Context, rdb *redis.Client) (got, want int64, err error)
 	}{
 		{keep: ""},
+		{keep: "", guest: true},
 		{keep: "key:2:3", check: func(ctx context.Context, rdb *redis.Client) (int64, int64, error) {
 			keys, err := rdb.Keys(ctx, counterKey("a")+":k0.2:*").Result()
 			return int64(len(keys)), perCounter, err
@@ -97,7 +101,8 @@ func TestFleet(t *testing.T) {
 			return int64(len(v) + len(keys)), 3 + perCounter, cmp.Or(err, kerr)
 		}},
 	} {
-		t.Run("keep="+c.keep, func(t *testing.T) {
+		t.Run(fmt.Sprintf("keep=%s,guest=%v", c.keep, c.guest), func(t *testing.T) {
+			fleetGuest = c.guest
 			var err error
 			if keep, err = parseKeep(c.keep); err != nil {
 				t.Fatal(err)
@@ -126,11 +131,21 @@ func runFleet(t *testing.T, clients, each int) *redistest.Server {
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	data := t.TempDir()
+	if fleetGuest { // the workers' engines share the tests' compile cache
+		if err := os.Symlink(testapps.CompileCacheDir(t), filepath.Join(data, "rpcfloor-cache")); err != nil {
+			t.Fatal(err)
+		}
+	}
 	go func() { _ = run([]string{"serve", "--config", conf}) }()
 	for range 2 {
-		go func() { _ = run([]string{"worker", "--config", conf, "--concurrency", "2"}) }()
+		go func() { _ = run([]string{"worker", "--config", conf, "--data", data, "--concurrency", "2"}) }()
 	}
 	waitHealthy(t, addr)
+	if fleetGuest {
+		wasm := base64.StdEncoding.EncodeToString(testapps.Build(t, "counter"))
+		call(t, dial(t, addr), 1, "app.install", map[string]string{"wasm": wasm})
+	}
 	seen := map[string]map[float64]bool{"a": {}, "b": {}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -165,6 +180,11 @@ func runFleet(t *testing.T, clients, each int) *redistest.Server {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer rdb.Close()
+	if fleetGuest {
+		if n, err := rdb.StrLen(t.Context(), floorApp).Result(); err != nil || n < 1000 {
+			t.Errorf("STRLEN %s = %d, %v; want the counter's module", floorApp, n, err)
+		}
+	}
 	if n, err := rdb.XLen(t.Context(), floorStream).Result(); err != nil || n != 0 {
 		t.Errorf("XLEN %s = %d, %v; want 0 (acknowledged jobs are deleted)", floorStream, n, err)
 	}
