@@ -248,16 +248,7 @@ func (d *durableCounters) write(b *pebble.Batch, contextID string, v int64, writ
 func (d *durableCounters) commitRounds() {
 	var round []*durableCall
 	for {
-		round = append(round[:0], <-d.rounds)
-	drain:
-		for len(round) < 1024 {
-			select {
-			case c := <-d.rounds:
-				round = append(round, c)
-			default:
-				break drain
-			}
-		}
+		round = drain(d.rounds, append(round[:0], <-d.rounds), 1024)
 		b := d.db.NewBatch()
 		for _, c := range round {
 			c.v, c.writes, c.err = d.apply(c.contextID, c.c, b)

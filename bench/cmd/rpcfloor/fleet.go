@@ -83,6 +83,19 @@ end
 return #ids
 `)
 
+// drain appends to batch what ch holds now, up to max values in all.
+func drain[T any](ch <-chan T, batch []T, max int) []T {
+	for len(batch) < max {
+		select {
+		case v := <-ch:
+			batch = append(batch, v)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
 // configValue reads key = "value" in section of a gateway config ("" is the top
 // level); it returns "" when there is none.
 func configValue(path, section, key string) (string, error) {
@@ -181,16 +194,7 @@ func (g *fleetGateway) submitLoop() {
 	ctx := context.Background()
 	batch := make([]*floorCall, 0, floorBatch)
 	for c := range g.submit {
-		batch = append(batch[:0], c)
-	drain:
-		for len(batch) < cap(batch) {
-			select {
-			case c := <-g.submit:
-				batch = append(batch, c)
-			default:
-				break drain
-			}
-		}
+		batch = drain(g.submit, append(batch[:0], c), cap(batch))
 		pipe := g.rdb.Pipeline()
 		for _, c := range batch {
 			pipe.XAdd(ctx, &redis.XAddArgs{Stream: floorStream, Values: []string{"i", c.id, "n", g.node, "c", c.context}})
