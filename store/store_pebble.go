@@ -98,6 +98,20 @@ var errClosed = errs.E(errs.Internal, "store: closed")
 // OpenPebble opens (or creates) the database in cfg.Dir.
 func OpenPebble(cfg PebbleConfig) (*Pebble, error) {
 	cfg = cfg.WithDefaults()
+	db, err := OpenPebbleDB(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Pebble{db: db, hist: cfg.History, locks: newStripes(), heads: newHeadCache(cfg.HeadCacheEntries),
+		state: newStateCache(cfg.StateCacheBytes)}, nil
+}
+
+// OpenPebbleDB opens (or creates) the bare Pebble database in cfg.Dir with the
+// options OpenPebble runs it with: the block cache, memtables in huge pages, logs
+// filled ahead. Besides OpenPebble, it serves to measure what the storage alone
+// costs (rpcfloor's mutate floor); the caller closes it.
+func OpenPebbleDB(cfg PebbleConfig) (*pebble.DB, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -111,22 +125,7 @@ func OpenPebble(cfg PebbleConfig) (*Pebble, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open pebble in %s: %w", cfg.Dir, err)
 	}
-	return &Pebble{db: db, hist: cfg.History, locks: newStripes(), heads: newHeadCache(cfg.HeadCacheEntries),
-		state: newStateCache(cfg.StateCacheBytes)}, nil
-}
-
-// OpenPebbleDB opens (or creates) a bare Pebble database in cfg.Dir with the options
-// OpenPebble gives its own: the block cache, memtables in huge pages, logs filled
-// ahead. It is for measuring what the storage alone costs (rpcfloor's durable
-// mutate floor), not a Store; the caller closes it.
-func OpenPebbleDB(cfg PebbleConfig) (*pebble.DB, error) {
-	cfg = cfg.WithDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	cache := pebble.NewCache(cfg.CacheBytes + memTableStopWrites*cfg.MemTableBytes)
-	defer cache.Unref()
-	return pebble.Open(cfg.Dir, pebbleOptions(cfg, cache))
+	return db, nil
 }
 
 // memTableStopWrites is how many memtables Pebble holds before it stalls writes.

@@ -3,8 +3,8 @@
 // and the envelope taken away. It speaks just enough of the gateway's protocol for
 // cgbench to drive it as if it were the gateway: /health, a WebSocket endpoint at
 // any path, fetch_nonce and authenticate (the signature is not checked), whoami,
-// canned answers to app.install, context.create and query, and the Go runtime's
-// metrics. Each connection has
+// canned answers to app.install and context.create, query (canned, or the counter
+// of the mutate floors below), and the Go runtime's metrics. Each connection has
 // one goroutine that reads a frame with gorilla/websocket, decodes the request's id
 // and method with encoding/json and writes the answer: the least any Go gateway
 // built on these libraries does per call.
