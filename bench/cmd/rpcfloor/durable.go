@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -101,19 +100,14 @@ func openDurable(dir, cacheDir string) (*durableCounters, error) {
 	return d, nil
 }
 
-// guestRunner is a counter store that runs the app that app.install sends.
+// guestRunner is a counter store that runs the app that app.install sends (or the
+// module RPCFLOOR_WASM names).
 type guestRunner interface{ install(wasm []byte) }
 
-// install keeps wasm as the app that mutate runs (with RPCFLOOR_MUTATE_GUEST), or
-// the module in the file RPCFLOOR_MUTATE_WASM names, if any.
+// install keeps wasm as the app that mutate runs (with RPCFLOOR_MUTATE_GUEST).
 func (d *durableCounters) install(wasm []byte) {
 	if d.engine == nil || len(wasm) == 0 {
 		return
-	}
-	if path := os.Getenv("RPCFLOOR_MUTATE_WASM"); path != "" {
-		if b, err := os.ReadFile(path); err == nil {
-			wasm = b
-		}
 	}
 	sum := sha256.Sum256(wasm)
 	d.mu.Lock()

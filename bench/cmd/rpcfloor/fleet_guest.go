@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -20,19 +19,14 @@ import (
 // run the app's increment on it, on the gateway's engine (execution.Engine). The
 // commit still increments with HINCRBY, which needs no check of the state read: the
 // guest's run is its price, not its result. The gateway keeps the module
-// app.install sends (or the file RPCFLOOR_FLEET_WASM names) under floorApp for the
-// workers to load.
+// app.install sends (or the one RPCFLOOR_WASM names) under floorApp for the workers
+// to load.
 var fleetGuest bool
 
 const floorApp = "floor:app"
 
 // install implements guestRunner: it keeps the module for the workers.
 func (g *fleetGateway) install(wasm []byte) {
-	if path := os.Getenv("RPCFLOOR_FLEET_WASM"); path != "" {
-		if b, err := os.ReadFile(path); err == nil {
-			wasm = b
-		}
-	}
 	if len(wasm) > 0 {
 		_ = g.rdb.Set(context.Background(), floorApp, wasm, 0).Err()
 	}

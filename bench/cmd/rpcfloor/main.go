@@ -28,8 +28,7 @@
 // before the answer. RPCFLOOR_MUTATE_ROUNDS=1 commits them in rounds as the
 // gateway's worker does, RPCFLOOR_MUTATE_GUEST=1 runs the installed app's increment
 // on the gateway's engine for each, RPCFLOOR_MUTATE_WORK (a duration) spins that
-// long per mutation, and RPCFLOOR_MUTATE_WASM (a file) runs that module instead of
-// the one installed (cgbench's processes inherit its environment):
+// long per mutation (cgbench's processes inherit its environment):
 //
 //	RPCFLOOR_MUTATE_ROUNDS=1 RPCFLOOR_MUTATE_GUEST=1 go run ./bench/cmd/cgbench -gateway bin/rpcfloor -scenarios mutate
 //
@@ -45,6 +44,9 @@
 // on this machine, of what a fleet keeps per mutation, of each call its scripts make,
 // and of the work a worker does. RPCFLOOR_FLEET_GUEST=1 makes the workers read each
 // job's counter and run the installed app's increment on it (fleet_guest.go).
+//
+// RPCFLOOR_WASM (a file) makes both floors that run a guest run that module instead
+// of the one app.install sends, such as the WAT counter in place of the Go one.
 package main
 
 import (
@@ -76,6 +78,12 @@ func main() {
 	mutateRounds = os.Getenv("RPCFLOOR_MUTATE_ROUNDS") == "1"
 	mutateGuest = os.Getenv("RPCFLOOR_MUTATE_GUEST") == "1"
 	fleetGuest = os.Getenv("RPCFLOOR_FLEET_GUEST") == "1"
+	if path := os.Getenv("RPCFLOOR_WASM"); path != "" {
+		if installWasm, err = os.ReadFile(path); err != nil {
+			fmt.Fprintln(os.Stderr, "rpcfloor: RPCFLOOR_WASM:", err)
+			os.Exit(2)
+		}
+	}
 	if work, err = parseWork("RPCFLOOR_FLEET_WORK", os.Getenv("RPCFLOOR_FLEET_WORK")); err == nil {
 		keep, err = parseKeep(os.Getenv("RPCFLOOR_FLEET_KEEP"))
 	}
@@ -186,7 +194,11 @@ func serve(conn *websocket.Conn, counters counterStore) {
 			spin(queryWork)
 		}
 		if g, ok := counters.(guestRunner); ok && req.Method == "app.install" {
-			g.install(req.Params.Wasm)
+			wasm := req.Params.Wasm
+			if installWasm != nil {
+				wasm = installWasm
+			}
+			g.install(wasm)
 		}
 		out = append(out[:0], `{"jsonrpc":"2.0","id":`...)
 		out = append(out, req.ID...)
@@ -230,6 +242,10 @@ func counterResult(out []byte, counters counterStore, method, contextID string) 
 	out = strconv.AppendInt(out, v, 10)
 	return append(out, "}}"...)
 }
+
+// installWasm, when set (RPCFLOOR_WASM), is the module the floors run whatever
+// app.install sends.
+var installWasm []byte
 
 // queryWork is how long each query spins before it answers (RPCFLOOR_QUERY_WORK).
 var queryWork time.Duration
