@@ -1,5 +1,7 @@
 package execution
 
+import "context"
+
 // PoolState reports the pool of (tenant, appID): instances alive (idle, in use or
 // starting), idle, whether one starts in the background, and calls waiting.
 func (e *Engine) PoolState(tenant, appID string) (live, idle int, starting bool, waiting int) {
@@ -20,3 +22,6 @@ func SetGrowHook(t interface{ Cleanup(func()) }, hook func() error) {
 	growHook.Store(&hook)
 	t.Cleanup(func() { growHook.Store(nil) })
 }
+
+// Handle runs a batch of jobs as a worker does, without a queue.
+func (s *Service) Handle(ctx context.Context, jobs []*Job) []Outcome { return s.handle(ctx, jobs) }

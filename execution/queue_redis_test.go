@@ -213,6 +213,19 @@ func TestRedisQueueLostJob(t *testing.T) {
 // wantMetric fails unless reg's unlabelled sample name has value want.
 func wantMetric(t *testing.T, reg *prometheus.Registry, name string, want float64) {
 	t.Helper()
+	got, ok := metricValue(t, reg, name)
+	switch {
+	case !ok:
+		t.Errorf("no metric %s", name)
+	case got != want:
+		t.Errorf("%s = %v, want %v", name, got, want)
+	}
+}
+
+// metricValue returns the sum of the samples of the counter or gauge name in reg,
+// and whether reg has it.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string) (float64, bool) {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -221,14 +234,13 @@ func wantMetric(t *testing.T, reg *prometheus.Registry, name string, want float6
 		if mf.GetName() != name {
 			continue
 		}
-		m := mf.GetMetric()[0]
-		got := m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		if got != want {
-			t.Errorf("%s = %v, want %v", name, got, want)
+		var v float64
+		for _, m := range mf.GetMetric() {
+			v += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 		}
-		return
+		return v, true
 	}
-	t.Errorf("no metric %s", name)
+	return 0, false
 }
 
 // TestRedisQueueDeadLetters: a job delivered more than max_attempts times goes to the

@@ -31,7 +31,7 @@ func staleBackoff(n int) time.Duration {
 // context in the batch (the queues give a batch one job per context, so it is one
 // round). A round's jobs execute concurrently, then commit together in
 // one CommitMany (one storage sync for the round), then the next round runs on the
-// state they left. A job whose commit lost a race re-executes on its own.
+// state they left. Jobs whose commits lost a race re-execute together (runRound).
 func (s *Service) handle(ctx context.Context, jobs []*Job) []Outcome {
 	out := make([]Outcome, len(jobs))
 	run := make([]int, 0, len(jobs))
@@ -90,10 +90,56 @@ type prepared struct {
 	err    error
 }
 
+// runRound runs a round, then runs again, as a round of their own, the jobs whose
+// commits lost a race (their contexts changed after the round read them; on a fleet,
+// another worker committed to them), until none is left. The re-runs read their
+// contexts again in one call and commit together, as the first run did: jobs that
+// lost a race hold up the rest of their batch (its outcomes are acknowledged
+// together) for one more round each time, not for a round trip of their own per job.
+// A job that loses maxStaleRetries times, or whose deadline would pass during the
+// wait before the next run, fails with an overloaded error.
 func (s *Service) runRound(ctx context.Context, jobs []*Job, round []int, out []Outcome) {
+	var taken []bool // by job index: its key was recorded, so its next run replays it
+	for attempt := 0; ; attempt++ {
+		stale := s.tryRound(ctx, jobs, round, out, &taken)
+		if len(stale) == 0 {
+			return
+		}
+		wait := staleBackoff(attempt)
+		round = stale[:0]
+		for _, i := range stale {
+			if attempt >= maxStaleRetries || jobs[i].expired(time.Now().Add(wait)) {
+				out[i] = Outcome{Err: errContended(jobs[i])}
+				continue
+			}
+			round = append(round, i)
+		}
+		if len(round) == 0 {
+			return
+		}
+		if !sleepCtx(ctx, wait) {
+			for _, i := range round {
+				out[i] = Outcome{Err: errContended(jobs[i])}
+			}
+			return
+		}
+		s.metrics.staleRetries.Add(float64(len(round)))
+	}
+}
+
+func errContended(job *Job) error {
+	return errs.Wrap(errs.Overloaded, store.ErrStale, "context %s is too contended, try again", job.ContextID)
+}
+
+// tryRound executes a round's jobs and commits them together. It sets the outcome of
+// every job but those whose commits lost a race, which it returns. A job whose
+// commit found its idempotency key recorded (another delivery of it committed) is
+// marked in *taken, and its next run returns the recorded result instead of
+// running again; a job that lost to another job's commit just runs again.
+func (s *Service) tryRound(ctx context.Context, jobs []*Job, round []int, out []Outcome, taken *[]bool) (stale []int) {
 	start := time.Now()
 	preps := make([]prepared, len(round))
-	s.executeRound(ctx, jobs, round, preps)
+	s.executeRound(ctx, jobs, round, preps, *taken)
 	commits := make([]store.Commit, 0, len(preps))
 	pending := make([]*prepared, 0, len(preps))
 	for n := range preps {
@@ -107,7 +153,7 @@ func (s *Service) runRound(ctx context.Context, jobs []*Job, round []int, out []
 	}
 	s.metrics.executeTime.Observe(time.Since(start).Seconds())
 	if len(commits) == 0 {
-		return
+		return nil
 	}
 	start = time.Now()
 	errs := s.store.CommitMany(ctx, commits)
@@ -119,12 +165,18 @@ func (s *Service) runRound(ctx context.Context, jobs []*Job, round []int, out []
 			s.publishStored(ctx, jobs[p.idx].Tenant, p.events)
 			out[p.idx] = Outcome{Result: p.result}
 		case errors.Is(errs[n], store.ErrStale):
-			s.metrics.staleRetries.Inc()
-			out[p.idx] = s.runJob(ctx, jobs[p.idx])
+			if errors.Is(errs[n], store.ErrTaken) {
+				if *taken == nil {
+					*taken = make([]bool, len(jobs))
+				}
+				(*taken)[p.idx] = true
+			}
+			stale = append(stale, p.idx)
 		default:
 			out[p.idx] = Outcome{Err: errs[n]}
 		}
 	}
+	return stale
 }
 
 // executeRound prepares the jobs of a round into preps on at most GOMAXPROCS
@@ -132,7 +184,8 @@ func (s *Service) runRound(ctx context.Context, jobs []*Job, round []int, out []
 // The jobs are CPU-bound (wasm, cached state), so more goroutines than CPUs would
 // only add hand-offs and wake-ups; a job that blocks holds up only the jobs its
 // goroutine has not taken yet, and the round commits after its slowest job anyway.
-func (s *Service) executeRound(ctx context.Context, jobs []*Job, round []int, preps []prepared) {
+// replay, if not nil, marks by job index the jobs that replay their recorded result.
+func (s *Service) executeRound(ctx context.Context, jobs []*Job, round []int, preps []prepared, replay []bool) {
 	snaps := s.snapshots(ctx, jobs, round)
 	var next atomic.Int64
 	work := func() {
@@ -146,7 +199,7 @@ func (s *Service) executeRound(ctx context.Context, jobs []*Job, round []int, pr
 			if snaps != nil && snaps[n].Err == nil {
 				snap = &snaps[n]
 			}
-			p := s.prepareSafe(ctx, jobs[i], false, snap)
+			p := s.prepareSafe(ctx, jobs[i], replay != nil && replay[i], snap)
 			p.idx = i
 			preps[n] = p
 		}
@@ -194,39 +247,14 @@ func (s *Service) snapshots(ctx context.Context, jobs []*Job, round []int) []sto
 }
 
 // prepareSafe is prepare with panics turned into internal errors.
-func (s *Service) prepareSafe(ctx context.Context, job *Job, retry bool, snap *store.Snapshot) (p prepared) {
+func (s *Service) prepareSafe(ctx context.Context, job *Job, replay bool, snap *store.Snapshot) (p prepared) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("panic in job", "job", job.ID, "panic", r)
 			p = prepared{err: errs.E(errs.Internal, "panic")}
 		}
 	}()
-	return s.prepare(ctx, job, retry, snap)
-}
-
-// runJob runs one job alone, committing on its own, re-executing when it loses a
-// commit race.
-func (s *Service) runJob(ctx context.Context, job *Job) Outcome {
-	ctx, cancel := context.WithDeadline(ctx, job.Deadline)
-	defer cancel()
-	for attempt := 0; ; attempt++ {
-		p := s.prepareSafe(ctx, job, true, nil)
-		if p.commit == nil {
-			return Outcome{Result: p.result, Err: p.err}
-		}
-		err := s.store.Commit(ctx, *p.commit)
-		if err == nil {
-			s.publishStored(ctx, job.Tenant, p.events)
-			return Outcome{Result: p.result}
-		}
-		if !errors.Is(err, store.ErrStale) || attempt >= maxStaleRetries || !sleepCtx(ctx, staleBackoff(attempt)) {
-			if errors.Is(err, store.ErrStale) {
-				err = errs.Wrap(errs.Overloaded, err, "context %s is too contended, try again", job.ContextID)
-			}
-			return Outcome{Err: err}
-		}
-		s.metrics.staleRetries.Inc()
-	}
+	return s.prepare(ctx, job, replay, snap)
 }
 
 // sleepCtx waits d, and reports false if ctx ended first.
@@ -244,10 +272,10 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // prepare runs a job once on the context's current state and returns the commit it
 // needs (nil for a failure, a replayed idempotent result or a detached play). It looks
 // for the job's recorded result first when the job may have committed already: it
-// has a caller's idempotency key, it is a redelivery, or retry says an earlier commit
-// of this delivery lost a race (perhaps to another delivery of the same job).
+// has a caller's idempotency key, it is a redelivery, or replay says that an earlier
+// commit of this delivery found the job's key recorded (another delivery committed).
 // snap, if not nil, is the context as the round read it (head, perhaps whole state).
-func (s *Service) prepare(ctx context.Context, job *Job, retry bool, snap *store.Snapshot) prepared {
+func (s *Service) prepare(ctx context.Context, job *Job, replay bool, snap *store.Snapshot) prepared {
 	if job.ContextID == "" {
 		res, err := s.playDetached(ctx, job)
 		return prepared{result: res, err: err}
@@ -266,7 +294,7 @@ func (s *Service) prepare(ctx context.Context, job *Job, retry bool, snap *store
 		return prepared{err: errs.E(errs.Forbidden, "%s may not mutate context %s", roleName(roleIn(caller, &meta)), job.ContextID)}
 	}
 	key, ttl := s.idemKey(job)
-	if key != "" && (job.IdempotencyKey != "" || job.Attempt > 1 || retry) {
+	if key != "" && (job.IdempotencyKey != "" || job.Attempt > 1 || replay) {
 		if res, done, err := s.replayKey(ctx, job, key); done {
 			return prepared{result: res, err: err}
 		}

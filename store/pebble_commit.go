@@ -112,7 +112,7 @@ func (p *Pebble) prepareCommit(h *head, c *Commit, earlier []Commit) error {
 	}
 	if _, taken, err := p.cachedGet(idemKey(c.ContextID, c.IdempotencyKey)); err != nil || taken {
 		if err == nil {
-			err = ErrStale // the call was committed already
+			err = ErrTaken // the call was committed already
 		}
 		return err
 	}

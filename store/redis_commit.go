@@ -109,8 +109,10 @@ func commitResult(c *Commit, v any, err error) error {
 	switch v {
 	case "ok":
 		return nil
-	case "stale", "taken":
+	case "stale":
 		return ErrStale
+	case "taken":
+		return ErrTaken
 	case "notfound":
 		return notFoundContext(c.ContextID)
 	case "prevhash":

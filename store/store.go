@@ -3,12 +3,19 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
 // ErrStale is returned by Commit when the context's seq is not the expected one: the
 // caller executed on stale state and must re-execute.
 var ErrStale = errors.New("store: context changed since it was read")
+
+// ErrTaken is returned by Commit when the commit's idempotency key is recorded
+// already: the call committed before (perhaps by another delivery of the same job),
+// and the caller reads its record (Idempotent) instead of running it again. It is
+// also ErrStale (errors.Is), for callers that handle both alike.
+var ErrTaken = fmt.Errorf("%w: its idempotency key is recorded already", ErrStale)
 
 // App is an installed application's metadata. The blob is stored beside it.
 type App struct {
@@ -93,7 +100,7 @@ type Commit struct {
 	ExpectedSeq uint64
 	Tx          Tx
 	// IdempotencyKey, if set, records Idempotency under it in the same commit. A
-	// commit whose key is recorded already is stale (ErrStale): the caller reads the
+	// commit whose key is recorded already fails with ErrTaken: the caller reads the
 	// record (Idempotent) instead of applying the call a second time.
 	IdempotencyKey string
 	Idempotency    Idempotency

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -68,6 +69,9 @@ func testCommitStale(t *testing.T, open Opener) {
 		err := s.Commit(t.Context(), store.Commit{Tenant: tenantA, ContextID: c0.ID, ExpectedSeq: tc.expected, Tx: tc.tx,
 			IdempotencyKey: "job-stale", Idempotency: store.Idempotency{Digest: "d"}})
 		wantStale(t, tc.name, err)
+		if errors.Is(err, store.ErrTaken) {
+			t.Errorf("%s: error %v is ErrTaken, but no commit recorded its key", tc.name, err)
+		}
 		sameSnapshot(t, tc.name, takeSnapshot(t, s, tenantA, c0.ID), before)
 		if _, ok, err := s.Idempotent(t.Context(), c0.ID, "job-stale"); err != nil || ok {
 			t.Errorf("%s: idempotency recorded (%v, %v)", tc.name, ok, err)
@@ -289,7 +293,9 @@ func testCommitIdempotencyKeyTaken(t *testing.T, open Opener) {
 		again := NextTx(c, time.Now(), []store.Write{Set("k", "twice")}, "Mutated")
 		err = s.Commit(t.Context(), store.Commit{Tenant: tenantA, ContextID: c.ID, ExpectedSeq: c.Seq, Tx: again,
 			IdempotencyKey: key, Idempotency: store.Idempotency{Digest: "d2"}, IdempotencyTTL: ttl})
-		wantStale(t, fmt.Sprintf("ttl %s: a second commit with the same key", ttl), err)
+		if !errors.Is(err, store.ErrTaken) || !errors.Is(err, store.ErrStale) {
+			t.Errorf("ttl %s: a second commit with the same key: error %v, want ErrTaken (which is also ErrStale)", ttl, err)
+		}
 		sameSnapshot(t, "after the refused commit", takeSnapshot(t, s, tenantA, c.ID), before)
 		rec, ok, err := s.Idempotent(t.Context(), c.ID, key)
 		if err != nil || !ok || rec.Digest != "d1" || string(rec.Result) != string(first.Result) {
