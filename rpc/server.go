@@ -158,8 +158,12 @@ func Register[P, R any](s *Server, name string, access Access, fn func(context.C
 	h := func(ctx context.Context, call *Call, raw json.RawMessage) (any, error) {
 		var p P
 		if len(raw) > 0 {
-			if err := json.Unmarshal(raw, &p); err != nil {
-				return nil, decodeParamError(err)
+			if fp, ok := any(&p).(fastParams); !ok || !fp.decodeFast(raw) {
+				var zero P
+				p = zero
+				if err := json.Unmarshal(raw, &p); err != nil {
+					return nil, decodeParamError(err)
+				}
 			}
 		}
 		return fn(ctx, call, p)
