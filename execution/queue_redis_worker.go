@@ -27,7 +27,8 @@ func (q *RedisQueue) Run(ctx context.Context, workers int, h Handler) error {
 	}
 	r := &runner{q: q, local: local, limit: limit, held: make(map[string]bool),
 		acks: make(chan ackItem, limit+q.cfg.MaxBatch), space: make(chan struct{}, 1)}
-	// Batches run on a context that outlives ctx: a job bounds itself by its deadline,
+	// Batches run on a context that outlives ctx: a job bounds itself by its deadline
+	// (its guest call, its round's read, no re-run after a lost race once it passed),
 	// and a running batch finishes so that its commits are acknowledged.
 	hctx := context.WithoutCancel(ctx)
 	lctx, stopLocal := context.WithCancel(hctx)

@@ -14,8 +14,8 @@ import (
 	"github.com/circlegate/circlegate/store"
 )
 
-// maxStaleRetries bounds how often a job re-executes after losing a commit race; the
-// job's deadline bounds it too. Between tries it waits a random while that grows with
+// maxStaleRetries is how many commit races a job may lose before it fails; the job's
+// deadline bounds its re-runs too. Between tries it waits a random while that grows with
 // each loss (staleBackoff), so that two workers of a fleet contending for one context
 // take turns instead of one of them losing every race.
 const maxStaleRetries = 64
@@ -53,12 +53,8 @@ func (s *Service) handle(ctx context.Context, jobs []*Job) []Outcome {
 // deadline: its recorded result if its first delivery committed it (the worker died
 // before acknowledging), else the expiry error. It never runs the job.
 func (s *Service) lateRedelivery(ctx context.Context, job *Job) Outcome {
-	if key, _ := s.idemKey(job); key != "" && job.ContextID != "" {
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		if res, done, err := s.replayKey(rctx, job, key); done {
-			return Outcome{Result: res, Err: err}
-		}
+	if o, ok := s.recorded(ctx, job); ok {
+		return o
 	}
 	return Outcome{Err: errJobExpired}
 }
@@ -96,20 +92,28 @@ type prepared struct {
 // contexts again in one call and commit together, as the first run did: jobs that
 // lost a race hold up the rest of their batch (its outcomes are acknowledged
 // together) for one more round each time, not for a round trip of their own per job.
-// A job that loses maxStaleRetries times, or whose deadline would pass during the
-// wait before the next run, fails with an overloaded error.
+// A job whose commit found its idempotency key recorded (another delivery of it
+// committed) does not run again: it answers the recorded result. A job that loses
+// maxStaleRetries times, or whose deadline would pass during the pause before its
+// next run, fails with an overloaded error, unless its result is recorded by then.
 func (s *Service) runRound(ctx context.Context, jobs []*Job, round []int, out []Outcome) {
-	var taken []bool // by job index: its key was recorded, so its next run replays it
-	for attempt := 0; ; attempt++ {
-		stale := s.tryRound(ctx, jobs, round, out, &taken)
+	for losses := 1; ; losses++ {
+		stale, taken := s.tryRound(ctx, jobs, round, out)
+		for _, i := range taken {
+			if o, ok := s.recorded(ctx, jobs[i]); ok {
+				out[i] = o
+			} else { // the record expired in between: run it again
+				stale = append(stale, i)
+			}
+		}
 		if len(stale) == 0 {
 			return
 		}
-		wait := staleBackoff(attempt)
+		wait := staleBackoff(losses - 1)
 		round = stale[:0]
 		for _, i := range stale {
-			if attempt >= maxStaleRetries || jobs[i].expired(time.Now().Add(wait)) {
-				out[i] = Outcome{Err: errContended(jobs[i])}
+			if losses >= maxStaleRetries || jobs[i].expired(s.now().Add(wait)) {
+				out[i] = s.giveUp(ctx, jobs[i])
 				continue
 			}
 			round = append(round, i)
@@ -119,7 +123,7 @@ func (s *Service) runRound(ctx context.Context, jobs []*Job, round []int, out []
 		}
 		if !sleepCtx(ctx, wait) {
 			for _, i := range round {
-				out[i] = Outcome{Err: errContended(jobs[i])}
+				out[i] = s.giveUp(ctx, jobs[i])
 			}
 			return
 		}
@@ -127,19 +131,37 @@ func (s *Service) runRound(ctx context.Context, jobs []*Job, round []int, out []
 	}
 }
 
-func errContended(job *Job) error {
-	return errs.Wrap(errs.Overloaded, store.ErrStale, "context %s is too contended, try again", job.ContextID)
+// recorded returns the outcome recorded under the job's idempotency key, if a commit
+// recorded one.
+func (s *Service) recorded(ctx context.Context, job *Job) (Outcome, bool) {
+	key, _ := s.idemKey(job)
+	if key == "" || job.ContextID == "" {
+		return Outcome{}, false
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	res, done, err := s.replayKey(rctx, job, key)
+	return Outcome{Result: res, Err: err}, done
+}
+
+// giveUp is the outcome of a job that stops re-running after lost races: its
+// recorded result if another delivery of it committed meanwhile, else an overloaded
+// error.
+func (s *Service) giveUp(ctx context.Context, job *Job) Outcome {
+	if o, ok := s.recorded(ctx, job); ok {
+		return o
+	}
+	return Outcome{Err: errs.Wrap(errs.Overloaded, store.ErrStale, "context %s is too contended, try again", job.ContextID)}
 }
 
 // tryRound executes a round's jobs and commits them together. It sets the outcome of
-// every job but those whose commits lost a race, which it returns. A job whose
-// commit found its idempotency key recorded (another delivery of it committed) is
-// marked in *taken, and its next run returns the recorded result instead of
-// running again; a job that lost to another job's commit just runs again.
-func (s *Service) tryRound(ctx context.Context, jobs []*Job, round []int, out []Outcome, taken *[]bool) (stale []int) {
+// every job but those whose commits lost a race, which it returns: stale, those that
+// lost to another job's commit, and taken, those whose idempotency key a commit
+// recorded already (store.ErrTaken: another delivery of the job committed it).
+func (s *Service) tryRound(ctx context.Context, jobs []*Job, round []int, out []Outcome) (stale, taken []int) {
 	start := time.Now()
 	preps := make([]prepared, len(round))
-	s.executeRound(ctx, jobs, round, preps, *taken)
+	s.executeRound(ctx, jobs, round, preps)
 	commits := make([]store.Commit, 0, len(preps))
 	pending := make([]*prepared, 0, len(preps))
 	for n := range preps {
@@ -153,7 +175,7 @@ func (s *Service) tryRound(ctx context.Context, jobs []*Job, round []int, out []
 	}
 	s.metrics.executeTime.Observe(time.Since(start).Seconds())
 	if len(commits) == 0 {
-		return nil
+		return nil, nil
 	}
 	start = time.Now()
 	errs := s.store.CommitMany(ctx, commits)
@@ -164,19 +186,15 @@ func (s *Service) tryRound(ctx context.Context, jobs []*Job, round []int, out []
 		case errs[n] == nil:
 			s.publishStored(ctx, jobs[p.idx].Tenant, p.events)
 			out[p.idx] = Outcome{Result: p.result}
+		case errors.Is(errs[n], store.ErrTaken):
+			taken = append(taken, p.idx)
 		case errors.Is(errs[n], store.ErrStale):
-			if errors.Is(errs[n], store.ErrTaken) {
-				if *taken == nil {
-					*taken = make([]bool, len(jobs))
-				}
-				(*taken)[p.idx] = true
-			}
 			stale = append(stale, p.idx)
 		default:
 			out[p.idx] = Outcome{Err: errs[n]}
 		}
 	}
-	return stale
+	return stale, taken
 }
 
 // executeRound prepares the jobs of a round into preps on at most GOMAXPROCS
@@ -184,8 +202,7 @@ func (s *Service) tryRound(ctx context.Context, jobs []*Job, round []int, out []
 // The jobs are CPU-bound (wasm, cached state), so more goroutines than CPUs would
 // only add hand-offs and wake-ups; a job that blocks holds up only the jobs its
 // goroutine has not taken yet, and the round commits after its slowest job anyway.
-// replay, if not nil, marks by job index the jobs that replay their recorded result.
-func (s *Service) executeRound(ctx context.Context, jobs []*Job, round []int, preps []prepared, replay []bool) {
+func (s *Service) executeRound(ctx context.Context, jobs []*Job, round []int, preps []prepared) {
 	snaps := s.snapshots(ctx, jobs, round)
 	var next atomic.Int64
 	work := func() {
@@ -199,7 +216,7 @@ func (s *Service) executeRound(ctx context.Context, jobs []*Job, round []int, pr
 			if snaps != nil && snaps[n].Err == nil {
 				snap = &snaps[n]
 			}
-			p := s.prepareSafe(ctx, jobs[i], replay != nil && replay[i], snap)
+			p := s.prepareSafe(ctx, jobs[i], snap)
 			p.idx = i
 			preps[n] = p
 		}
@@ -247,14 +264,14 @@ func (s *Service) snapshots(ctx context.Context, jobs []*Job, round []int) []sto
 }
 
 // prepareSafe is prepare with panics turned into internal errors.
-func (s *Service) prepareSafe(ctx context.Context, job *Job, replay bool, snap *store.Snapshot) (p prepared) {
+func (s *Service) prepareSafe(ctx context.Context, job *Job, snap *store.Snapshot) (p prepared) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("panic in job", "job", job.ID, "panic", r)
 			p = prepared{err: errs.E(errs.Internal, "panic")}
 		}
 	}()
-	return s.prepare(ctx, job, replay, snap)
+	return s.prepare(ctx, job, snap)
 }
 
 // sleepCtx waits d, and reports false if ctx ended first.
@@ -272,10 +289,9 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // prepare runs a job once on the context's current state and returns the commit it
 // needs (nil for a failure, a replayed idempotent result or a detached play). It looks
 // for the job's recorded result first when the job may have committed already: it
-// has a caller's idempotency key, it is a redelivery, or replay says that an earlier
-// commit of this delivery found the job's key recorded (another delivery committed).
+// has a caller's idempotency key, or it is a redelivery.
 // snap, if not nil, is the context as the round read it (head, perhaps whole state).
-func (s *Service) prepare(ctx context.Context, job *Job, replay bool, snap *store.Snapshot) prepared {
+func (s *Service) prepare(ctx context.Context, job *Job, snap *store.Snapshot) prepared {
 	if job.ContextID == "" {
 		res, err := s.playDetached(ctx, job)
 		return prepared{result: res, err: err}
@@ -294,7 +310,7 @@ func (s *Service) prepare(ctx context.Context, job *Job, replay bool, snap *stor
 		return prepared{err: errs.E(errs.Forbidden, "%s may not mutate context %s", roleName(roleIn(caller, &meta)), job.ContextID)}
 	}
 	key, ttl := s.idemKey(job)
-	if key != "" && (job.IdempotencyKey != "" || job.Attempt > 1 || replay) {
+	if key != "" && (job.IdempotencyKey != "" || job.Attempt > 1) {
 		if res, done, err := s.replayKey(ctx, job, key); done {
 			return prepared{result: res, err: err}
 		}

@@ -107,16 +107,20 @@ func (p *Pebble) prepareCommit(h *head, c *Commit, earlier []Commit) error {
 	if *h, err = p.lockedTenantHead(c.Tenant, c.ContextID); err != nil {
 		return err
 	}
-	if err := checkCommit(h, c); err != nil || c.IdempotencyKey == "" {
+	err = checkCommit(h, c)
+	if c.IdempotencyKey == "" || (err != nil && !errors.Is(err, ErrStale)) {
 		return err
 	}
-	if _, taken, err := p.cachedGet(idemKey(c.ContextID, c.IdempotencyKey)); err != nil || taken {
-		if err == nil {
-			err = ErrTaken // the call was committed already
-		}
-		return err
+	// The key is looked up on a stale head too: the commit that moved the seq may be
+	// this call's own (another delivery of the same job), which ErrTaken tells.
+	_, taken, gerr := p.cachedGet(idemKey(c.ContextID, c.IdempotencyKey))
+	switch {
+	case gerr != nil:
+		return gerr
+	case taken:
+		return ErrTaken // the call was committed already
 	}
-	return nil
+	return err
 }
 
 // checkCommit returns ErrStale if the tx was executed on another head, and an error

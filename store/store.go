@@ -164,11 +164,13 @@ type Store interface {
 	// Commit applies one tx atomically and durably, or returns ErrStale when the
 	// context's seq is not c.ExpectedSeq, or when the tx's first event seq is not the
 	// context's EventSeq+1 (UpdateMembers appended an event since the tx was
-	// executed), and changes nothing. An errs.NotFound error if the context is gone.
+	// executed), and changes nothing; ErrTaken (which is also ErrStale) instead when
+	// c's idempotency key is recorded, whatever the seq. An errs.NotFound error if
+	// the context is gone.
 	Commit(ctx context.Context, c Commit) error
 	// CommitMany applies several commits, each to a different context, with one
 	// durable write where the backend can: it returns one error per commit (nil,
-	// ErrStale, NotFound, ...), and a commit that fails changes nothing while the
+	// ErrStale, ErrTaken, NotFound, ...), and a commit that fails changes nothing while the
 	// others still apply. Two commits to one context in one call is an error.
 	CommitMany(ctx context.Context, cs []Commit) []error
 	// Idempotent returns the record under an idempotency key of a context.

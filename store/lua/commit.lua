@@ -8,8 +8,27 @@
 --       7 events, 8 tx, 9 idempotency key, 10 its record, 11 its TTL in ms (0: kept),
 --       12 channel, 13 message, 14 writes, then the writes, then the events.
 -- Returns per commit 'ok', 'notfound', 'stale' (seq or event seq moved), 'taken' (the
--- idempotency key is recorded already) or 'prevhash' (the tx does not chain).
+-- idempotency key is recorded already, whether or not the seq moved) or 'prevhash'
+-- (the tx does not chain).
 local max, cutoff = tonumber(ARGV[1]), tonumber(ARGV[2])
+
+-- stale tells a commit that lost a race whether its idempotency key is recorded (the
+-- call committed before, perhaps in the commit that moved the seq): only this path
+-- pays for the look-up; a commit on the current seq checks the key as it records it.
+local function stale(k, idem, ttl)
+  if idem ~= '' then
+    local found
+    if ttl > 0 then
+      found = redis.call('EXISTS', KEYS[k + 6])
+    else
+      found = redis.call('HEXISTS', KEYS[k + 5], idem)
+    end
+    if found == 1 then
+      return 'taken'
+    end
+  end
+  return 'stale'
+end
 
 local function commit(k, a)
   local h = KEYS[k]
@@ -17,20 +36,20 @@ local function commit(k, a)
   if not head[1] or head[1] ~= ARGV[a] then
     return 'notfound'
   end
+  local idem, ttl = ARGV[a + 8], tonumber(ARGV[a + 10])
   if head[2] ~= ARGV[a + 1] then
-    return 'stale'
+    return stale(k, idem, ttl)
   end
   local nev = tonumber(ARGV[a + 6])
   local eseq = tonumber(head[4])
   if nev > 0 and eseq + 1 ~= tonumber(ARGV[a + 5]) then
-    return 'stale'
+    return stale(k, idem, ttl)
   end
   if head[3] ~= ARGV[a + 3] then
     return 'prevhash'
   end
   -- The idempotency record is written here, only if absent, so that one call both
   -- checks and records it: nothing below can refuse the commit.
-  local idem, ttl = ARGV[a + 8], tonumber(ARGV[a + 10])
   if idem ~= '' then
     local put
     if ttl > 0 then

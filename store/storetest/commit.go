@@ -273,8 +273,10 @@ func testCommitMany(t *testing.T, open Opener) {
 }
 
 // testCommitIdempotencyKeyTaken: a commit whose idempotency key is recorded already
-// (kept, or with a TTL) is stale and changes nothing, even on the fresh head, so a
-// job delivered twice commits once.
+// (kept, or with a TTL) fails with ErrTaken and changes nothing, on the fresh head
+// and on the head before the commit that recorded it (a second delivery of a job
+// that ran beside the first), so a job delivered twice commits once and its second
+// run knows to read the first one's result.
 func testCommitIdempotencyKeyTaken(t *testing.T, open Opener) {
 	s := newStore(t, open, store.HistoryConfig{})
 	app := installApp(t, s, tenantA, "app")
@@ -288,13 +290,17 @@ func testCommitIdempotencyKeyTaken(t *testing.T, open Opener) {
 		if err != nil {
 			t.Fatalf("ttl %s: first Commit: %v", ttl, err)
 		}
+		prev := c
 		c = Advance(c, tx)
 		before := takeSnapshot(t, s, tenantA, c.ID)
-		again := NextTx(c, time.Now(), []store.Write{Set("k", "twice")}, "Mutated")
-		err = s.Commit(t.Context(), store.Commit{Tenant: tenantA, ContextID: c.ID, ExpectedSeq: c.Seq, Tx: again,
-			IdempotencyKey: key, Idempotency: store.Idempotency{Digest: "d2"}, IdempotencyTTL: ttl})
-		if !errors.Is(err, store.ErrTaken) || !errors.Is(err, store.ErrStale) {
-			t.Errorf("ttl %s: a second commit with the same key: error %v, want ErrTaken (which is also ErrStale)", ttl, err)
+		for _, head := range []store.Context{c, prev} {
+			again := NextTx(head, time.Now(), []store.Write{Set("k", "twice")}, "Mutated")
+			err = s.Commit(t.Context(), store.Commit{Tenant: tenantA, ContextID: c.ID, ExpectedSeq: head.Seq, Tx: again,
+				IdempotencyKey: key, Idempotency: store.Idempotency{Digest: "d2"}, IdempotencyTTL: ttl})
+			if !errors.Is(err, store.ErrTaken) || !errors.Is(err, store.ErrStale) {
+				t.Errorf("ttl %s: a second commit with the same key on seq %d (the context's is %d): error %v, want ErrTaken (which is also ErrStale)",
+					ttl, head.Seq, c.Seq, err)
+			}
 		}
 		sameSnapshot(t, "after the refused commit", takeSnapshot(t, s, tenantA, c.ID), before)
 		rec, ok, err := s.Idempotent(t.Context(), c.ID, key)
