@@ -26,6 +26,7 @@ usage:
   circlegate subscribe --url ws://HOST/TENANT_PK --key PRIVATE_HEX [--since ID:SEQ ...] CONTEXT_ID...
                      print the contexts' events as JSON lines, resuming across reconnects
   circlegate verify  [--data DIR]   check every context's hash chain and history (gateway stopped)
+  circlegate verify  --redis URL [--prefix P]   the same for a fleet, while it runs
   circlegate version
 
 Run 'circlegate COMMAND -h' for the flags of a command.
