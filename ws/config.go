@@ -71,7 +71,9 @@ type Config struct {
 	// ServeWorkers is the most long-lived goroutines that run requests. A request goes
 	// to an idle one, or to a new goroutine when none is idle, which then stays while
 	// fewer than ServeWorkers do; reusing them saves growing a fresh goroutine's stack
-	// on every request. Zero means 64*GOMAXPROCS.
+	// on every request. A mutation holds its goroutine until its commit, so the
+	// requests in flight are rate × latency: about 250 in a fleet at 6,000
+	// mutations/s. Zero means 1024, or 64*GOMAXPROCS if that is more.
 	ServeWorkers int `toml:"serve_workers"`
 	// AllowedOrigins lists the browser origins allowed to connect. Empty means any
 	// origin: sessions authenticate by signature, never by cookie.
@@ -120,7 +122,7 @@ func (c Config) WithDefaults() Config {
 		c.RequestBurst = max(1, int(c.RequestRate+0.999))
 	}
 	if c.ServeWorkers == 0 {
-		c.ServeWorkers = 64 * runtime.GOMAXPROCS(0)
+		c.ServeWorkers = max(1024, 64*runtime.GOMAXPROCS(0))
 	}
 	if c.ReaderIdle == 0 {
 		c.ReaderIdle = 2 * time.Second
