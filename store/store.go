@@ -170,8 +170,9 @@ type Store interface {
 	Commit(ctx context.Context, c Commit) error
 	// CommitMany applies several commits, each to a different context, with one
 	// durable write where the backend can: it returns one error per commit (nil,
-	// ErrStale, ErrTaken, NotFound, ...), and a commit that fails changes nothing while the
-	// others still apply. Two commits to one context in one call is an error.
+	// ErrStale, ErrTaken, NotFound, ...), and a commit that fails changes nothing
+	// while the others still apply. Two commits to one context in one call is an
+	// error.
 	CommitMany(ctx context.Context, cs []Commit) []error
 	// Idempotent returns the record under an idempotency key of a context.
 	Idempotent(ctx context.Context, contextID, key string) (Idempotency, bool, error)
