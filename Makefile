@@ -40,14 +40,10 @@ check:
 	$(GO) mod tidy -diff
 	$(MAKE) test
 
-## fuzz: run every fuzzer for FUZZTIME each (default 20s).
+## fuzz: run every fuzzer for FUZZTIME each (default 20s); see scripts/fuzz.sh.
 FUZZTIME ?= 20s
 fuzz:
-	@for pkg in $$($(GO) list ./...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
-	  done; \
-	done
+	GO=$(GO) FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
 ## bench: the load scenarios (prints a table), the floors of the fan-out, the paced calls, mutate and the fleet, and the Go micro-benchmarks.
 bench: build apps
