@@ -148,8 +148,9 @@ func parseSince(vals []string, lastEventID string) (map[string]uint64, error) {
 		if i <= 0 {
 			return nil, errs.Param("since", "%q is not <contextId>:<seq>", v)
 		}
-		seq, err := strconv.ParseUint(v[i+1:], 10, 64)
-		if err != nil {
+		digits := v[i+1:]
+		seq, err := strconv.ParseUint(digits, 10, 64)
+		if err != nil || (len(digits) > 1 && digits[0] == '0') { // seqs are written without leading zeros
 			return nil, errs.Param("since", "%q is not <contextId>:<seq>", v)
 		}
 		out[v[:i]] = seq
