@@ -25,3 +25,10 @@ func SetGrowHook(t interface{ Cleanup(func()) }, hook func() error) {
 
 // Handle runs a batch of jobs as a worker does, without a queue.
 func (s *Service) Handle(ctx context.Context, jobs []*Job) []Outcome { return s.handle(ctx, jobs) }
+
+// SetRepliedHook makes every memory-queue worker run hook after its batch's callers
+// have their outcomes, until the test ends.
+func SetRepliedHook(t interface{ Cleanup(func()) }, hook func()) {
+	repliedHook.Store(&hook)
+	t.Cleanup(func() { repliedHook.Store(nil) })
+}

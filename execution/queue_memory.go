@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/circlegate/circlegate/errs"
@@ -252,8 +253,16 @@ func (q *MemoryQueue) Run(ctx context.Context, workers int, h Handler) error {
 					return
 				}
 				long := time.AfterFunc(longBatch, release)
-				q.runBatch(ctx, h, batch)
+				outs := q.runBatch(ctx, h, batch)
+				// The batch's room is freed before its callers hear back, so that a
+				// caller's next job finds it (a full queue refuses with -32006).
 				q.finish(lanes, len(batch))
+				for i, p := range batch {
+					p.finish(outs[i])
+				}
+				if hook := repliedHook.Load(); hook != nil {
+					(*hook)()
+				}
 				long.Stop()
 				// Let the callers this batch has just woken reply before the turn
 				// passes: release readies the next worker ahead of them on this P
@@ -269,27 +278,39 @@ func (q *MemoryQueue) Run(ctx context.Context, workers int, h Handler) error {
 	return nil
 }
 
-func (q *MemoryQueue) runBatch(ctx context.Context, h Handler, batch []*pending) {
+// repliedHook, if set, runs after a batch's callers have their outcomes; a test sets
+// it to hold the worker there (SetRepliedHook).
+var repliedHook atomic.Pointer[func()]
+
+// runBatch runs a batch and returns its outcomes, in batch order. A job whose
+// deadline passed while it waited fails with errJobExpired without running.
+func (q *MemoryQueue) runBatch(ctx context.Context, h Handler, batch []*pending) []Outcome {
 	now := time.Now()
+	// A redelivered job (fleet) goes to the handler even when late: it may have
+	// committed before, and then reports that outcome (Service.handle).
+	runs := func(p *pending) bool { return p.job.Attempt > 1 || !p.job.expired(now) }
 	jobs := make([]*Job, 0, len(batch))
-	live := make([]*pending, 0, len(batch))
 	for _, p := range batch {
-		// A redelivered job (fleet) goes to the handler even when late: it may have
-		// committed before, and then reports that outcome (Service.handle).
-		if p.job.Attempt <= 1 && p.job.expired(now) {
-			p.finish(Outcome{Err: errJobExpired})
-			continue
+		if runs(p) {
+			jobs = append(jobs, p.job)
 		}
-		jobs = append(jobs, p.job)
-		live = append(live, p)
 	}
-	if len(jobs) == 0 {
-		return
+	if len(jobs) == len(batch) {
+		return h(ctx, jobs)
 	}
-	outs := h(ctx, jobs)
-	for i, p := range live {
-		p.finish(outs[i])
+	outs := make([]Outcome, len(batch))
+	var ran []Outcome
+	if len(jobs) > 0 {
+		ran = h(ctx, jobs)
 	}
+	for i, p := range batch {
+		if runs(p) {
+			outs[i], ran = ran[0], ran[1:]
+		} else {
+			outs[i] = Outcome{Err: errJobExpired}
+		}
+	}
+	return outs
 }
 
 // Status implements Queue from the records of this process's jobs.

@@ -180,3 +180,31 @@ func TestMemoryQueueOneJobPerContext(t *testing.T) {
 		t.Fatalf("batches %q: want 3, context A's jobs in order a0 a1 a2", batches)
 	}
 }
+
+// TestMemoryQueueRoomBeforeReply: a batch's room in the queue is free by the time
+// its callers have their outcomes, so a caller that submits job after job into a
+// queue of capacity 1 is never refused as overloaded, even when the worker stalls
+// right after replying (as a preempted one does).
+func TestMemoryQueueRoomBeforeReply(t *testing.T) {
+	q, err := execution.NewMemoryQueue(execution.MemoryQueueConfig{Capacity: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	execution.SetRepliedHook(t, func() { time.Sleep(5 * time.Millisecond) })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = q.Run(ctx, 1, func(_ context.Context, jobs []*execution.Job) []execution.Outcome {
+			return execution.PerContext(jobs, func(*execution.Job) execution.Outcome { return execution.Outcome{Result: json.RawMessage(`1`)} })
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	for i := range 20 {
+		j := &execution.Job{ID: fmt.Sprint("j", i), Kind: execution.JobMutate, Tenant: "t", ContextID: "c", Method: "m",
+			Time: time.Now(), Deadline: time.Now().Add(10 * time.Second)}
+		if _, err := q.Submit(context.Background(), j); err != nil {
+			t.Fatalf("job %d, submitted after the previous one returned: %v", i, err)
+		}
+	}
+}
