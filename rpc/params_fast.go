@@ -81,20 +81,18 @@ func fieldOf(fields []field, key []byte) (f *field, slow bool) {
 	return nil, false
 }
 
-// stringValue returns the Go string of a raw JSON string as json.Unmarshal decodes it
-// (which also replaces invalid UTF-8), and false when v is not a string.
+// stringValue returns the Go string of a raw JSON string as json.Unmarshal decodes it,
+// and false when v is not a string. unquote does it but for invalid UTF-8, which it
+// keeps and json.Unmarshal replaces.
 func stringValue(v []byte) (string, bool) {
 	if len(v) < 2 || v[0] != '"' {
 		return "", false
 	}
-	body := v[1 : len(v)-1]
-	for _, c := range body {
-		if c == '\\' || c >= utf8.RuneSelf {
-			var s string
-			return s, json.Unmarshal(v, &s) == nil
-		}
+	if utf8.Valid(v) {
+		return unquote(v)
 	}
-	return string(body), true
+	var s string
+	return s, json.Unmarshal(v, &s) == nil
 }
 
 func (p *queryParams) decodeFast(raw []byte) bool {
