@@ -46,23 +46,33 @@ func startFleetService(tb testing.TB, srv *redistest.Server, reg prometheus.Regi
 	return svc, st
 }
 
+// fleetOwner owns tenant "t", where fleetContexts installs its app.
+var fleetOwner = execution.Caller{PubKey: "owner", Owner: true}
+
+// fleetContexts installs the example app appName in tenant "t" of svc and returns the
+// ids of n new contexts of it.
+func fleetContexts(tb testing.TB, svc *execution.Service, appName string, n int) []string {
+	tb.Helper()
+	app, err := svc.InstallApp(context.Background(), "t", fleetOwner, example(tb, appName).wasm, appName, "")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		c, err := svc.CreateContext(context.Background(), "t", fleetOwner, app.ID, execution.CreateOptions{})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ids[i] = c.ID
+	}
+	return ids
+}
+
 func benchFleet(b *testing.B, appName string) {
 	srv := redistest.Start(b, redistest.Options{})
 	rdb := dial(b, srv.URL())
 	svc, _ := startFleetService(b, srv, nil)
-	owner := execution.Caller{PubKey: "owner", Owner: true}
-	app, err := svc.InstallApp(context.Background(), "t", owner, example(b, appName).wasm, appName, "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ids := make([]string, 1000)
-	for i := range ids {
-		c, err := svc.CreateContext(context.Background(), "t", owner, app.ID, execution.CreateOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		ids[i] = c.ID
-	}
+	ids := fleetContexts(b, svc, appName, 1000)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	redis0, self0 := srv.CPU(b), selfCPU()
@@ -71,7 +81,7 @@ func benchFleet(b *testing.B, appName string) {
 	for g := range 256 {
 		wg.Go(func() {
 			for i := g; next.Add(1) <= int64(b.N); i += 256 {
-				if _, err := svc.Mutate(context.Background(), "t", owner, ids[i%len(ids)], "increment", nil, ""); err != nil {
+				if _, err := svc.Mutate(context.Background(), "t", fleetOwner, ids[i%len(ids)], "increment", nil, ""); err != nil {
 					b.Error(err)
 					return
 				}

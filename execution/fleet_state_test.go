@@ -26,19 +26,11 @@ func TestFleetStateReads(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	svc, st := startFleetService(t, srv, reg)
 	ctx := context.Background()
-	owner := execution.Caller{PubKey: "owner", Owner: true}
-	app, err := svc.InstallApp(ctx, "t", owner, example(t, "kv").wasm, "kv", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := svc.CreateContext(ctx, "t", owner, app.ID, execution.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := fleetContexts(t, svc, "kv", 1)[0]
 	call := func(method string, args any) json.RawMessage {
 		t.Helper()
 		a, _ := json.Marshal(args)
-		res, err := svc.Mutate(ctx, "t", owner, c.ID, method, a, "")
+		res, err := svc.Mutate(ctx, "t", fleetOwner, id, method, a, "")
 		if err != nil {
 			t.Fatalf("%s %s: %v", method, a, err)
 		}
@@ -51,7 +43,7 @@ func TestFleetStateReads(t *testing.T) {
 	query := func(method string, args any) json.RawMessage {
 		t.Helper()
 		a, _ := json.Marshal(args)
-		out, err := svc.Query(ctx, "t", owner, c.ID, method, a)
+		out, err := svc.Query(ctx, "t", fleetOwner, id, method, a)
 		if err != nil {
 			t.Fatalf("query %s %s: %v", method, a, err)
 		}
@@ -114,12 +106,12 @@ func TestFleetStateReads(t *testing.T) {
 	call("delete", map[string]string{"key": "k05"})
 	delete(model, "k05")
 	check("after deleting k05")
-	keys, bytes, err := st.StateSize(ctx, c.ID)
+	keys, bytes, err := st.StateSize(ctx, id)
 	if err != nil || bytes <= 16<<10 {
 		t.Fatalf("state size %d, %v: the test meant to grow the state past the 16 KiB a round reads whole", bytes, err)
 	}
 	// The head's counts, which every commit script keeps, match the state itself.
-	kvs, err := st.Scan(ctx, c.ID, nil, nil, 1000)
+	kvs, err := st.Scan(ctx, id, nil, nil, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,19 +151,7 @@ func TestFleetContendedRounds(t *testing.T) {
 	svc, _ := startFleetService(t, srv, regs[0])
 	_, _ = startFleetService(t, srv, regs[1])
 	ctx := context.Background()
-	owner := execution.Caller{PubKey: "owner", Owner: true}
-	app, err := svc.InstallApp(ctx, "t", owner, example(t, "counter").wasm, "counter", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := make([]string, 2)
-	for i := range ids {
-		c, err := svc.CreateContext(ctx, "t", owner, app.ID, execution.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids[i] = c.ID
-	}
+	ids := fleetContexts(t, svc, "counter", 2)
 	const callers, each = 64, 20
 	var mu sync.Mutex
 	seen := map[string]map[int64]bool{ids[0]: {}, ids[1]: {}}
@@ -180,7 +160,7 @@ func TestFleetContendedRounds(t *testing.T) {
 		wg.Go(func() {
 			id := ids[g%len(ids)]
 			for range each {
-				res, err := svc.Mutate(ctx, "t", owner, id, "increment", nil, "")
+				res, err := svc.Mutate(ctx, "t", fleetOwner, id, "increment", nil, "")
 				if err != nil {
 					t.Error(err)
 					return
@@ -201,7 +181,7 @@ func TestFleetContendedRounds(t *testing.T) {
 	}
 	wg.Wait()
 	for _, id := range ids {
-		out, err := svc.Query(ctx, "t", owner, id, "get", nil)
+		out, err := svc.Query(ctx, "t", fleetOwner, id, "get", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -230,19 +210,11 @@ func TestFleetJobDeliveredTwiceInABatch(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	svc, _ := startFleetService(t, srv, nil)
 	ctx := context.Background()
-	owner := execution.Caller{PubKey: "owner", Owner: true}
-	app, err := svc.InstallApp(ctx, "t", owner, example(t, "counter").wasm, "counter", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := svc.CreateContext(ctx, "t", owner, app.ID, execution.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := fleetContexts(t, svc, "counter", 1)[0]
 	now := time.Now()
 	delivery := func() *execution.Job {
-		return &execution.Job{ID: "job-twice", Kind: execution.JobMutate, Tenant: "t", ContextID: c.ID, Method: "increment",
-			Caller: "owner", CallerOwner: true, Time: now, Deadline: now.Add(10 * time.Second), Attempt: 1, AtLeastOnce: true}
+		return &execution.Job{ID: "job-twice", Kind: execution.JobMutate, Tenant: "t", ContextID: id, Method: "increment",
+			Caller: fleetOwner.PubKey, CallerOwner: true, Time: now, Deadline: now.Add(10 * time.Second), Attempt: 1, AtLeastOnce: true}
 	}
 	out := svc.Handle(ctx, []*execution.Job{delivery(), delivery()})
 	for i, o := range out {
@@ -253,7 +225,7 @@ func TestFleetJobDeliveredTwiceInABatch(t *testing.T) {
 	if string(out[0].Result) != string(out[1].Result) {
 		t.Errorf("the deliveries answered %s and %s, want the same recorded result", out[0].Result, out[1].Result)
 	}
-	if got, err := svc.Query(ctx, "t", owner, c.ID, "get", nil); err != nil || string(got) != `{"value":1}` {
+	if got, err := svc.Query(ctx, "t", fleetOwner, id, "get", nil); err != nil || string(got) != `{"value":1}` {
 		t.Errorf("get = %s, %v; want {\"value\":1}: the job applied once", got, err)
 	}
 }
